@@ -1,0 +1,340 @@
+//! Broker-wide configuration (`--config key=value`), with Kafka's defaults.
+
+use std::collections::BTreeMap;
+
+use super::{find, ConfigDef, ConfigType};
+use crate::error::{Error, Result};
+
+const MAX: &str = "9223372036854775807";
+
+macro_rules! def {
+    ($name:expr, $kind:ident, $default:expr, $enforced:expr, $doc:expr) => {
+        def!($name, $kind, $default, &[], $enforced, $doc)
+    };
+    ($name:expr, $kind:ident, $default:expr, $allowed:expr, $enforced:expr, $doc:expr) => {
+        ConfigDef {
+            name: $name,
+            kind: ConfigType::$kind,
+            default: $default,
+            broker_synonym: None,
+            allowed: $allowed,
+            enforced: $enforced,
+            doc: $doc,
+        }
+    };
+}
+
+/// Every broker config Brook knows, with Kafka's default.
+pub const BROKER_CONFIGS: &[ConfigDef] = &[
+    def!("broker.id", Int, "0", true, "Node id reported in metadata"),
+    def!(
+        "auto.create.topics.enable",
+        Boolean,
+        "true",
+        true,
+        "Create unknown topics named in Metadata requests"
+    ),
+    def!(
+        "num.partitions",
+        Int,
+        "1",
+        true,
+        "Partitions of auto-created topics and of CreateTopics with -1"
+    ),
+    def!(
+        "default.replication.factor",
+        Int,
+        "1",
+        true,
+        "Replication factor reported for new topics (one broker: only 1 is accepted)"
+    ),
+    def!(
+        "delete.topic.enable",
+        Boolean,
+        "true",
+        true,
+        "Whether DeleteTopics is allowed"
+    ),
+    def!(
+        "message.max.bytes",
+        Int,
+        "1048588",
+        true,
+        "Default max.message.bytes (largest record batch)"
+    ),
+    def!(
+        "socket.request.max.bytes",
+        Int,
+        "104857600",
+        true,
+        "Largest request frame; larger frames close the connection"
+    ),
+    def!(
+        "log.segment.bytes",
+        Int,
+        "1073741824",
+        true,
+        "Default segment.bytes"
+    ),
+    def!("log.roll.ms", Long, "604800000", true, "Default segment.ms"),
+    def!(
+        "log.retention.ms",
+        Long,
+        "604800000",
+        true,
+        "Default retention.ms"
+    ),
+    def!(
+        "log.retention.bytes",
+        Long,
+        "-1",
+        true,
+        "Default retention.bytes"
+    ),
+    def!(
+        "log.retention.check.interval.ms",
+        Long,
+        "300000",
+        true,
+        "How often retention and compaction run"
+    ),
+    def!(
+        "log.cleanup.policy",
+        List,
+        "delete",
+        &["delete", "compact"],
+        true,
+        "Default cleanup.policy"
+    ),
+    def!(
+        "log.cleaner.delete.retention.ms",
+        Long,
+        "86400000",
+        true,
+        "Default delete.retention.ms"
+    ),
+    def!(
+        "log.cleaner.min.cleanable.ratio",
+        Double,
+        "0.5",
+        true,
+        "Default min.cleanable.dirty.ratio"
+    ),
+    def!(
+        "log.cleaner.min.compaction.lag.ms",
+        Long,
+        "0",
+        true,
+        "Default min.compaction.lag.ms"
+    ),
+    def!(
+        "log.cleaner.max.compaction.lag.ms",
+        Long,
+        MAX,
+        false,
+        "Default max.compaction.lag.ms"
+    ),
+    def!(
+        "log.cleaner.backoff.ms",
+        Long,
+        "15000",
+        true,
+        "Pause between compaction passes over a log"
+    ),
+    def!(
+        "log.index.interval.bytes",
+        Int,
+        "4096",
+        true,
+        "Default index.interval.bytes"
+    ),
+    def!(
+        "log.index.size.max.bytes",
+        Int,
+        "10485760",
+        false,
+        "Default segment.index.bytes"
+    ),
+    def!(
+        "log.flush.interval.messages",
+        Long,
+        MAX,
+        true,
+        "Default flush.messages"
+    ),
+    def!("log.flush.interval.ms", Long, MAX, true, "Default flush.ms"),
+    def!(
+        "log.flush.scheduler.interval.ms",
+        Long,
+        "1000",
+        true,
+        "How often flush.ms is checked"
+    ),
+    def!(
+        "log.message.timestamp.type",
+        String,
+        "CreateTime",
+        &["CreateTime", "LogAppendTime"],
+        true,
+        "Default message.timestamp.type"
+    ),
+    def!(
+        "log.message.timestamp.difference.max.ms",
+        Long,
+        MAX,
+        true,
+        "Default message.timestamp.difference.max.ms"
+    ),
+    def!(
+        "log.message.downconversion.enable",
+        Boolean,
+        "true",
+        false,
+        "Default message.downconversion.enable"
+    ),
+    def!(
+        "log.preallocate",
+        Boolean,
+        "false",
+        false,
+        "Default preallocate"
+    ),
+    def!(
+        "log.roll.jitter.ms",
+        Long,
+        "0",
+        false,
+        "Default segment.jitter.ms"
+    ),
+    def!(
+        "log.segment.delete.delay.ms",
+        Long,
+        "60000",
+        false,
+        "Default file.delete.delay.ms"
+    ),
+    def!(
+        "min.insync.replicas",
+        Int,
+        "1",
+        true,
+        "Default min.insync.replicas (one broker: always satisfied by 1)"
+    ),
+    def!(
+        "compression.type",
+        String,
+        "producer",
+        &["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"],
+        false,
+        "Default compression.type"
+    ),
+    def!(
+        "unclean.leader.election.enable",
+        Boolean,
+        "false",
+        false,
+        "Default unclean.leader.election.enable"
+    ),
+    def!(
+        "offsets.topic.num.partitions",
+        Int,
+        "50",
+        true,
+        "Partitions of __consumer_offsets"
+    ),
+    def!(
+        "offsets.topic.segment.bytes",
+        Int,
+        "104857600",
+        true,
+        "segment.bytes of __consumer_offsets"
+    ),
+    def!(
+        "offsets.retention.minutes",
+        Int,
+        "10080",
+        false,
+        "How long committed offsets of empty groups are kept"
+    ),
+    def!(
+        "group.initial.rebalance.delay.ms",
+        Int,
+        "3000",
+        true,
+        "Wait for more members before the first rebalance of an empty group"
+    ),
+    def!(
+        "group.min.session.timeout.ms",
+        Int,
+        "6000",
+        true,
+        "Smallest session.timeout.ms a member may ask for"
+    ),
+    def!(
+        "group.max.session.timeout.ms",
+        Int,
+        "1800000",
+        true,
+        "Largest session.timeout.ms a member may ask for"
+    ),
+    def!(
+        "connections.max.idle.ms",
+        Long,
+        "600000",
+        true,
+        "Idle connections are closed after this"
+    ),
+];
+
+/// The broker's effective configuration: Kafka defaults overlaid with explicit settings.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    overrides: BTreeMap<String, String>,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            overrides: BTreeMap::new(),
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// Builds a config from explicit `key=value` settings, rejecting unknown keys and bad values.
+    pub fn from_overrides(overrides: BTreeMap<String, String>) -> Result<Self> {
+        for (k, v) in &overrides {
+            let def = find(BROKER_CONFIGS, k)
+                .ok_or_else(|| Error::Config(format!("unknown broker config '{k}'")))?;
+            def.validate(v).map_err(Error::Config)?;
+        }
+        Ok(BrokerConfig { overrides })
+    }
+
+    /// The value of `name`, explicit or default; `None` for an unknown key.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.overrides
+            .get(name)
+            .map(String::as_str)
+            .or_else(|| find(BROKER_CONFIGS, name).map(|d| d.default))
+    }
+
+    /// Whether `name` was set explicitly.
+    pub fn is_set(&self, name: &str) -> bool {
+        self.overrides.contains_key(name)
+    }
+
+    pub(crate) fn i64(&self, name: &str) -> i64 {
+        self.get(name)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("broker config {name} is defined as a number"))
+    }
+
+    pub(crate) fn bool(&self, name: &str) -> bool {
+        self.get(name) == Some("true")
+    }
+
+    pub(crate) fn broker_id(&self) -> i32 {
+        self.i64("broker.id") as i32
+    }
+}

@@ -1,0 +1,279 @@
+//! The group coordinator: consumer group membership and committed offsets.
+
+mod group;
+mod offsets;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::{GroupId, JoinGroupResponse, SyncGroupResponse};
+use parking_lot::Mutex;
+
+use crate::config::BrokerConfig;
+use crate::handlers::sb;
+use crate::topics::TopicManager;
+use group::{Group, ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID};
+pub(crate) use group::{GroupState, JoinParams, Reply};
+use offsets::OffsetStore;
+pub(crate) use offsets::{Committed, OFFSETS_TOPIC};
+
+const INVALID_GROUP_ID: i16 = 24;
+const INVALID_SESSION_TIMEOUT: i16 = 26;
+const NON_EMPTY_GROUP: i16 = 68;
+const GROUP_ID_NOT_FOUND: i16 = 69;
+
+/// Coordinates every consumer group of the broker.
+pub(crate) struct Coordinator {
+    groups: Mutex<HashMap<String, Group>>,
+    offsets: Mutex<OffsetStore>,
+    initial_delay: Duration,
+    min_session_ms: i64,
+    max_session_ms: i64,
+    offsets_partitions: usize,
+    offsets_segment_bytes: i64,
+}
+
+impl Coordinator {
+    /// Creates the coordinator, replaying committed offsets from `__consumer_offsets`.
+    pub fn open(topics: &TopicManager, config: &BrokerConfig) -> Self {
+        Coordinator {
+            groups: Mutex::new(HashMap::new()),
+            offsets: Mutex::new(OffsetStore::load(topics)),
+            initial_delay: Duration::from_millis(
+                config.i64("group.initial.rebalance.delay.ms").max(0) as u64,
+            ),
+            min_session_ms: config.i64("group.min.session.timeout.ms"),
+            max_session_ms: config.i64("group.max.session.timeout.ms"),
+            offsets_partitions: config.i64("offsets.topic.num.partitions").max(1) as usize,
+            offsets_segment_bytes: config.i64("offsets.topic.segment.bytes"),
+        }
+    }
+
+    /// JoinGroup; the reply may arrive only when the rebalance completes.
+    pub fn join(&self, group_id: &str, p: JoinParams) -> Reply<JoinGroupResponse> {
+        let err = |code: i16| {
+            Reply::Now(
+                JoinGroupResponse::default()
+                    .with_error_code(code)
+                    .with_generation_id(-1)
+                    .with_member_id(sb(p.member_id.clone())),
+            )
+        };
+        if group_id.is_empty() {
+            return err(INVALID_GROUP_ID);
+        }
+        let session = p.session_timeout.as_millis() as i64;
+        if session < self.min_session_ms || session > self.max_session_ms {
+            return err(INVALID_SESSION_TIMEOUT);
+        }
+        let mut groups = self.groups.lock();
+        let group = groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| Group::new(group_id, self.initial_delay));
+        group.join(p, Instant::now())
+    }
+
+    /// SyncGroup.
+    pub fn sync(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+        assignments: Vec<(String, Bytes)>,
+    ) -> Reply<SyncGroupResponse> {
+        let mut groups = self.groups.lock();
+        match groups.get_mut(group_id) {
+            Some(g) => g.sync(member_id, instance, generation, assignments, Instant::now()),
+            None => Reply::Now(SyncGroupResponse::default().with_error_code(UNKNOWN_MEMBER_ID)),
+        }
+    }
+
+    /// Heartbeat; returns the error code.
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+    ) -> i16 {
+        let mut groups = self.groups.lock();
+        match groups.get_mut(group_id) {
+            Some(g) => g.heartbeat(member_id, instance, generation, Instant::now()),
+            None => UNKNOWN_MEMBER_ID,
+        }
+    }
+
+    /// LeaveGroup for each (member id, instance id); returns per-member error codes.
+    pub fn leave(&self, group_id: &str, members: &[(String, Option<String>)]) -> Vec<i16> {
+        let mut groups = self.groups.lock();
+        let Some(g) = groups.get_mut(group_id) else {
+            return vec![UNKNOWN_MEMBER_ID; members.len()];
+        };
+        let now = Instant::now();
+        members
+            .iter()
+            .map(|(id, inst)| g.leave(id, inst.as_deref(), now))
+            .collect()
+    }
+
+    /// OffsetCommit: checks membership and generation, then persists. Returns one error code for all.
+    pub fn commit(
+        &self,
+        topics: &TopicManager,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance: Option<&str>,
+        entries: Vec<(String, i32, Option<Committed>)>,
+    ) -> i16 {
+        if group_id.is_empty() {
+            return INVALID_GROUP_ID;
+        }
+        {
+            let mut groups = self.groups.lock();
+            match groups.get_mut(group_id) {
+                Some(g) if generation < 0 && member_id.is_empty() => {
+                    if g.state != GroupState::Empty {
+                        return UNKNOWN_MEMBER_ID;
+                    }
+                }
+                Some(g) => {
+                    if let Err(code) = g.check_member(member_id, instance, Some(generation)) {
+                        return code;
+                    }
+                    if g.state == GroupState::CompletingRebalance {
+                        return REBALANCE_IN_PROGRESS;
+                    }
+                    g.commit_touch(member_id, Instant::now());
+                }
+                None if generation >= 0 => return ILLEGAL_GENERATION,
+                None => {}
+            }
+        }
+        let mut offsets = self.offsets.lock();
+        match offsets.commit(
+            topics,
+            group_id,
+            entries,
+            self.offsets_partitions,
+            self.offsets_segment_bytes,
+        ) {
+            Ok(()) => 0,
+            Err(e) => {
+                tracing::error!(group = group_id, "cannot persist offsets: {e}");
+                15 // COORDINATOR_NOT_AVAILABLE: retriable
+            }
+        }
+    }
+
+    /// Committed offset of one partition.
+    pub fn committed(&self, group_id: &str, topic: &str, partition: i32) -> Option<Committed> {
+        self.offsets.lock().get(group_id, topic, partition).cloned()
+    }
+
+    /// Every committed offset of a group.
+    pub fn all_committed(&self, group_id: &str) -> Vec<(String, i32, Committed)> {
+        self.offsets.lock().all(group_id)
+    }
+
+    /// Groups with their protocol type and state, including groups known only by their offsets.
+    pub fn list(&self) -> Vec<(String, String, &'static str)> {
+        let groups = self.groups.lock();
+        let mut out: Vec<(String, String, &'static str)> = groups
+            .values()
+            .map(|g| {
+                (
+                    g.id.clone(),
+                    g.protocol_type.clone().unwrap_or_default(),
+                    g.state.name(),
+                )
+            })
+            .collect();
+        for id in self.offsets.lock().group_ids() {
+            if !groups.contains_key(&id) {
+                out.push((id, "consumer".into(), GroupState::Empty.name()));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// DescribeGroups entry for one group.
+    pub fn describe(&self, group_id: &str) -> DescribedGroup {
+        let groups = self.groups.lock();
+        let out = DescribedGroup::default()
+            .with_group_id(GroupId(sb(group_id)))
+            .with_authorized_operations(i32::MIN);
+        let Some(g) = groups.get(group_id) else {
+            let state = if self.offsets.lock().has_group(group_id) {
+                "Empty"
+            } else {
+                "Dead"
+            };
+            return out.with_group_state(sb(state));
+        };
+        let protocol = g.protocol.clone().unwrap_or_default();
+        let members = g
+            .members
+            .values()
+            .map(|m| {
+                DescribedGroupMember::default()
+                    .with_member_id(sb(m.id.clone()))
+                    .with_group_instance_id(m.instance_id.clone().map(sb))
+                    .with_client_id(sb(m.client_id.clone()))
+                    .with_client_host(sb(m.client_host.clone()))
+                    .with_member_metadata(m.metadata_for(&protocol))
+                    .with_member_assignment(m.assignment.clone())
+            })
+            .collect();
+        out.with_group_state(sb(g.state.name()))
+            .with_protocol_type(sb(g.protocol_type.clone().unwrap_or_default()))
+            .with_protocol_data(sb(protocol))
+            .with_members(members)
+    }
+
+    /// DeleteGroups for one group: only empty groups; their offsets are tombstoned.
+    pub fn delete(&self, topics: &TopicManager, group_id: &str) -> i16 {
+        let mut groups = self.groups.lock();
+        let known_offsets = self.offsets.lock().has_group(group_id);
+        match groups.get(group_id) {
+            Some(g) if !g.is_empty() => return NON_EMPTY_GROUP,
+            None if !known_offsets => return GROUP_ID_NOT_FOUND,
+            _ => {}
+        }
+        groups.remove(group_id);
+        let mut offsets = self.offsets.lock();
+        let tombstones = offsets
+            .all(group_id)
+            .into_iter()
+            .map(|(t, p, _)| (t, p, None))
+            .collect();
+        match offsets.commit(
+            topics,
+            group_id,
+            tombstones,
+            self.offsets_partitions,
+            self.offsets_segment_bytes,
+        ) {
+            Ok(()) => 0,
+            Err(e) => {
+                tracing::error!(group = group_id, "cannot delete offsets: {e}");
+                15
+            }
+        }
+    }
+
+    /// Expires sessions and completes timed-out rebalances; forgets empty groups without offsets.
+    pub fn tick(&self) {
+        let now = Instant::now();
+        let mut groups = self.groups.lock();
+        for g in groups.values_mut() {
+            g.tick(now);
+        }
+        let offsets = self.offsets.lock();
+        groups.retain(|id, g| !g.is_empty() || offsets.has_group(id));
+    }
+}

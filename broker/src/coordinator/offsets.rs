@@ -1,0 +1,234 @@
+//! Committed offsets: kept in memory, persisted in the compacted internal topic `__consumer_offsets`.
+//!
+//! Each commit appends one record per partition — key `{group, topic, partition}`, value
+//! `{offset, leader_epoch, metadata, commit_timestamp}` as JSON, a null value when deleted —
+//! to partition `hash(group) % offsets.topic.num.partitions`. Compaction keeps the log to one
+//! record per key; at start-up the whole topic is replayed to rebuild the map.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::log::batch::validate_record_set;
+use crate::topics::{Partition, TopicError, TopicManager};
+use crate::util::now_ms;
+
+/// Name of the internal offsets topic.
+pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// A committed offset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Committed {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+    pub commit_timestamp: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Key {
+    group: String,
+    topic: String,
+    partition: i32,
+}
+
+/// All groups' committed offsets.
+#[derive(Default)]
+pub(crate) struct OffsetStore {
+    groups: HashMap<String, BTreeMap<(String, i32), Committed>>,
+}
+
+fn partition_for(group: &str, partitions: usize) -> i32 {
+    (crc32c::crc32c(group.as_bytes()) as usize % partitions.max(1)) as i32
+}
+
+impl OffsetStore {
+    /// Replays `__consumer_offsets` (if it exists) into memory.
+    pub fn load(topics: &TopicManager) -> Self {
+        let mut store = OffsetStore::default();
+        let Some(topic) = topics.get(OFFSETS_TOPIC) else {
+            return store;
+        };
+        for p in topic.partitions.read().iter() {
+            let (mut offset, end) = {
+                let log = p.log.lock();
+                (log.log_start_offset(), log.next_offset())
+            };
+            while offset < end {
+                let plan = p.log.lock().read_plan(offset);
+                let mut data = match plan.read(offset, 1 << 20) {
+                    Ok(d) if !d.is_empty() => d,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read {OFFSETS_TOPIC}");
+                        break;
+                    }
+                };
+                while !data.is_empty() {
+                    let Ok(set) = RecordBatchDecoder::decode(&mut data) else {
+                        break;
+                    };
+                    for r in set.records {
+                        offset = r.offset + 1;
+                        store.apply(&r);
+                    }
+                }
+            }
+        }
+        let n: usize = store.groups.values().map(|g| g.len()).sum();
+        tracing::info!(
+            groups = store.groups.len(),
+            offsets = n,
+            "loaded committed offsets"
+        );
+        store
+    }
+
+    fn apply(&mut self, r: &Record) {
+        let Some(key) = r
+            .key
+            .as_ref()
+            .and_then(|k| serde_json::from_slice::<Key>(k).ok())
+        else {
+            return;
+        };
+        match r
+            .value
+            .as_ref()
+            .and_then(|v| serde_json::from_slice::<Committed>(v).ok())
+        {
+            Some(c) => {
+                self.groups
+                    .entry(key.group)
+                    .or_default()
+                    .insert((key.topic, key.partition), c);
+            }
+            None => {
+                if let Some(g) = self.groups.get_mut(&key.group) {
+                    g.remove(&(key.topic, key.partition));
+                    if g.is_empty() {
+                        self.groups.remove(&key.group);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Durably records commits (`None` deletes), then applies them in memory.
+    pub fn commit(
+        &mut self,
+        topics: &TopicManager,
+        group: &str,
+        entries: Vec<(String, i32, Option<Committed>)>,
+        num_partitions: usize,
+        segment_bytes: i64,
+    ) -> Result<(), String> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let partition = offsets_partition(topics, group, num_partitions, segment_bytes)?;
+        let now = now_ms();
+        let records: Vec<Record> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, (topic, p, c))| Record {
+                transactional: false,
+                control: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                // offset - sequence must stay constant or the codec splits the batch.
+                sequence: i as i32 - 1,
+                timestamp: now,
+                key: Some(Bytes::from(
+                    serde_json::to_vec(&Key {
+                        group: group.to_string(),
+                        topic: topic.clone(),
+                        partition: *p,
+                    })
+                    .expect("key serialises"),
+                )),
+                value: c
+                    .as_ref()
+                    .map(|c| Bytes::from(serde_json::to_vec(c).expect("value serialises"))),
+                headers: Default::default(),
+                delete_horizon: false,
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        let opts = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut buf, &records, &opts).map_err(|e| e.to_string())?;
+        let mut data = buf.to_vec();
+        let mut headers = validate_record_set(&data, usize::MAX).map_err(|e| e.to_string())?;
+        partition
+            .log
+            .lock()
+            .append(&mut data, &mut headers, now)
+            .map_err(|e| e.message())?;
+        for r in &records {
+            self.apply(r);
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, group: &str, topic: &str, partition: i32) -> Option<&Committed> {
+        self.groups.get(group)?.get(&(topic.to_string(), partition))
+    }
+
+    /// Every committed offset of a group.
+    pub fn all(&self, group: &str) -> Vec<(String, i32, Committed)> {
+        self.groups
+            .get(group)
+            .map(|g| {
+                g.iter()
+                    .map(|((t, p), c)| (t.clone(), *p, c.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn has_group(&self, group: &str) -> bool {
+        self.groups.contains_key(group)
+    }
+
+    pub fn group_ids(&self) -> Vec<String> {
+        self.groups.keys().cloned().collect()
+    }
+}
+
+fn offsets_partition(
+    topics: &TopicManager,
+    group: &str,
+    num_partitions: usize,
+    segment_bytes: i64,
+) -> Result<Arc<Partition>, String> {
+    let topic = match topics.get(OFFSETS_TOPIC) {
+        Some(t) => t,
+        None => {
+            let mut cfg = BTreeMap::new();
+            cfg.insert("cleanup.policy".to_string(), "compact".to_string());
+            cfg.insert("segment.bytes".to_string(), segment_bytes.to_string());
+            match topics.create(OFFSETS_TOPIC, num_partitions as i32, 1, cfg, false) {
+                Ok(t) => t,
+                Err(TopicError::Exists(_)) => {
+                    topics.get(OFFSETS_TOPIC).ok_or("offsets topic vanished")?
+                }
+                Err(e) => return Err(e.message()),
+            }
+        }
+    };
+    let count = topic.partition_count();
+    topic
+        .partition(partition_for(group, count))
+        .ok_or_else(|| "offsets partition missing".to_string())
+}

@@ -1,0 +1,379 @@
+//! Consumer group APIs: FindCoordinator, Join/Sync/Heartbeat/Leave, offsets, list/describe/delete.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::find_coordinator_response::Coordinator as CoordinatorEntry;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+use super::{sb, Conn};
+use crate::coordinator::{Committed, JoinParams, Reply};
+use crate::state::BrokerState;
+use crate::util::now_ms;
+
+/// FindCoordinator: this broker coordinates every group.
+pub(crate) fn find_coordinator(
+    state: &BrokerState,
+    version: i16,
+    req: FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
+    let host = sb(state.advertised_host.clone());
+    let node = BrokerId(state.node_id);
+    let entry = |key: StrBytes| {
+        let out = CoordinatorEntry::default()
+            .with_key(key)
+            .with_node_id(node)
+            .with_host(host.clone())
+            .with_port(state.advertised_port);
+        if req.key_type == 0 {
+            out
+        } else {
+            out.with_node_id(BrokerId(-1))
+                .with_host(sb(""))
+                .with_port(-1)
+                .with_error_code(15)
+                .with_error_message(Some(sb(
+                    "transaction coordinator not available on this broker",
+                )))
+        }
+    };
+    if version >= 4 {
+        let coordinators = req.coordinator_keys.iter().cloned().map(entry).collect();
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    let e = entry(req.key.clone());
+    FindCoordinatorResponse::default()
+        .with_error_code(e.error_code)
+        .with_error_message(e.error_message)
+        .with_node_id(e.node_id)
+        .with_host(e.host)
+        .with_port(e.port)
+}
+
+/// JoinGroup: waits for the rebalance to complete.
+pub(crate) async fn join(
+    state: &Arc<BrokerState>,
+    conn: &Conn,
+    version: i16,
+    req: JoinGroupRequest,
+) -> JoinGroupResponse {
+    let rebalance_ms = if version >= 1 {
+        req.rebalance_timeout_ms
+    } else {
+        req.session_timeout_ms
+    };
+    let params = JoinParams {
+        member_id: req.member_id.to_string(),
+        instance_id: req.group_instance_id.map(|s| s.to_string()),
+        client_id: conn.client_id.clone(),
+        client_host: format!("/{}", conn.peer.ip()),
+        session_timeout: Duration::from_millis(req.session_timeout_ms.max(0) as u64),
+        rebalance_timeout: Duration::from_millis(rebalance_ms.max(0) as u64),
+        protocol_type: req.protocol_type.to_string(),
+        protocols: req
+            .protocols
+            .into_iter()
+            .map(|p| (p.name.to_string(), p.metadata))
+            .collect(),
+        require_known_member_id: version >= 4,
+    };
+    match state.groups.join(&req.group_id, params) {
+        Reply::Now(r) => r,
+        Reply::Later(rx) => rx.await.unwrap_or_else(|_| {
+            JoinGroupResponse::default()
+                .with_error_code(15)
+                .with_generation_id(-1)
+        }),
+    }
+}
+
+/// SyncGroup: the leader's assignment, relayed.
+pub(crate) async fn sync(state: &Arc<BrokerState>, req: SyncGroupRequest) -> SyncGroupResponse {
+    let assignments = req
+        .assignments
+        .into_iter()
+        .map(|a| (a.member_id.to_string(), a.assignment))
+        .collect();
+    let reply = state.groups.sync(
+        &req.group_id,
+        &req.member_id,
+        req.group_instance_id.as_deref(),
+        req.generation_id,
+        assignments,
+    );
+    match reply {
+        Reply::Now(r) => r,
+        Reply::Later(rx) => rx
+            .await
+            .unwrap_or_else(|_| SyncGroupResponse::default().with_error_code(15)),
+    }
+}
+
+/// Heartbeat.
+pub(crate) fn heartbeat(state: &BrokerState, req: HeartbeatRequest) -> HeartbeatResponse {
+    let code = state.groups.heartbeat(
+        &req.group_id,
+        &req.member_id,
+        req.group_instance_id.as_deref(),
+        req.generation_id,
+    );
+    HeartbeatResponse::default().with_error_code(code)
+}
+
+/// LeaveGroup (single member before v3, a batch from v3).
+pub(crate) fn leave(
+    state: &BrokerState,
+    version: i16,
+    req: LeaveGroupRequest,
+) -> LeaveGroupResponse {
+    if version < 3 {
+        let codes = state
+            .groups
+            .leave(&req.group_id, &[(req.member_id.to_string(), None)]);
+        return LeaveGroupResponse::default().with_error_code(codes[0]);
+    }
+    let members: Vec<(String, Option<String>)> = req
+        .members
+        .iter()
+        .map(|m| {
+            (
+                m.member_id.to_string(),
+                m.group_instance_id.as_ref().map(|s| s.to_string()),
+            )
+        })
+        .collect();
+    let codes = state.groups.leave(&req.group_id, &members);
+    let responses = req
+        .members
+        .into_iter()
+        .zip(codes)
+        .map(|(m, code)| {
+            MemberResponse::default()
+                .with_member_id(m.member_id)
+                .with_group_instance_id(m.group_instance_id)
+                .with_error_code(code)
+        })
+        .collect();
+    LeaveGroupResponse::default().with_members(responses)
+}
+
+/// OffsetCommit; the metadata string is stored and returned by OffsetFetch.
+pub(crate) fn offset_commit(state: &BrokerState, req: OffsetCommitRequest) -> OffsetCommitResponse {
+    let now = now_ms();
+    let mut entries = Vec::new();
+    for t in &req.topics {
+        for p in &t.partitions {
+            if state.topics.partition(&t.name, p.partition_index).is_some() {
+                entries.push((
+                    t.name.to_string(),
+                    p.partition_index,
+                    Some(Committed {
+                        offset: p.committed_offset,
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                        commit_timestamp: now,
+                    }),
+                ));
+            }
+        }
+    }
+    let code = state.groups.commit(
+        &state.topics,
+        &req.group_id,
+        req.generation_id_or_member_epoch,
+        &req.member_id,
+        req.group_instance_id.as_deref(),
+        entries,
+    );
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let known = state.topics.partition(&t.name, p.partition_index).is_some();
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(if known { code } else { 3 })
+                })
+                .collect();
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// The committed offsets asked for; `None` means every partition the group has committed.
+fn lookup(
+    state: &BrokerState,
+    group: &str,
+    topics: Option<Vec<(TopicName, Vec<i32>)>>,
+) -> Vec<(TopicName, Vec<(i32, Option<Committed>)>)> {
+    match topics {
+        Some(ts) => ts
+            .into_iter()
+            .map(|(name, parts)| {
+                let found = parts
+                    .into_iter()
+                    .map(|p| (p, state.groups.committed(group, &name, p)))
+                    .collect();
+                (name, found)
+            })
+            .collect(),
+        None => {
+            let mut by_topic: std::collections::BTreeMap<String, Vec<(i32, Option<Committed>)>> =
+                Default::default();
+            for (t, p, c) in state.groups.all_committed(group) {
+                by_topic.entry(t).or_default().push((p, Some(c)));
+            }
+            by_topic
+                .into_iter()
+                .map(|(t, v)| (TopicName(sb(t)), v))
+                .collect()
+        }
+    }
+}
+
+fn fields(c: &Option<Committed>) -> (i64, i32, Option<StrBytes>) {
+    match c {
+        Some(c) => (
+            c.offset,
+            c.leader_epoch,
+            Some(sb(c.metadata.clone().unwrap_or_default())),
+        ),
+        None => (-1, -1, Some(sb(""))),
+    }
+}
+
+/// OffsetFetch (one group before v8, several from v8).
+pub(crate) fn offset_fetch(
+    state: &BrokerState,
+    version: i16,
+    req: OffsetFetchRequest,
+) -> OffsetFetchResponse {
+    if version < 8 {
+        let wanted = req.topics.map(|ts| {
+            ts.into_iter()
+                .map(|t| (t.name, t.partition_indexes))
+                .collect()
+        });
+        let topics = lookup(state, &req.group_id, wanted)
+            .into_iter()
+            .map(|(name, parts)| {
+                let partitions = parts
+                    .iter()
+                    .map(|(p, c)| {
+                        let (offset, epoch, metadata) = fields(c);
+                        OffsetFetchResponsePartition::default()
+                            .with_partition_index(*p)
+                            .with_committed_offset(offset)
+                            .with_committed_leader_epoch(epoch)
+                            .with_metadata(metadata)
+                    })
+                    .collect();
+                OffsetFetchResponseTopic::default()
+                    .with_name(name)
+                    .with_partitions(partitions)
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_topics(topics);
+    }
+    let groups = req
+        .groups
+        .into_iter()
+        .map(|g| {
+            let wanted = g.topics.map(|ts| {
+                ts.into_iter()
+                    .map(|t| (t.name, t.partition_indexes))
+                    .collect()
+            });
+            let topics = lookup(state, &g.group_id, wanted)
+                .into_iter()
+                .map(|(name, parts)| {
+                    let partitions = parts
+                        .iter()
+                        .map(|(p, c)| {
+                            let (offset, epoch, metadata) = fields(c);
+                            OffsetFetchResponsePartitions::default()
+                                .with_partition_index(*p)
+                                .with_committed_offset(offset)
+                                .with_committed_leader_epoch(epoch)
+                                .with_metadata(metadata)
+                        })
+                        .collect();
+                    OffsetFetchResponseTopics::default()
+                        .with_name(name)
+                        .with_partitions(partitions)
+                })
+                .collect();
+            OffsetFetchResponseGroup::default()
+                .with_group_id(g.group_id)
+                .with_topics(topics)
+        })
+        .collect();
+    OffsetFetchResponse::default().with_groups(groups)
+}
+
+/// ListGroups, with the v4 state filter.
+pub(crate) fn list(state: &BrokerState, req: ListGroupsRequest) -> ListGroupsResponse {
+    let groups = state
+        .groups
+        .list()
+        .into_iter()
+        .filter(|(_, _, s)| {
+            req.states_filter.is_empty()
+                || req
+                    .states_filter
+                    .iter()
+                    .any(|f| f.as_str().eq_ignore_ascii_case(s))
+        })
+        .map(|(id, ptype, s)| {
+            ListedGroup::default()
+                .with_group_id(GroupId(sb(id)))
+                .with_protocol_type(sb(ptype))
+                .with_group_state(sb(s))
+                .with_group_type(sb("classic"))
+        })
+        .collect();
+    ListGroupsResponse::default().with_groups(groups)
+}
+
+/// DescribeGroups.
+pub(crate) fn describe(state: &BrokerState, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
+    let groups = req
+        .groups
+        .iter()
+        .map(|g| state.groups.describe(g))
+        .collect();
+    DescribeGroupsResponse::default().with_groups(groups)
+}
+
+/// DeleteGroups.
+pub(crate) fn delete(state: &BrokerState, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let results = req
+        .groups_names
+        .into_iter()
+        .map(|g| {
+            let code = state.groups.delete(&state.topics, &g);
+            DeletableGroupResult::default()
+                .with_group_id(g)
+                .with_error_code(code)
+        })
+        .collect();
+    DeleteGroupsResponse::default().with_results(results)
+}

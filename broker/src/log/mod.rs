@@ -1,0 +1,453 @@
+//! The partition log: segments on disk, appends, reads, retention, recovery.
+
+pub(crate) mod batch;
+pub(crate) mod cleaner;
+mod index;
+mod producer_state;
+mod read;
+mod segment;
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::records::RecordBatchDecoder;
+
+use crate::config::{TimestampType, TopicConfig};
+use batch::{assign_offset, set_log_append_time, BatchError, BatchHeader};
+use producer_state::ProducerStateMap;
+pub(crate) use producer_state::SequenceCheck;
+pub(crate) use read::{ReadPlan, SegmentView};
+use segment::{header_at, read_at, Recovery, Segment};
+
+/// The leader epoch stamped on appended batches; one broker never changes leader.
+pub(crate) const LEADER_EPOCH: i32 = 0;
+
+/// Result of a successful append.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AppendInfo {
+    pub base_offset: i64,
+    /// The broker timestamp for LogAppendTime topics, else -1.
+    pub log_append_time: i64,
+}
+
+/// Why an append was refused.
+#[derive(Debug)]
+pub(crate) enum AppendError {
+    Batch(BatchError),
+    /// A sequence or epoch error with its Kafka code.
+    Sequence(i16, String),
+    Io(io::Error),
+}
+
+impl AppendError {
+    pub fn code(&self) -> i16 {
+        match self {
+            AppendError::Batch(b) => b.code(),
+            AppendError::Sequence(c, _) => *c,
+            AppendError::Io(_) => 56, // KAFKA_STORAGE_ERROR
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            AppendError::Batch(b) => b.to_string(),
+            AppendError::Sequence(_, m) => m.clone(),
+            AppendError::Io(e) => format!("storage error: {e}"),
+        }
+    }
+}
+
+/// One partition's log.
+pub(crate) struct Log {
+    dir: PathBuf,
+    segments: BTreeMap<i64, Segment>,
+    config: Arc<TopicConfig>,
+    producers: ProducerStateMap,
+    last_flush_ms: i64,
+    /// Offsets below this were compacted by the last cleaning pass.
+    pub(crate) cleaned_upto: i64,
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir`, recovering the tail after an unclean shutdown.
+    pub fn open(
+        dir: &Path,
+        config: Arc<TopicConfig>,
+        clean_shutdown: bool,
+        now_ms: i64,
+    ) -> io::Result<Log> {
+        fs::create_dir_all(dir)?;
+        let mut bases = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let name = entry?.file_name();
+            let name = name.to_string_lossy();
+            if name.ends_with(".cleaned") || name.ends_with(".swap") {
+                // An interrupted compaction: the original segment is still intact.
+                let _ = fs::remove_file(dir.join(name.as_ref()));
+            } else if let Some(stem) = name.strip_suffix(".log") {
+                if let Ok(base) = stem.parse::<i64>() {
+                    bases.push(base);
+                }
+            }
+        }
+        bases.sort_unstable();
+        let mut producers = ProducerStateMap::default();
+        let mut segments = BTreeMap::new();
+        for (i, base) in bases.iter().enumerate() {
+            let last = i + 1 == bases.len();
+            let recovery = if last && !clean_shutdown {
+                Recovery::Full
+            } else {
+                Recovery::Headers
+            };
+            let seg = Segment::open(
+                dir,
+                *base,
+                recovery,
+                config.index_interval_bytes,
+                now_ms,
+                &mut |h| producers.update(h),
+            )?;
+            segments.insert(*base, seg);
+        }
+        if segments.is_empty() {
+            segments.insert(0, Segment::create(dir, 0, now_ms)?);
+        }
+        Ok(Log {
+            dir: dir.to_path_buf(),
+            segments,
+            config,
+            producers,
+            last_flush_ms: now_ms,
+            cleaned_upto: 0,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn set_config(&mut self, config: Arc<TopicConfig>) {
+        self.config = config;
+    }
+
+    pub fn config(&self) -> &Arc<TopicConfig> {
+        &self.config
+    }
+
+    fn active(&self) -> &Segment {
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has a segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has a segment")
+    }
+
+    /// The offset the next record gets (log end offset; with one replica also the high watermark).
+    pub fn next_offset(&self) -> i64 {
+        self.active().next_offset
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        *self
+            .segments
+            .keys()
+            .next()
+            .expect("a log always has a segment")
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(|s| s.size).sum()
+    }
+
+    #[cfg(test)]
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Checks idempotence, assigns offsets in place and appends validated batches.
+    pub fn append(
+        &mut self,
+        data: &mut [u8],
+        headers: &mut [BatchHeader],
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
+        let log_append = self.config.timestamp_type == TimestampType::LogAppendTime;
+        for h in headers.iter() {
+            if !h.has_producer_id() {
+                continue;
+            }
+            match self.producers.check(h) {
+                SequenceCheck::Append => {}
+                SequenceCheck::Duplicate(meta) if headers.len() == 1 => {
+                    return Ok(AppendInfo {
+                        base_offset: meta.base_offset,
+                        log_append_time: if log_append { now_ms } else { -1 },
+                    });
+                }
+                SequenceCheck::Duplicate(_) => {
+                    return Err(AppendError::Sequence(
+                        45,
+                        "duplicate batch inside a multi-batch record set".into(),
+                    ))
+                }
+                SequenceCheck::Reject(code, msg) => return Err(AppendError::Sequence(code, msg)),
+            }
+        }
+        let diff_max = self.config.timestamp_difference_max_ms;
+        if !log_append && diff_max < i64::MAX {
+            for h in headers.iter() {
+                if (h.max_timestamp - now_ms).abs() > diff_max {
+                    return Err(AppendError::Batch(BatchError::InvalidRecord(format!(
+                        "timestamp {} is more than message.timestamp.difference.max.ms={} from broker time",
+                        h.max_timestamp, diff_max
+                    ))));
+                }
+            }
+        }
+        self.maybe_roll(data.len() as u64, now_ms)
+            .map_err(AppendError::Io)?;
+        let base_offset = self.next_offset();
+        let mut next = base_offset;
+        let mut pos = 0;
+        for h in headers.iter_mut() {
+            let size = h.size();
+            let batch = &mut data[pos..pos + size];
+            assign_offset(batch, next, LEADER_EPOCH);
+            h.base_offset = next;
+            if log_append {
+                set_log_append_time(batch, now_ms);
+                h.max_timestamp = now_ms;
+            }
+            next = h.last_offset() + 1;
+            pos += size;
+        }
+        let interval = self.config.index_interval_bytes;
+        self.active_mut()
+            .append(data, headers, interval)
+            .map_err(AppendError::Io)?;
+        for h in headers.iter() {
+            self.producers.update(h);
+        }
+        if self.active().unflushed >= self.config.flush_messages {
+            self.flush(true).map_err(AppendError::Io)?;
+        }
+        Ok(AppendInfo {
+            base_offset,
+            log_append_time: if log_append { now_ms } else { -1 },
+        })
+    }
+
+    fn maybe_roll(&mut self, incoming: u64, now_ms: i64) -> io::Result<()> {
+        let cfg = Arc::clone(&self.config);
+        let active = self.active();
+        if active.is_empty() {
+            return Ok(());
+        }
+        let too_big = active.size + incoming > cfg.segment_bytes;
+        let too_old = now_ms.saturating_sub(active.created_ms) >= cfg.segment_ms;
+        // Index entries hold offsets relative to the base as u32.
+        let offsets_exhausted = active.next_offset - active.base_offset > i32::MAX as i64 / 2;
+        if too_big || too_old || offsets_exhausted {
+            self.roll(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Closes the active segment and starts a new one at the log end.
+    pub fn roll(&mut self, now_ms: i64) -> io::Result<()> {
+        let next = self.next_offset();
+        self.active_mut().flush(false)?;
+        let seg = Segment::create(&self.dir, next, now_ms)?;
+        self.segments.insert(next, seg);
+        Ok(())
+    }
+
+    /// Writes buffered index entries; with `sync`, fsyncs the active segment too.
+    pub fn flush(&mut self, sync: bool) -> io::Result<()> {
+        for seg in self.segments.values_mut() {
+            seg.flush(false)?;
+        }
+        if sync {
+            self.active_mut().flush(true)?;
+        }
+        Ok(())
+    }
+
+    /// Applies `flush.ms`.
+    pub fn flush_if_due(&mut self, now_ms: i64) -> io::Result<()> {
+        if self.config.flush_ms < i64::MAX && now_ms - self.last_flush_ms >= self.config.flush_ms {
+            self.flush(true)?;
+            self.last_flush_ms = now_ms;
+        }
+        Ok(())
+    }
+
+    /// Deletes whole old segments by `retention.ms` and `retention.bytes`; returns how many.
+    pub fn apply_retention(&mut self, now_ms: i64) -> io::Result<usize> {
+        if !self.config.cleanup_policy.delete {
+            return Ok(0);
+        }
+        let (retention_ms, retention_bytes) =
+            (self.config.retention_ms, self.config.retention_bytes);
+        let mut total = self.size_bytes() as i64;
+        let mut deleted = 0;
+        while self.segments.len() > 1 {
+            let oldest = self.segments.values().next().expect("non-empty");
+            let expired = retention_ms >= 0
+                && (oldest.max_timestamp < 0 || now_ms - oldest.max_timestamp > retention_ms);
+            let oversized = retention_bytes >= 0 && total - oldest.size as i64 >= retention_bytes;
+            if !(expired || oversized) {
+                break;
+            }
+            let base = oldest.base_offset;
+            let seg = self.segments.remove(&base).expect("present");
+            total -= seg.size as i64;
+            tracing::info!(log = %self.dir.display(), base, "retention deleted segment");
+            seg.delete()?;
+            deleted += 1;
+        }
+        Ok(deleted)
+    }
+
+    /// Segments to read `offset` from: the one holding it and the next (compaction leaves gaps).
+    pub fn read_plan(&self, offset: i64) -> ReadPlan {
+        let views = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map(|(b, _)| *b)
+            .into_iter()
+            .chain(self.segments.range(offset + 1..).map(|(b, _)| *b))
+            .take(3)
+            .map(|b| {
+                let s = &self.segments[&b];
+                SegmentView {
+                    file: Arc::clone(&s.file),
+                    start: if b <= offset {
+                        s.position_for_offset(offset)
+                    } else {
+                        0
+                    },
+                    limit: s.size,
+                }
+            })
+            .collect();
+        ReadPlan { views }
+    }
+
+    /// First offset whose record timestamp is ≥ `ts`, with that timestamp.
+    pub fn offset_for_timestamp(&self, ts: i64) -> io::Result<Option<(i64, i64)>> {
+        for seg in self.segments.values() {
+            if seg.max_timestamp < ts {
+                continue;
+            }
+            let mut pos = seg.position_for_timestamp(ts);
+            while let Some(h) = header_at(&seg.file, pos, seg.size)? {
+                if h.max_timestamp >= ts {
+                    if let Some(found) = first_record_at_or_after(&seg.file, pos, &h, ts)? {
+                        return Ok(Some(found));
+                    }
+                }
+                pos += h.size() as u64;
+            }
+        }
+        Ok(None)
+    }
+
+    /// Offset and timestamp of the record with the largest timestamp.
+    pub fn max_timestamp_offset(&self) -> io::Result<Option<(i64, i64)>> {
+        let Some(seg) = self
+            .segments
+            .values()
+            .filter(|s| s.max_timestamp >= 0)
+            .max_by_key(|s| s.max_timestamp)
+        else {
+            return Ok(None);
+        };
+        let mut pos = 0;
+        while let Some(h) = header_at(&seg.file, pos, seg.size)? {
+            if h.max_timestamp == seg.max_timestamp {
+                return first_record_at_or_after(&seg.file, pos, &h, seg.max_timestamp);
+            }
+            pos += h.size() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Non-active segments (base, file, size) and the active one, for the cleaner.
+    pub(crate) fn cleaning_snapshot(&self) -> (Vec<(i64, Arc<File>, u64)>, (Arc<File>, u64)) {
+        let active = self.active();
+        let old = self
+            .segments
+            .values()
+            .filter(|s| s.base_offset != active.base_offset)
+            .map(|s| (s.base_offset, Arc::clone(&s.file), s.size))
+            .collect();
+        (old, (Arc::clone(&active.file), active.size))
+    }
+
+    /// Swaps in a compacted segment file (already written as `<base>.log.cleaned`).
+    pub(crate) fn replace_segment(
+        &mut self,
+        base: i64,
+        cleaned: &Path,
+        now_ms: i64,
+    ) -> io::Result<()> {
+        if !self.segments.contains_key(&base) || self.active().base_offset == base {
+            let _ = fs::remove_file(cleaned);
+            return Ok(());
+        }
+        let log_path = self.dir.join(segment::file_name(base, "log"));
+        fs::rename(cleaned, &log_path)?;
+        let _ = fs::remove_file(self.dir.join(segment::file_name(base, "index")));
+        let _ = fs::remove_file(self.dir.join(segment::file_name(base, "timeindex")));
+        let seg = Segment::open(
+            &self.dir,
+            base,
+            Recovery::Headers,
+            self.config.index_interval_bytes,
+            now_ms,
+            &mut |_| {},
+        )?;
+        self.segments.insert(base, seg);
+        Ok(())
+    }
+}
+
+/// Decodes the batch at `pos` and finds its first record with timestamp ≥ `ts`.
+fn first_record_at_or_after(
+    file: &File,
+    pos: u64,
+    h: &BatchHeader,
+    ts: i64,
+) -> io::Result<Option<(i64, i64)>> {
+    if h.is_log_append_time() {
+        return Ok(Some((h.base_offset, h.max_timestamp)));
+    }
+    let mut bytes = Bytes::from(read_at(file, pos, h.size())?);
+    match RecordBatchDecoder::decode(&mut bytes) {
+        Ok(set) => Ok(set
+            .records
+            .iter()
+            .find(|r| r.timestamp >= ts)
+            .map(|r| (r.offset, r.timestamp))),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot decode batch for a timestamp lookup");
+            Ok(Some((h.base_offset, h.max_timestamp)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,121 @@
+use super::batch::{tests::make_batch, validate_record_set};
+use super::*;
+use crate::config::BrokerConfig;
+
+fn config(overrides: &[(&str, &str)]) -> Arc<TopicConfig> {
+    let map = overrides
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Arc::new(TopicConfig::resolve(map, &BrokerConfig::default()).unwrap())
+}
+
+fn append(log: &mut Log, n: usize, now: i64) -> AppendInfo {
+    let mut b = make_batch(n, None);
+    let mut h = validate_record_set(&b, 1 << 20).unwrap();
+    log.append(&mut b, &mut h, now).unwrap()
+}
+
+#[test]
+fn append_read_roll_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&[("segment.bytes", "1000"), ("index.interval.bytes", "100")]);
+    let mut log = Log::open(dir.path(), cfg.clone(), true, 0).unwrap();
+    for i in 0..50 {
+        assert_eq!(append(&mut log, 3, 0).base_offset, i * 3);
+    }
+    assert!(log.segment_count() > 3);
+    assert_eq!(log.next_offset(), 150);
+    // A fetch in the middle of a batch returns that whole batch.
+    let data = log.read_plan(76).read(76, 1).unwrap();
+    let h = batch::BatchHeader::parse(&data).unwrap();
+    assert_eq!(h.base_offset, 75);
+    assert_eq!(data.len(), h.size());
+    let all = log.read_plan(0).read(0, 1 << 20).unwrap();
+    assert!(all.len() > h.size());
+    log.flush(true).unwrap();
+    drop(log);
+    let log = Log::open(dir.path(), cfg, false, 0).unwrap();
+    assert_eq!(log.next_offset(), 150);
+    let data = log.read_plan(149).read(149, 10_000).unwrap();
+    assert_eq!(batch::BatchHeader::parse(&data).unwrap().base_offset, 147);
+    assert!(log.read_plan(150).read(150, 10_000).unwrap().is_empty());
+}
+
+#[test]
+fn retention_by_bytes_and_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&[("segment.bytes", "500"), ("retention.bytes", "1000")]);
+    let mut log = Log::open(dir.path(), cfg, true, 0).unwrap();
+    for _ in 0..40 {
+        append(&mut log, 2, 0);
+    }
+    let before = log.segment_count();
+    assert!(log.apply_retention(0).unwrap() > 0);
+    assert!(log.segment_count() < before);
+    assert!(log.log_start_offset() > 0);
+    assert!(log.size_bytes() <= 1000 + 500);
+    let dir2 = tempfile::tempdir().unwrap();
+    let cfg = config(&[("segment.bytes", "500"), ("retention.ms", "1000")]);
+    let mut log = Log::open(dir2.path(), cfg, true, 0).unwrap();
+    for _ in 0..40 {
+        append(&mut log, 2, 0);
+    }
+    // make_batch timestamps are 1_700_000_000_000 + i.
+    assert_eq!(log.apply_retention(1_700_000_000_500).unwrap(), 0);
+    assert!(log.apply_retention(1_700_000_010_000).unwrap() > 0);
+    assert_eq!(log.segment_count(), 1);
+}
+
+#[test]
+fn timestamp_lookup_and_log_append_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config(&[]), true, 0).unwrap();
+    append(&mut log, 5, 0);
+    append(&mut log, 5, 0);
+    assert_eq!(
+        log.offset_for_timestamp(1_700_000_000_003).unwrap(),
+        Some((3, 1_700_000_000_003))
+    );
+    assert_eq!(log.offset_for_timestamp(1_800_000_000_000).unwrap(), None);
+    assert_eq!(
+        log.max_timestamp_offset().unwrap(),
+        Some((4, 1_700_000_000_004))
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&[("message.timestamp.type", "LogAppendTime")]);
+    let mut log = Log::open(dir.path(), cfg, true, 0).unwrap();
+    let info = append(&mut log, 2, 42);
+    assert_eq!(info.log_append_time, 42);
+    let data = log.read_plan(0).read(0, 1 << 20).unwrap();
+    let h = validate_record_set(&data, 1 << 20).unwrap()[0];
+    assert!(h.is_log_append_time());
+    assert_eq!(h.max_timestamp, 42);
+}
+
+#[test]
+fn idempotent_duplicates_are_acknowledged_with_original_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config(&[]), true, 0).unwrap();
+    append(&mut log, 1, 0);
+    let mut b = make_batch(3, Some((9, 0, 0)));
+    let mut h = validate_record_set(&b, 1 << 20).unwrap();
+    let first = log.append(&mut b.clone(), &mut h.clone(), 0).unwrap();
+    assert_eq!(first.base_offset, 1);
+    let again = log.append(&mut b, &mut h, 0).unwrap();
+    assert_eq!(again.base_offset, 1);
+    assert_eq!(log.next_offset(), 4);
+    let mut gap = make_batch(1, Some((9, 0, 7)));
+    let mut h = validate_record_set(&gap, 1 << 20).unwrap();
+    assert_eq!(log.append(&mut gap, &mut h, 0).unwrap_err().code(), 45);
+    // State survives a restart (rebuilt from batch headers).
+    log.flush(true).unwrap();
+    drop(log);
+    let mut log = Log::open(dir.path(), config(&[]), false, 0).unwrap();
+    let mut b = make_batch(3, Some((9, 0, 0)));
+    let mut h = validate_record_set(&b, 1 << 20).unwrap();
+    assert_eq!(log.append(&mut b, &mut h, 0).unwrap().base_offset, 1);
+    let mut next = make_batch(1, Some((9, 0, 3)));
+    let mut h = validate_record_set(&next, 1 << 20).unwrap();
+    assert_eq!(log.append(&mut next, &mut h, 0).unwrap().base_offset, 4);
+}

@@ -1,0 +1,159 @@
+//! One client connection: framing, header parsing, version negotiation, in-order responses.
+//!
+//! A reader task splits the byte stream into frames so the next request is read while the
+//! current one is handled; responses are written strictly in request order, as Kafka clients
+//! require. Anything malformed ends the connection with one log line; the broker carries on.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+
+use super::versions::supported_range;
+use crate::handlers::{self, api_versions, Conn};
+use crate::state::BrokerState;
+
+/// Runs a connection until the client closes it, it misbehaves, or the broker shuts down.
+pub(crate) async fn run(
+    stream: TcpStream,
+    peer: SocketAddr,
+    state: Arc<BrokerState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let (rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Bytes>(16);
+    let max_frame = state.config.i64("socket.request.max.bytes").max(8) as usize;
+    let reader = tokio::spawn(read_frames(rd, tx, max_frame, peer));
+    let idle = Duration::from_millis(state.config.i64("connections.max.idle.ms").max(1) as u64);
+    let mut conn = Conn {
+        peer,
+        client_id: String::new(),
+    };
+    loop {
+        let frame = tokio::select! {
+            f = rx.recv() => match f { Some(f) => f, None => break },
+            _ = shutdown.changed() => break,
+            _ = tokio::time::sleep(idle) => {
+                tracing::debug!(%peer, "closing idle connection");
+                break;
+            }
+        };
+        match process(&state, &mut conn, frame).await {
+            Ok(Some(response)) => {
+                if let Err(e) = wr.write_all(&response).await {
+                    tracing::debug!(%peer, error = %e, "write failed; closing connection");
+                    break;
+                }
+            }
+            Ok(None) => {}
+            Err(reason) => {
+                tracing::warn!(%peer, client_id = %conn.client_id, "closing connection: {reason}");
+                break;
+            }
+        }
+    }
+    reader.abort();
+    let _ = wr.shutdown().await;
+}
+
+async fn read_frames(
+    mut rd: OwnedReadHalf,
+    tx: mpsc::Sender<Bytes>,
+    max_frame: usize,
+    peer: SocketAddr,
+) {
+    loop {
+        let size = match rd.read_i32().await {
+            Ok(n) => n,
+            Err(_) => return, // closed between frames: normal
+        };
+        if size < 8 || size as usize > max_frame {
+            tracing::warn!(
+                %peer,
+                size,
+                "closing connection: frame size outside 8..={max_frame} (socket.request.max.bytes)"
+            );
+            return;
+        }
+        let mut buf = vec![0u8; size as usize];
+        if let Err(e) = rd.read_exact(&mut buf).await {
+            tracing::warn!(%peer, size, error = %e, "closing connection: truncated frame");
+            return;
+        }
+        if tx.send(Bytes::from(buf)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Handles one frame: `Ok(Some(bytes))` to send, `Ok(None)` for no response (acks=0),
+/// `Err(reason)` to close the connection.
+async fn process(
+    state: &Arc<BrokerState>,
+    conn: &mut Conn,
+    mut frame: Bytes,
+) -> Result<Option<BytesMut>, String> {
+    let raw_key = (&frame[0..2]).get_i16();
+    let version = (&frame[2..4]).get_i16();
+    let correlation_id = (&frame[4..8]).get_i32();
+    let api_key = ApiKey::try_from(raw_key).map_err(|_| format!("unknown API key {raw_key}"))?;
+    let Some((min, max)) = supported_range(api_key) else {
+        return Err(format!("API {api_key:?} ({raw_key}) is not supported"));
+    };
+    if version < min || version > max {
+        if api_key == ApiKey::ApiVersions {
+            // Answer in v0 with the supported list so the client retries with a version it finds there.
+            let body = api_versions::unsupported_version_response();
+            return encode(correlation_id, 0, 0, &ResponseKind::ApiVersions(body)).map(Some);
+        }
+        return Err(format!(
+            "{api_key:?} v{version} is not supported (supported {min}..={max})"
+        ));
+    }
+    let header = RequestHeader::decode(&mut frame, api_key.request_header_version(version))
+        .map_err(|e| format!("malformed {api_key:?} v{version} request header: {e}"))?;
+    if let Some(id) = &header.client_id {
+        if conn.client_id != id.as_str() {
+            conn.client_id = id.to_string();
+        }
+    }
+    let request = RequestKind::decode(api_key, &mut frame, version)
+        .map_err(|e| format!("malformed {api_key:?} v{version} request: {e}"))?;
+    let Some(response) = handlers::handle(state, conn, &header, request).await else {
+        return Ok(None);
+    };
+    let header_version = if api_key == ApiKey::ApiVersions {
+        0
+    } else {
+        api_key.response_header_version(version)
+    };
+    encode(correlation_id, header_version, version, &response).map(Some)
+}
+
+fn encode(
+    correlation_id: i32,
+    header_version: i16,
+    version: i16,
+    response: &ResponseKind,
+) -> Result<BytesMut, String> {
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0);
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    header
+        .encode(&mut buf, header_version)
+        .map_err(|e| format!("cannot encode response header: {e}"))?;
+    response
+        .encode(&mut buf, version)
+        .map_err(|e| format!("cannot encode response v{version}: {e}"))?;
+    let size = (buf.len() - 4) as i32;
+    buf[0..4].copy_from_slice(&size.to_be_bytes());
+    Ok(buf)
+}

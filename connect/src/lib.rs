@@ -1,0 +1,1 @@
+//! Brook connect: the Kafka-Connect-style runtime (see issue: brook-connect).

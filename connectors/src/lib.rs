@@ -1,0 +1,1 @@
+//! Brook connectors: file, SQLite and Parquet connectors for brook-connect.

@@ -1,0 +1,1 @@
+//! Holds Brook's cross-crate integration tests and examples.

@@ -1,0 +1,1 @@
+//! Brook streams: the stream-processing library (see issue: brook-streams).
