@@ -21,7 +21,7 @@ const MAX_TIMESTAMP: i64 = -3;
 /// Handles ListOffsets.
 pub(crate) fn handle(
     state: &BrokerState,
-    _version: i16,
+    version: i16,
     req: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let topics = req
@@ -37,7 +37,8 @@ pub(crate) fn handle(
                         .with_partition_index(p.partition_index)
                         .with_timestamp(-1)
                         .with_offset(-1)
-                        .with_leader_epoch(LEADER_EPOCH);
+                        // The codec refuses non-default values for fields a version lacks.
+                        .with_leader_epoch(if version >= 4 { LEADER_EPOCH } else { -1 });
                     let Some(partition) =
                         topic.as_ref().and_then(|t| t.partition(p.partition_index))
                     else {
