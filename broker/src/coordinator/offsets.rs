@@ -168,12 +168,12 @@ impl OffsetStore {
             compression: Compression::None,
         };
         RecordBatchEncoder::encode(&mut buf, &records, &opts).map_err(|e| e.to_string())?;
-        let mut data = buf.to_vec();
+        let data = buf.freeze();
         let mut headers = validate_record_set(&data, usize::MAX).map_err(|e| e.to_string())?;
         partition
             .log
             .lock()
-            .append(&mut data, &mut headers, now)
+            .append(&data, &mut headers, now)
             .map_err(|e| e.message())?;
         for r in &records {
             self.apply(r);

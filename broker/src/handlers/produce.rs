@@ -88,9 +88,7 @@ fn append(
         "produce request without records".to_string(),
     ))?;
     let config = partition.log.lock().config().clone();
-    // One copy: the request buffer is shared and immutable, the offsets are rewritten in place.
-    let mut data = records.to_vec();
-    let mut headers = validate_record_set(&data, config.max_message_bytes)
+    let mut headers = validate_record_set(&records, config.max_message_bytes)
         .map_err(|e| (e.code(), e.to_string()))?;
     if headers.iter().any(BatchHeader::is_transactional) {
         return Err((
@@ -103,7 +101,7 @@ fn append(
     }
     let mut log = partition.log.lock();
     let info = log
-        .append(&mut data, &mut headers, now)
+        .append(&records, &mut headers, now)
         .map_err(|e| (e.code(), e.message()))?;
     Ok((
         info.base_offset,

@@ -219,6 +219,15 @@ pub(crate) fn assign_offset(batch: &mut [u8], base_offset: i64, leader_epoch: i3
     batch[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
 }
 
+/// The first 16 bytes of a stored batch: base offset, batch length and leader epoch.
+pub(crate) fn offset_prefix(base_offset: i64, batch_length: i32, leader_epoch: i32) -> [u8; 16] {
+    let mut p = [0u8; 16];
+    p[0..8].copy_from_slice(&base_offset.to_be_bytes());
+    p[8..12].copy_from_slice(&batch_length.to_be_bytes());
+    p[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
+    p
+}
+
 /// Stamps a batch with LogAppendTime: the timestamp-type bit and max timestamp change, so the CRC is recomputed.
 pub(crate) fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
     let attrs = be_i16(batch, ATTRIBUTES_OFFSET) | TIMESTAMP_TYPE_BIT;

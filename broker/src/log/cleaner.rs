@@ -225,19 +225,19 @@ mod tests {
         for round in 0..5 {
             let v1 = format!("a{round}");
             let v2 = format!("b{round}");
-            let mut b = batch(&[("a", Some(&v1)), ("b", Some(&v2))], now - 5000);
+            let b = batch(&[("a", Some(&v1)), ("b", Some(&v2))], now - 5000);
             let mut h = validate_record_set(&b, 1 << 20).unwrap();
-            log.lock().append(&mut b, &mut h, now).unwrap();
+            log.lock().append(&b, &mut h, now).unwrap();
         }
         // An old tombstone for "b" (dropped) and a fresh one for "c" (kept).
         for (key, ts) in [("b", now - 5000), ("c", now - 10)] {
-            let mut b = batch(&[(key, None)], ts);
+            let b = batch(&[(key, None)], ts);
             let mut h = validate_record_set(&b, 1 << 20).unwrap();
-            log.lock().append(&mut b, &mut h, now).unwrap();
+            log.lock().append(&b, &mut h, now).unwrap();
         }
-        let mut b = batch(&[("d", Some("x"))], now);
+        let b = batch(&[("d", Some("x"))], now);
         let mut h = validate_record_set(&b, 1 << 20).unwrap();
-        log.lock().append(&mut b, &mut h, now).unwrap();
+        log.lock().append(&b, &mut h, now).unwrap();
         let stats = compact(&log, now).unwrap();
         assert!(stats.records_removed >= 8, "{stats:?}");
         let l = log.lock();

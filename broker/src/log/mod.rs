@@ -17,7 +17,7 @@ use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
 
 use crate::config::{TimestampType, TopicConfig};
-use batch::{assign_offset, set_log_append_time, BatchError, BatchHeader};
+use batch::{assign_offset, offset_prefix, set_log_append_time, BatchError, BatchHeader};
 use producer_state::ProducerStateMap;
 pub(crate) use producer_state::SequenceCheck;
 pub(crate) use read::{ReadPlan, SegmentView};
@@ -178,7 +178,7 @@ impl Log {
     /// Checks idempotence, assigns offsets in place and appends validated batches.
     pub fn append(
         &mut self,
-        data: &mut [u8],
+        data: &[u8],
         headers: &mut [BatchHeader],
         now_ms: i64,
     ) -> Result<AppendInfo, AppendError> {
@@ -219,23 +219,45 @@ impl Log {
             .map_err(AppendError::Io)?;
         let base_offset = self.next_offset();
         let mut next = base_offset;
-        let mut pos = 0;
         for h in headers.iter_mut() {
-            let size = h.size();
-            let batch = &mut data[pos..pos + size];
-            assign_offset(batch, next, LEADER_EPOCH);
             h.base_offset = next;
             if log_append {
-                set_log_append_time(batch, now_ms);
                 h.max_timestamp = now_ms;
             }
             next = h.last_offset() + 1;
-            pos += size;
         }
         let interval = self.config.index_interval_bytes;
-        self.active_mut()
-            .append(data, headers, interval)
-            .map_err(AppendError::Io)?;
+        if log_append {
+            // LogAppendTime changes bytes under the CRC: this path copies and rewrites.
+            let mut owned = data.to_vec();
+            let mut pos = 0;
+            for h in headers.iter() {
+                let batch = &mut owned[pos..pos + h.size()];
+                assign_offset(batch, h.base_offset, LEADER_EPOCH);
+                set_log_append_time(batch, now_ms);
+                pos += h.size();
+            }
+            self.active_mut()
+                .append(&[&owned], headers, interval)
+                .map_err(AppendError::Io)?;
+        } else {
+            // The hot path: the produced bytes go to the file untouched, behind a rewritten
+            // 16-byte prefix per batch (base offset, length, leader epoch: all outside the CRC).
+            let prefixes: Vec<[u8; 16]> = headers
+                .iter()
+                .map(|h| offset_prefix(h.base_offset, h.batch_length, LEADER_EPOCH))
+                .collect();
+            let mut parts: Vec<&[u8]> = Vec::with_capacity(headers.len() * 2);
+            let mut pos = 0;
+            for (h, prefix) in headers.iter().zip(&prefixes) {
+                parts.push(prefix);
+                parts.push(&data[pos + 16..pos + h.size()]);
+                pos += h.size();
+            }
+            self.active_mut()
+                .append(&parts, headers, interval)
+                .map_err(AppendError::Io)?;
+        }
         for h in headers.iter() {
             self.producers.update(h);
         }

@@ -11,9 +11,9 @@ fn config(overrides: &[(&str, &str)]) -> Arc<TopicConfig> {
 }
 
 fn append(log: &mut Log, n: usize, now: i64) -> AppendInfo {
-    let mut b = make_batch(n, None);
+    let b = make_batch(n, None);
     let mut h = validate_record_set(&b, 1 << 20).unwrap();
-    log.append(&mut b, &mut h, now).unwrap()
+    log.append(&b, &mut h, now).unwrap()
 }
 
 #[test]
@@ -98,24 +98,24 @@ fn idempotent_duplicates_are_acknowledged_with_original_offset() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path(), config(&[]), true, 0).unwrap();
     append(&mut log, 1, 0);
-    let mut b = make_batch(3, Some((9, 0, 0)));
+    let b = make_batch(3, Some((9, 0, 0)));
     let mut h = validate_record_set(&b, 1 << 20).unwrap();
-    let first = log.append(&mut b.clone(), &mut h.clone(), 0).unwrap();
+    let first = log.append(&b, &mut h.clone(), 0).unwrap();
     assert_eq!(first.base_offset, 1);
-    let again = log.append(&mut b, &mut h, 0).unwrap();
+    let again = log.append(&b, &mut h, 0).unwrap();
     assert_eq!(again.base_offset, 1);
     assert_eq!(log.next_offset(), 4);
-    let mut gap = make_batch(1, Some((9, 0, 7)));
+    let gap = make_batch(1, Some((9, 0, 7)));
     let mut h = validate_record_set(&gap, 1 << 20).unwrap();
-    assert_eq!(log.append(&mut gap, &mut h, 0).unwrap_err().code(), 45);
+    assert_eq!(log.append(&gap, &mut h, 0).unwrap_err().code(), 45);
     // State survives a restart (rebuilt from batch headers).
     log.flush(true).unwrap();
     drop(log);
     let mut log = Log::open(dir.path(), config(&[]), false, 0).unwrap();
-    let mut b = make_batch(3, Some((9, 0, 0)));
+    let b = make_batch(3, Some((9, 0, 0)));
     let mut h = validate_record_set(&b, 1 << 20).unwrap();
-    assert_eq!(log.append(&mut b, &mut h, 0).unwrap().base_offset, 1);
-    let mut next = make_batch(1, Some((9, 0, 3)));
+    assert_eq!(log.append(&b, &mut h, 0).unwrap().base_offset, 1);
+    let next = make_batch(1, Some((9, 0, 3)));
     let mut h = validate_record_set(&next, 1 << 20).unwrap();
-    assert_eq!(log.append(&mut next, &mut h, 0).unwrap().base_offset, 4);
+    assert_eq!(log.append(&next, &mut h, 0).unwrap().base_offset, 4);
 }

@@ -83,12 +83,19 @@ async fn read_frames(
             );
             return;
         }
-        let mut buf = vec![0u8; size as usize];
-        if let Err(e) = rd.read_exact(&mut buf).await {
-            tracing::warn!(%peer, size, error = %e, "closing connection: truncated frame");
-            return;
+        // Read into uninitialised capacity: zeroing megabyte frames first showed up in profiles.
+        let mut buf = BytesMut::with_capacity(size as usize);
+        let mut limited = (&mut rd).take(size as u64);
+        while buf.len() < size as usize {
+            match limited.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => {
+                    tracing::warn!(%peer, size, got = buf.len(), "closing connection: truncated frame");
+                    return;
+                }
+                Ok(_) => {}
+            }
         }
-        if tx.send(Bytes::from(buf)).await.is_err() {
+        if tx.send(buf.freeze()).await.is_err() {
             return;
         }
     }
