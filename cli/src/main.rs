@@ -48,6 +48,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    tune_malloc();
     let cli = Cli::parse();
     init_tracing(&cli.command);
     let result = match cli.command {
@@ -108,4 +109,15 @@ fn init_tracing(command: &Command) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+}
+
+/// Keeps glibc from serving (and page-faulting in) a fresh mapping for every megabyte-sized
+/// fetch or produce buffer: profiles of the consume path showed a quarter of the broker's time
+/// in page faults. Memory stays in the heap instead, bounded by the largest requests in flight.
+fn tune_malloc() {
+    // SAFETY: mallopt only changes glibc tuning parameters and takes the allocator lock itself.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+    }
 }

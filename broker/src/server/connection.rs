@@ -20,6 +20,9 @@ use super::versions::supported_range;
 use crate::handlers::{self, api_versions, Conn};
 use crate::state::BrokerState;
 
+/// Response buffers above this are released after use rather than kept per connection.
+const MAX_KEPT_BUFFER: usize = 8 << 20;
+
 /// Runs a connection until the client closes it, it misbehaves, or the broker shuts down.
 pub(crate) async fn run(
     stream: TcpStream,
@@ -33,6 +36,7 @@ pub(crate) async fn run(
     let max_frame = state.config.i64("socket.request.max.bytes").max(8) as usize;
     let reader = tokio::spawn(read_frames(rd, tx, max_frame, peer));
     let idle = Duration::from_millis(state.config.i64("connections.max.idle.ms").max(1) as u64);
+    let mut out = BytesMut::new();
     let mut conn = Conn {
         peer,
         client_id: String::new(),
@@ -46,14 +50,21 @@ pub(crate) async fn run(
                 break;
             }
         };
-        match process(&state, &mut conn, frame).await {
-            Ok(Some(response)) => {
-                if let Err(e) = wr.write_all(&response).await {
+        match process(&state, &mut conn, frame, &mut out).await {
+            Ok(true) => {
+                let written = wr.write_all(&out).await;
+                // Keep the buffer for the next response (fresh megabyte buffers cost page
+                // faults on every fetch), unless one huge response inflated it.
+                out.clear();
+                if out.capacity() > MAX_KEPT_BUFFER {
+                    out = BytesMut::new();
+                }
+                if let Err(e) = written {
                     tracing::debug!(%peer, error = %e, "write failed; closing connection");
                     break;
                 }
             }
-            Ok(None) => {}
+            Ok(false) => {}
             Err(reason) => {
                 tracing::warn!(%peer, client_id = %conn.client_id, "closing connection: {reason}");
                 break;
@@ -101,13 +112,14 @@ async fn read_frames(
     }
 }
 
-/// Handles one frame: `Ok(Some(bytes))` to send, `Ok(None)` for no response (acks=0),
-/// `Err(reason)` to close the connection.
+/// Handles one frame, encoding any response into `out`: `Ok(true)` to send it, `Ok(false)`
+/// for no response (acks=0), `Err(reason)` to close the connection.
 async fn process(
     state: &Arc<BrokerState>,
     conn: &mut Conn,
     mut frame: Bytes,
-) -> Result<Option<BytesMut>, String> {
+    out: &mut BytesMut,
+) -> Result<bool, String> {
     let raw_key = (&frame[0..2]).get_i16();
     let version = (&frame[2..4]).get_i16();
     let correlation_id = (&frame[4..8]).get_i32();
@@ -119,7 +131,8 @@ async fn process(
         if api_key == ApiKey::ApiVersions {
             // Answer in v0 with the supported list so the client retries with a version it finds there.
             let body = api_versions::unsupported_version_response();
-            return encode(correlation_id, 0, 0, &ResponseKind::ApiVersions(body)).map(Some);
+            return encode(out, correlation_id, 0, 0, &ResponseKind::ApiVersions(body))
+                .map(|_| true);
         }
         return Err(format!(
             "{api_key:?} v{version} is not supported (supported {min}..={max})"
@@ -135,32 +148,32 @@ async fn process(
     let request = RequestKind::decode(api_key, &mut frame, version)
         .map_err(|e| format!("malformed {api_key:?} v{version} request: {e}"))?;
     let Some(response) = handlers::handle(state, conn, &header, request).await else {
-        return Ok(None);
+        return Ok(false);
     };
     let header_version = if api_key == ApiKey::ApiVersions {
         0
     } else {
         api_key.response_header_version(version)
     };
-    encode(correlation_id, header_version, version, &response).map(Some)
+    encode(out, correlation_id, header_version, version, &response).map(|_| true)
 }
 
 fn encode(
+    buf: &mut BytesMut,
     correlation_id: i32,
     header_version: i16,
     version: i16,
     response: &ResponseKind,
-) -> Result<BytesMut, String> {
-    let mut buf = BytesMut::with_capacity(256);
+) -> Result<(), String> {
     buf.put_i32(0);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     header
-        .encode(&mut buf, header_version)
+        .encode(buf, header_version)
         .map_err(|e| format!("cannot encode response header: {e}"))?;
     response
-        .encode(&mut buf, version)
+        .encode(buf, version)
         .map_err(|e| format!("cannot encode response v{version}: {e}"))?;
     let size = (buf.len() - 4) as i32;
     buf[0..4].copy_from_slice(&size.to_be_bytes());
-    Ok(buf)
+    Ok(())
 }
