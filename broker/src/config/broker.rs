@@ -287,17 +287,9 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
 ];
 
 /// The broker's effective configuration: Kafka defaults overlaid with explicit settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct BrokerConfig {
     overrides: BTreeMap<String, String>,
-}
-
-impl Default for BrokerConfig {
-    fn default() -> Self {
-        BrokerConfig {
-            overrides: BTreeMap::new(),
-        }
-    }
 }
 
 impl BrokerConfig {

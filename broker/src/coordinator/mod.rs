@@ -135,11 +135,13 @@ impl Coordinator {
         {
             let mut groups = self.groups.lock();
             match groups.get_mut(group_id) {
-                Some(g) if generation < 0 && member_id.is_empty() => {
-                    if g.state != GroupState::Empty {
-                        return UNKNOWN_MEMBER_ID;
-                    }
+                // A "simple" commit (no generation) is only for groups nobody is a member of.
+                Some(g)
+                    if generation < 0 && member_id.is_empty() && g.state != GroupState::Empty =>
+                {
+                    return UNKNOWN_MEMBER_ID;
                 }
+                Some(_) if generation < 0 && member_id.is_empty() => {}
                 Some(g) => {
                     if let Err(code) = g.check_member(member_id, instance, Some(generation)) {
                         return code;

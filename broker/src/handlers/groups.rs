@@ -218,12 +218,15 @@ pub(crate) fn offset_commit(state: &BrokerState, req: OffsetCommitRequest) -> Of
     OffsetCommitResponse::default().with_topics(topics)
 }
 
+/// A topic with the committed offset (if any) of each asked-for partition.
+type TopicOffsets = (TopicName, Vec<(i32, Option<Committed>)>);
+
 /// The committed offsets asked for; `None` means every partition the group has committed.
 fn lookup(
     state: &BrokerState,
     group: &str,
     topics: Option<Vec<(TopicName, Vec<i32>)>>,
-) -> Vec<(TopicName, Vec<(i32, Option<Committed>)>)> {
+) -> Vec<TopicOffsets> {
     match topics {
         Some(ts) => ts
             .into_iter()

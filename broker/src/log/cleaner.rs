@@ -20,7 +20,7 @@ use parking_lot::Mutex;
 
 use super::batch::BatchHeader;
 use super::segment::{file_name, header_at, read_at};
-use super::Log;
+use super::{Log, SegmentRef};
 
 /// What one compaction pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -172,7 +172,7 @@ pub(crate) fn compact(log: &Mutex<Log>, now_ms: i64) -> io::Result<CleanStats> {
     Ok(stats)
 }
 
-fn active_base_after(old: &[(i64, Arc<File>, u64)]) -> i64 {
+fn active_base_after(old: &[SegmentRef]) -> i64 {
     old.last().map(|(b, _, _)| b + 1).unwrap_or(0)
 }
 

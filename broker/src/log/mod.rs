@@ -26,6 +26,9 @@ use segment::{header_at, read_at, Recovery, Segment};
 /// The leader epoch stamped on appended batches; one broker never changes leader.
 pub(crate) const LEADER_EPOCH: i32 = 0;
 
+/// A closed segment as the cleaner sees it: base offset, file, size.
+pub(crate) type SegmentRef = (i64, Arc<File>, u64);
+
 /// Result of a successful append.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AppendInfo {
@@ -408,7 +411,7 @@ impl Log {
     }
 
     /// Non-active segments (base, file, size) and the active one, for the cleaner.
-    pub(crate) fn cleaning_snapshot(&self) -> (Vec<(i64, Arc<File>, u64)>, (Arc<File>, u64)) {
+    pub(crate) fn cleaning_snapshot(&self) -> (Vec<SegmentRef>, (Arc<File>, u64)) {
         let active = self.active();
         let old = self
             .segments

@@ -90,7 +90,7 @@ fn leave_and_session_expiry_trigger_rebalances() {
     assert_eq!(g.state, GroupState::PreparingRebalance);
     let mut ra = later(g.join(params(&a, None), now));
     assert_eq!(ra.try_recv().unwrap().generation_id, 3);
-    let _ = later(g.sync(&a, None, 3, vec![], now));
+    drop(later(g.sync(&a, None, 3, vec![], now)));
     // a stops heartbeating: after its session timeout the group empties.
     g.tick(now + Duration::from_secs(11));
     assert!(g.members.is_empty());
@@ -121,14 +121,20 @@ fn static_member_restart_keeps_assignment_without_rebalance() {
     let mut r1 = later(g.join(params(&leader, Some("i1")), now));
     let (j1, j2) = (r1.try_recv().unwrap(), r2.try_recv().unwrap());
     let follower = j2.member_id.to_string();
-    let _ = later(g.sync(&follower, Some("i2"), j1.generation_id, vec![], now));
-    let _ = later(g.sync(
+    drop(later(g.sync(
+        &follower,
+        Some("i2"),
+        j1.generation_id,
+        vec![],
+        now,
+    )));
+    drop(later(g.sync(
         &leader,
         Some("i1"),
         j1.generation_id,
         vec![(follower.clone(), Bytes::from_static(b"P"))],
         now,
-    ));
+    )));
     let generation = g.generation;
     // i2 restarts: a new member id, same generation, same assignment.
     let j = now_reply(g.join(params("", Some("i2")), now));
