@@ -102,10 +102,10 @@ impl Log {
         let mut segments = BTreeMap::new();
         for (i, base) in bases.iter().enumerate() {
             let last = i + 1 == bases.len();
-            let recovery = if last && !clean_shutdown {
-                Recovery::Full
-            } else {
-                Recovery::Headers
+            let recovery = match (last, clean_shutdown) {
+                (true, false) => Recovery::Full,
+                (true, true) => Recovery::Tail,
+                (false, _) => Recovery::Headers,
             };
             let seg = Segment::open(
                 dir,
@@ -347,25 +347,28 @@ impl Log {
 
     /// Segments to read `offset` from: the one holding it and the next (compaction leaves gaps).
     pub fn read_plan(&self, offset: i64) -> ReadPlan {
-        let views = self
+        // The segment holding `offset` may have lost the rest of its batches (or all of them)
+        // to compaction: skip empty segments and keep the next non-empty one as a fallback.
+        let from = self
             .segments
             .range(..=offset)
             .next_back()
             .map(|(b, _)| *b)
-            .into_iter()
-            .chain(self.segments.range(offset + 1..).map(|(b, _)| *b))
-            .take(3)
-            .map(|b| {
-                let s = &self.segments[&b];
-                SegmentView {
-                    file: Arc::clone(&s.file),
-                    start: if b <= offset {
-                        s.position_for_offset(offset)
-                    } else {
-                        0
-                    },
-                    limit: s.size,
-                }
+            .unwrap_or(i64::MIN);
+        let views = self
+            .segments
+            .range(from..)
+            .map(|(_, s)| s)
+            .filter(|s| !s.is_empty())
+            .take(2)
+            .map(|s| SegmentView {
+                file: Arc::clone(&s.file),
+                start: if s.base_offset <= offset {
+                    s.position_for_offset(offset)
+                } else {
+                    0
+                },
+                limit: s.size,
             })
             .collect();
         ReadPlan { views }

@@ -19,6 +19,9 @@ pub(crate) fn file_name(base_offset: i64, ext: &str) -> String {
 pub(crate) enum Recovery {
     /// Walk batch headers; truncate an incomplete tail.
     Headers,
+    /// Walk headers and check the CRCs of the last `TAIL_CHECK_BYTES`: the active segment
+    /// after a clean shutdown, where a torn or damaged write would be.
+    Tail,
     /// Read everything and check every CRC; truncate at the first bad batch.
     Full,
 }
@@ -46,12 +49,13 @@ impl Segment {
     /// Creates an empty segment.
     pub fn create(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<Segment> {
         let log_path = dir.join(file_name(base_offset, "log"));
+        // O_APPEND: every write lands at the end of the valid data, whatever the cursor.
         let file = OpenOptions::new()
             .create(true)
-            .truncate(true)
             .read(true)
-            .write(true)
+            .append(true)
             .open(&log_path)?;
+        file.set_len(0)?;
         let index = SegmentIndex::open(
             &dir.join(file_name(base_offset, "index")),
             &dir.join(file_name(base_offset, "timeindex")),
@@ -82,12 +86,17 @@ impl Segment {
         on_batch: &mut dyn FnMut(&BatchHeader),
     ) -> io::Result<Segment> {
         let log_path = dir.join(file_name(base_offset, "log"));
-        let file = OpenOptions::new().read(true).write(true).open(&log_path)?;
+        // O_APPEND matters here: without it, appends after a restart would start at byte 0.
+        let file = OpenOptions::new().read(true).append(true).open(&log_path)?;
         let file_len = file.metadata()?.len();
         let mut headers: Vec<(u64, BatchHeader)> = Vec::new();
         let valid_len = match recovery {
             Recovery::Full => scan_full(&file, base_offset, &mut headers)?,
             Recovery::Headers => scan_headers(&file, file_len, base_offset, &mut headers)?,
+            Recovery::Tail => {
+                let len = scan_headers(&file, file_len, base_offset, &mut headers)?;
+                check_tail_crcs(&file, len, &mut headers)?
+            }
         };
         if valid_len < file_len {
             tracing::warn!(
@@ -282,6 +291,29 @@ pub(crate) fn header_at(file: &File, pos: u64, limit: u64) -> io::Result<Option<
 
 fn plausible_successor(h: &BatchHeader, base_offset: i64, prev_next: i64) -> bool {
     h.base_offset >= prev_next.max(base_offset) && h.last_offset_delta >= 0
+}
+
+/// How much of the active segment's end is CRC-checked at every start-up.
+const TAIL_CHECK_BYTES: u64 = 4 << 20;
+
+/// Checks the CRCs of the batches in the last `TAIL_CHECK_BYTES`; drops the first bad batch
+/// and everything after it. Returns the new valid length.
+fn check_tail_crcs(
+    file: &File,
+    len: u64,
+    headers: &mut Vec<(u64, BatchHeader)>,
+) -> io::Result<u64> {
+    let from = len.saturating_sub(TAIL_CHECK_BYTES);
+    let first = headers.partition_point(|(pos, _)| *pos < from);
+    for i in first..headers.len() {
+        let (pos, h) = headers[i];
+        let batch = read_at(file, pos, h.size())?;
+        if batch.len() < h.size() || !crc_matches(&batch, &h) {
+            headers.truncate(i);
+            return Ok(pos);
+        }
+    }
+    Ok(len)
 }
 
 /// Walks headers only (one small read per batch); returns the length of the valid prefix.

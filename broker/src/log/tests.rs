@@ -43,6 +43,30 @@ fn append_read_roll_reopen() {
 }
 
 #[test]
+fn appends_after_reopen_go_to_the_end() {
+    for clean in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), config(&[]), true, 0).unwrap();
+        append(&mut log, 3, 0);
+        append(&mut log, 3, 0);
+        log.flush(true).unwrap();
+        drop(log);
+        let mut log = Log::open(dir.path(), config(&[]), clean, 0).unwrap();
+        assert_eq!(append(&mut log, 3, 0).base_offset, 6);
+        let mut offset = 0;
+        let mut bases = Vec::new();
+        loop {
+            let data = log.read_plan(offset).read(offset, 1 << 20).unwrap();
+            let headers = validate_record_set(&data, 1 << 20).unwrap_or_default();
+            let Some(last) = headers.last() else { break };
+            bases.extend(headers.iter().map(|h| h.base_offset));
+            offset = last.last_offset() + 1;
+        }
+        assert_eq!(bases, vec![0, 3, 6], "clean={clean}");
+    }
+}
+
+#[test]
 fn retention_by_bytes_and_time() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(&[("segment.bytes", "500"), ("retention.bytes", "1000")]);
