@@ -1,0 +1,440 @@
+//! Hostile and malformed input on a raw TCP connection: the broker closes (or answers) the
+//! offending connection and keeps serving everyone else. Each test ends with a normal rdkafka
+//! round trip.
+
+mod common;
+
+use bytes::{Bytes, BytesMut};
+use common::*;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiVersionsRequest, ApiVersionsResponse, ProduceRequest, ProduceResponse, RequestHeader,
+    ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const API_PRODUCE: i16 = 0;
+const API_VERSIONS: i16 = 18;
+
+async fn connect(b: &TestBroker) -> TcpStream {
+    let s = TcpStream::connect(b.addr())
+        .await
+        .expect("connecting to the broker");
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+/// A request frame: length prefix, header (in `header_version`), body (in `version`).
+fn frame<T: Encodable>(
+    api_key: i16,
+    version: i16,
+    header_version: i16,
+    correlation_id: i32,
+    body: &T,
+) -> Vec<u8> {
+    let header = RequestHeader::default()
+        .with_request_api_key(api_key)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("bad-input-test")));
+    let mut buf = BytesMut::new();
+    header.encode(&mut buf, header_version).unwrap();
+    body.encode(&mut buf, version).unwrap();
+    let mut out = (buf.len() as i32).to_be_bytes().to_vec();
+    out.extend_from_slice(&buf);
+    out
+}
+
+/// Reads one response frame; `None` if the broker closed the connection first.
+async fn read_frame(s: &mut TcpStream) -> Option<Bytes> {
+    let fut = async {
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).await.ok()?;
+        let n = i32::from_be_bytes(len);
+        assert!(n >= 4, "response frame length {n}");
+        let mut body = vec![0u8; n as usize];
+        s.read_exact(&mut body).await.ok()?;
+        Some(Bytes::from(body))
+    };
+    tokio::time::timeout(TIMEOUT, fut)
+        .await
+        .expect("the broker neither answered nor closed the connection")
+}
+
+/// Waits until the broker closes the connection (EOF or reset), discarding anything it sends.
+async fn assert_closed(s: &mut TcpStream, what: &str) {
+    let fut = async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(TIMEOUT, fut)
+        .await
+        .unwrap_or_else(|_| panic!("the broker kept the connection open after {what}"));
+}
+
+/// A topic with one partition and a round trip through it: the broker works.
+async fn healthy_broker() -> TestBroker {
+    let b = TestBroker::start().await;
+    create_topic(&b.bootstrap(), "health", 1, &[]).await;
+    b
+}
+
+async fn assert_still_serving(b: &TestBroker) {
+    assert_round_trip(&b.bootstrap(), "health").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_bytes() {
+    let b = healthy_broker().await;
+    // An HTTP request: its first four bytes read as a ~1.2 GB frame length.
+    let mut s = connect(&b).await;
+    s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    assert_closed(&mut s, "an HTTP request").await;
+
+    // A plausible length followed by random bytes.
+    let mut s = connect(&b).await;
+    let mut bytes = 64i32.to_be_bytes().to_vec();
+    bytes.extend((0..64).map(|_| rand::random::<u8>()));
+    s.write_all(&bytes).await.unwrap();
+    // The broker may answer (if the bytes happened to parse) or close; it must not hang or die.
+    let _ = read_frame(&mut s).await;
+    drop(s);
+
+    // Random bytes under many lengths, on many connections at once.
+    let mut conns = Vec::new();
+    for i in 0..20 {
+        let mut s = connect(&b).await;
+        let n: i32 = 8 + i * 13;
+        let mut bytes = n.to_be_bytes().to_vec();
+        bytes.extend((0..n).map(|_| rand::random::<u8>()));
+        s.write_all(&bytes).await.unwrap();
+        conns.push(s);
+    }
+    drop(conns);
+    assert_still_serving(&b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_frame() {
+    let b = healthy_broker().await;
+    let mut s = connect(&b).await;
+    let mut bytes = 100i32.to_be_bytes().to_vec();
+    bytes.extend_from_slice(&[0, 18, 0, 3, 0, 0, 0, 1, 0, 0]);
+    s.write_all(&bytes).await.unwrap();
+    s.shutdown().await.unwrap();
+    assert_closed(&mut s, "a truncated frame").await;
+
+    // The same, but the client just stops sending: other clients are unaffected meanwhile.
+    let mut idle = connect(&b).await;
+    idle.write_all(&bytes).await.unwrap();
+    assert_still_serving(&b).await;
+    drop(idle);
+    assert_still_serving(&b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn negative_and_huge_length_prefixes() {
+    let b = healthy_broker().await;
+    for len in [
+        -1i32,
+        i32::MIN,
+        -100,
+        200 * 1024 * 1024,
+        i32::MAX,
+        104_857_601,
+    ] {
+        let mut s = connect(&b).await;
+        let mut bytes = len.to_be_bytes().to_vec();
+        bytes.extend_from_slice(&[0, 18, 0, 0, 0, 0, 0, 1, 0, 0]);
+        s.write_all(&bytes).await.unwrap();
+        assert_closed(&mut s, &format!("a length prefix of {len}")).await;
+    }
+    // Tiny frames too short for a request header.
+    for len in [0i32, 1, 3] {
+        let mut s = connect(&b).await;
+        let mut bytes = len.to_be_bytes().to_vec();
+        bytes.extend(std::iter::repeat_n(0u8, len as usize));
+        s.write_all(&bytes).await.unwrap();
+        assert_closed(&mut s, &format!("a {len}-byte frame")).await;
+    }
+    assert_still_serving(&b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_api_key() {
+    let b = healthy_broker().await;
+    let mut s = connect(&b).await;
+    // A valid v1 header (key, version, correlation id, client id) for API key 9999.
+    let mut body = Vec::new();
+    body.extend_from_slice(&9999i16.to_be_bytes());
+    body.extend_from_slice(&0i16.to_be_bytes());
+    body.extend_from_slice(&42i32.to_be_bytes());
+    body.extend_from_slice(&4i16.to_be_bytes());
+    body.extend_from_slice(b"test");
+    let mut bytes = (body.len() as i32).to_be_bytes().to_vec();
+    bytes.extend_from_slice(&body);
+    s.write_all(&bytes).await.unwrap();
+    // Kafka closes the connection on an unknown API key; anything else must at least carry
+    // the request's correlation id.
+    if let Some(resp) = read_frame(&mut s).await {
+        let h = ResponseHeader::decode(&mut resp.clone(), 0).unwrap();
+        assert_eq!(h.correlation_id, 42);
+    }
+    assert_still_serving(&b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_versions_unsupported_version_gets_v0_error_response() {
+    let b = healthy_broker().await;
+    let mut s = connect(&b).await;
+    let req = ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_static_str("brook-tests"))
+        .with_client_software_version(StrBytes::from_static_str("1.0"));
+    // As a future client would send it: flexible header and body (v3 layout) under v99.
+    let mut header = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(API_VERSIONS)
+        .with_request_api_version(99)
+        .with_correlation_id(7)
+        .with_client_id(Some(StrBytes::from_static_str("future-client")))
+        .encode(&mut header, 2)
+        .unwrap();
+    req.encode(&mut header, 3).unwrap();
+    let mut bytes = (header.len() as i32).to_be_bytes().to_vec();
+    bytes.extend_from_slice(&header);
+    s.write_all(&bytes).await.unwrap();
+
+    let mut resp = read_frame(&mut s).await.expect("no ApiVersions response");
+    let h = ResponseHeader::decode(&mut resp, 0).unwrap();
+    assert_eq!(h.correlation_id, 7);
+    let body = ApiVersionsResponse::decode(&mut resp, 0).expect("a v0 ApiVersions response");
+    assert_eq!(body.error_code, 35, "UNSUPPORTED_VERSION");
+    assert!(
+        !body.api_keys.is_empty(),
+        "the error response must list the supported APIs"
+    );
+    let av = body
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == API_VERSIONS)
+        .expect("ApiVersions itself is listed");
+    assert!(av.min_version <= 0 && av.max_version >= 3, "{av:?}");
+
+    // The connection stays usable: a v3 request on it now works.
+    s.write_all(&frame(API_VERSIONS, 3, 2, 8, &req))
+        .await
+        .unwrap();
+    let mut resp = read_frame(&mut s)
+        .await
+        .expect("no ApiVersions v3 response");
+    let h = ResponseHeader::decode(&mut resp, 0).unwrap();
+    assert_eq!(h.correlation_id, 8);
+    let body = ApiVersionsResponse::decode(&mut resp, 3).unwrap();
+    assert_eq!(body.error_code, 0);
+    assert_still_serving(&b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_versions_v3_lists_the_supported_apis() {
+    let b = healthy_broker().await;
+    let mut s = connect(&b).await;
+    let req = ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_static_str("brook-tests"))
+        .with_client_software_version(StrBytes::from_static_str("1.0"));
+    s.write_all(&frame(API_VERSIONS, 3, 2, 1, &req))
+        .await
+        .unwrap();
+    let mut resp = read_frame(&mut s).await.expect("no ApiVersions response");
+    // ApiVersions responses always use header v0.
+    let h = ResponseHeader::decode(&mut resp, 0).unwrap();
+    assert_eq!(h.correlation_id, 1);
+    let body = ApiVersionsResponse::decode(&mut resp, 3).unwrap();
+    assert_eq!(body.error_code, 0);
+    let range = |key: i16| {
+        body.api_keys
+            .iter()
+            .find(|k| k.api_key == key)
+            .map(|k| (k.min_version, k.max_version))
+    };
+    for (name, key, needs) in [
+        ("Produce", 0, 8),
+        ("Fetch", 1, 11),
+        ("ListOffsets", 2, 5),
+        ("Metadata", 3, 9),
+        ("OffsetCommit", 8, 7),
+        ("OffsetFetch", 9, 7),
+        ("FindCoordinator", 10, 3),
+        ("JoinGroup", 11, 5),
+        ("Heartbeat", 12, 3),
+        ("LeaveGroup", 13, 3),
+        ("SyncGroup", 14, 3),
+        ("DescribeGroups", 15, 3),
+        ("ListGroups", 16, 3),
+        ("ApiVersions", 18, 3),
+        ("CreateTopics", 19, 4),
+        ("DeleteTopics", 20, 3),
+        ("InitProducerId", 22, 1),
+        ("DescribeConfigs", 32, 1),
+        ("AlterConfigs", 33, 1),
+        ("CreatePartitions", 37, 1),
+    ] {
+        let (min, max) = range(key).unwrap_or_else(|| panic!("{name} ({key}) is not listed"));
+        assert!(min <= max, "{name}: {min}..{max}");
+        assert!(
+            min <= needs && needs <= max,
+            "{name}: v{needs} (what current clients use) not in {min}..={max}"
+        );
+    }
+    // The list matches what the broker library says it supports.
+    let mut listed: Vec<(i16, i16, i16)> = body
+        .api_keys
+        .iter()
+        .map(|k| (k.api_key, k.min_version, k.max_version))
+        .collect();
+    listed.sort();
+    let mut lib: Vec<(i16, i16, i16)> = brook_broker::supported_apis()
+        .into_iter()
+        .map(|(_, k, min, max)| (k, min, max))
+        .collect();
+    lib.sort();
+    assert_eq!(listed, lib);
+    assert_still_serving(&b).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Produce with bad record batches
+
+fn record(value: Bytes) -> Record {
+    Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: 1_700_000_000_000,
+        key: Some(Bytes::from_static(b"key")),
+        value: Some(value),
+        headers: Default::default(),
+    }
+}
+
+fn batch(records: &[Record]) -> BytesMut {
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    buf
+}
+
+/// Sends a Produce v8 (acks=-1) of `records` to `topic`-0; returns the partition error code.
+async fn produce_raw(
+    b: &TestBroker,
+    topic: &'static str,
+    records: Bytes,
+    correlation_id: i32,
+) -> i16 {
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str(topic)))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(records))])]);
+    let mut s = connect(b).await;
+    s.write_all(&frame(API_PRODUCE, 8, 1, correlation_id, &req))
+        .await
+        .unwrap();
+    let mut resp = read_frame(&mut s).await.expect("no Produce response");
+    let h = ResponseHeader::decode(&mut resp, 0).unwrap();
+    assert_eq!(h.correlation_id, correlation_id);
+    let body = ProduceResponse::decode(&mut resp, 8).unwrap();
+    assert_eq!(body.responses.len(), 1);
+    let t = &body.responses[0];
+    assert_eq!(t.name.0.as_str(), topic);
+    assert_eq!(t.partition_responses.len(), 1);
+    assert_eq!(t.partition_responses[0].index, 0);
+    t.partition_responses[0].error_code
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_with_corrupt_crc_is_rejected() {
+    let b = healthy_broker().await;
+    create_topic(&b.bootstrap(), "crc", 1, &[]).await;
+    // Sanity: the untouched batch is accepted.
+    let good = batch(&[record(Bytes::from_static(b"fine"))]);
+    assert_eq!(produce_raw(&b, "crc", good.clone().freeze(), 1).await, 0);
+
+    // Flip a byte of the record data (covered by the CRC-32C).
+    let mut bad = batch(&[record(Bytes::from_static(b"corrupted"))]);
+    let last = bad.len() - 3;
+    bad[last] ^= 0xff;
+    assert_eq!(
+        produce_raw(&b, "crc", bad.freeze(), 2).await,
+        2,
+        "CORRUPT_MESSAGE expected for a CRC mismatch"
+    );
+    // Flip a byte of the CRC itself (bytes 17..21 of the batch).
+    let mut bad = batch(&[record(Bytes::from_static(b"corrupted"))]);
+    bad[18] ^= 0x01;
+    assert_eq!(produce_raw(&b, "crc", bad.freeze(), 3).await, 2);
+
+    // Only the good record is in the log.
+    let recs = read_all_async(&b.bootstrap(), "crc").await.unwrap();
+    let values: Vec<String> = recs.iter().map(|r| r.value_str()).collect();
+    assert_eq!(values, vec!["fine".to_string()]);
+    assert_still_serving(&b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_larger_than_max_message_bytes_is_rejected() {
+    let b = healthy_broker().await;
+    create_topic(
+        &b.bootstrap(),
+        "limited",
+        1,
+        &[("max.message.bytes", "10000")],
+    )
+    .await;
+    let ok = batch(&[record(Bytes::from(vec![b'a'; 5000]))]);
+    assert_eq!(produce_raw(&b, "limited", ok.freeze(), 1).await, 0);
+    let big = batch(&[record(Bytes::from(vec![b'b'; 20_000]))]);
+    assert_eq!(
+        produce_raw(&b, "limited", big.freeze(), 2).await,
+        10,
+        "MESSAGE_TOO_LARGE expected"
+    );
+    // The broker-wide limit applies to topics without an override.
+    let b2 = TestBroker::start_with(&[("message.max.bytes", "10000")]).await;
+    create_topic(&b2.bootstrap(), "health", 1, &[]).await;
+    let big = batch(&[record(Bytes::from(vec![b'c'; 20_000]))]);
+    assert_eq!(produce_raw(&b2, "health", big.freeze(), 3).await, 10);
+
+    let recs = read_all_async(&b.bootstrap(), "limited").await.unwrap();
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].value.as_ref().map(|v| v.len()), Some(5000));
+    assert_still_serving(&b).await;
+    assert_still_serving(&b2).await;
+}
