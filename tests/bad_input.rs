@@ -438,3 +438,27 @@ async fn produce_larger_than_max_message_bytes_is_rejected() {
     assert_still_serving(&b).await;
     assert_still_serving(&b2).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_array_length_does_not_abort_the_broker() {
+    let b = healthy_broker().await;
+    // Metadata v1 whose topic array claims 2^31-1 entries and carries none: decoding sizes the
+    // array before reading it, so without GuardedAlloc this asks for ~150 GB and aborts.
+    const API_METADATA: i16 = 3;
+    let header = RequestHeader::default()
+        .with_request_api_key(API_METADATA)
+        .with_request_api_version(1)
+        .with_correlation_id(7)
+        .with_client_id(Some(StrBytes::from_static_str("bad-input-test")));
+    let mut body = BytesMut::new();
+    header.encode(&mut body, 1).unwrap();
+    body.extend_from_slice(&i32::MAX.to_be_bytes());
+    let mut bytes = (body.len() as i32).to_be_bytes().to_vec();
+    bytes.extend_from_slice(&body);
+    for _ in 0..3 {
+        let mut s = connect(&b).await;
+        s.write_all(&bytes).await.unwrap();
+        assert_closed(&mut s, "a Metadata request with a 2^31-1 element array").await;
+    }
+    assert_still_serving(&b).await;
+}
