@@ -2,23 +2,23 @@
 //!
 //! A pass reads every segment to find each key's latest offset, then rewrites the closed
 //! segments keeping only those records (tombstones stay for `delete.retention.ms`, records
-//! younger than `min.compaction.lag.ms` always stay). Batches that lose nothing are copied
-//! byte for byte; the others are re-encoded with their original codec, offsets, producer id
-//! and sequence numbers. A rewritten segment is written beside the original, fsynced, and
-//! renamed over it under the partition lock, so a crash leaves either the old or the new file.
+//! younger than `min.compaction.lag.ms` always stay). Records are filtered as raw bytes, as
+//! Kafka does: a rewritten batch keeps its base offset, last offset delta, timestamps,
+//! producer id, epoch and base sequence, and each kept record is copied byte for byte
+//! (headers included); only the record count, length and CRC change, and compressed batches
+//! are recompressed with their own codec. A rewritten segment is written beside the original,
+//! fsynced, and renamed over it under the partition lock, so a crash leaves either file.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::compression::{self as codec, Compressor, Decompressor};
 use parking_lot::Mutex;
 
-use super::batch::BatchHeader;
+use super::batch::{BatchHeader, HEADER_LEN};
 use super::segment::{file_name, header_at, read_at};
 use super::{Log, SegmentRef};
 
@@ -43,25 +43,126 @@ fn for_each_batch(
     Ok(())
 }
 
-fn decode(raw: &Bytes) -> Option<Vec<Record>> {
-    let mut buf = raw.clone();
-    match RecordBatchDecoder::decode(&mut buf) {
-        Ok(set) => Some(set.records),
-        Err(e) => {
-            tracing::warn!(error = %e, "compaction cannot decode a batch; keeping it as is");
-            None
-        }
-    }
+/// One record of a batch, located but not copied.
+struct RawRecord {
+    offset: i64,
+    timestamp: i64,
+    key: Option<Bytes>,
+    tombstone: bool,
+    /// The whole record (length prefix included) within the decompressed records section.
+    start: usize,
+    end: usize,
 }
 
-fn codec(h: &BatchHeader) -> Compression {
-    match h.compression() {
-        1 => Compression::Gzip,
-        2 => Compression::Snappy,
-        3 => Compression::Lz4,
-        4 => Compression::Zstd,
-        _ => Compression::None,
+/// Reads a zigzag varint (Kafka's record encoding).
+fn varint(buf: &[u8], pos: &mut usize) -> Option<i64> {
+    let mut value: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let b = *buf.get(*pos)?;
+        *pos += 1;
+        value |= ((b & 0x7f) as u64) << shift;
+        if b & 0x80 == 0 {
+            return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
+        }
     }
+    None
+}
+
+fn parse_records(h: &BatchHeader, section: &Bytes) -> Option<Vec<RawRecord>> {
+    let mut out = Vec::with_capacity(h.records_count.max(0) as usize);
+    let mut pos = 0;
+    for _ in 0..h.records_count {
+        let start = pos;
+        let len = usize::try_from(varint(section, &mut pos)?).ok()?;
+        let end = pos.checked_add(len).filter(|e| *e <= section.len())?;
+        let body = &section[..end];
+        let mut p = pos + 1; // attributes
+        let ts_delta = varint(body, &mut p)?;
+        let offset_delta = varint(body, &mut p)?;
+        let key_len = varint(body, &mut p)?;
+        let key = if key_len >= 0 {
+            let k_end = p.checked_add(key_len as usize).filter(|e| *e <= end)?;
+            let k = section.slice(p..k_end);
+            p = k_end;
+            Some(k)
+        } else {
+            None
+        };
+        let value_len = varint(body, &mut p)?;
+        out.push(RawRecord {
+            offset: h.base_offset + offset_delta,
+            timestamp: if h.is_log_append_time() {
+                h.max_timestamp
+            } else {
+                h.base_timestamp + ts_delta
+            },
+            key,
+            tombstone: value_len < 0,
+            start,
+            end,
+        });
+        pos = end;
+    }
+    Some(out)
+}
+
+/// The batch's records section, decompressed.
+fn records_section(h: &BatchHeader, raw: &Bytes) -> Option<Bytes> {
+    let mut data = raw.slice(HEADER_LEN..);
+    let all = |b: &mut Bytes| Ok(b.copy_to_bytes(b.remaining()));
+    let result = match h.compression() {
+        0 => Ok(data),
+        1 => codec::Gzip::decompress(&mut data, all),
+        2 => codec::Snappy::decompress(&mut data, all),
+        3 => codec::Lz4::decompress(&mut data, all),
+        4 => codec::Zstd::decompress(&mut data, all),
+        _ => return None,
+    };
+    result
+        .map_err(|e| tracing::warn!(error = %e, "compaction cannot decompress a batch; keeping it as is"))
+        .ok()
+}
+
+fn compress(h: &BatchHeader, plain: &[u8], out: &mut BytesMut) -> Result<(), String> {
+    let fill = |b: &mut BytesMut| {
+        b.put_slice(plain);
+        Ok(())
+    };
+    match h.compression() {
+        1 => codec::Gzip::compress(out, fill),
+        2 => codec::Snappy::compress(out, fill),
+        3 => codec::Lz4::compress(out, fill),
+        4 => codec::Zstd::compress(out, fill),
+        _ => {
+            out.put_slice(plain);
+            Ok(())
+        }
+    }
+    .map_err(|e| e.to_string())
+}
+
+/// Rebuilds a batch holding only `kept` records, header fields otherwise untouched.
+fn rebuild(
+    h: &BatchHeader,
+    raw: &Bytes,
+    section: &Bytes,
+    kept: &[&RawRecord],
+) -> Result<Vec<u8>, String> {
+    let mut plain = Vec::new();
+    for r in kept {
+        plain.extend_from_slice(&section[r.start..r.end]);
+    }
+    let mut body = BytesMut::new();
+    compress(h, &plain, &mut body)?;
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    out.extend_from_slice(&raw[..HEADER_LEN]);
+    out.extend_from_slice(&body);
+    let batch_length = (out.len() - 12) as i32;
+    out[8..12].copy_from_slice(&batch_length.to_be_bytes());
+    out[57..61].copy_from_slice(&(kept.len() as i32).to_be_bytes());
+    let crc = crc32c::crc32c(&out[21..]);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    Ok(out)
 }
 
 /// Runs one compaction pass over `log` if its dirty ratio calls for it.
@@ -97,8 +198,14 @@ pub(crate) fn compact(log: &Mutex<Log>, now_ms: i64) -> io::Result<CleanStats> {
         .map(|(_, f, s)| (f, *s))
         .chain(std::iter::once((&active.0, active.1)));
     for (file, size) in segments {
-        for_each_batch(file, size, &mut |_, raw| {
-            for r in decode(&raw).unwrap_or_default() {
+        for_each_batch(file, size, &mut |h, raw| {
+            if h.is_control() {
+                return Ok(());
+            }
+            let Some(section) = records_section(&h, &raw) else {
+                return Ok(());
+            };
+            for r in parse_records(&h, &section).unwrap_or_default() {
                 if let Some(k) = r.key {
                     latest.insert(k, r.offset);
                 }
@@ -109,7 +216,7 @@ pub(crate) fn compact(log: &Mutex<Log>, now_ms: i64) -> io::Result<CleanStats> {
 
     let lag_horizon = now_ms.saturating_sub(cfg.min_compaction_lag_ms);
     let tombstone_horizon = now_ms.saturating_sub(cfg.delete_retention_ms);
-    let keep = |r: &Record| -> bool {
+    let keep = |r: &RawRecord| -> bool {
         let Some(k) = &r.key else { return true };
         if r.timestamp > lag_horizon {
             return true;
@@ -117,41 +224,39 @@ pub(crate) fn compact(log: &Mutex<Log>, now_ms: i64) -> io::Result<CleanStats> {
         if latest.get(k) != Some(&r.offset) {
             return false;
         }
-        r.value.is_some() || r.timestamp > tombstone_horizon
+        !r.tombstone || r.timestamp > tombstone_horizon
     };
 
-    let mut last_clean_base = cleaned_upto;
     for (base, file, size) in &old {
-        let mut out = BytesMut::new();
+        let mut out: Vec<u8> = Vec::new();
         let mut changed = false;
         for_each_batch(file, *size, &mut |h, raw| {
-            let Some(records) = decode(&raw).filter(|_| !h.is_control()) else {
+            let parsed = (!h.is_control())
+                .then(|| records_section(&h, &raw))
+                .flatten()
+                .and_then(|section| parse_records(&h, &section).map(|r| (section, r)));
+            let Some((section, records)) = parsed else {
                 out.extend_from_slice(&raw);
                 return Ok(());
             };
-            let kept: Vec<Record> = records.iter().filter(|r| keep(r)).cloned().collect();
+            let kept: Vec<&RawRecord> = records.iter().filter(|r| keep(r)).collect();
             if kept.len() == records.len() {
                 out.extend_from_slice(&raw);
                 return Ok(());
             }
+            match rebuild(&h, &raw, &section, &kept) {
+                Ok(_) if kept.is_empty() => {}
+                Ok(batch) => out.extend_from_slice(&batch),
+                Err(e) => {
+                    tracing::warn!(error = %e, "compaction cannot rebuild a batch; keeping it as is");
+                    out.extend_from_slice(&raw);
+                    return Ok(());
+                }
+            }
             changed = true;
             stats.records_removed += records.len() - kept.len();
-            if kept.is_empty() {
-                return Ok(());
-            }
-            let before = out.len();
-            let opts = RecordEncodeOptions {
-                version: 2,
-                compression: codec(&h),
-            };
-            if let Err(e) = RecordBatchEncoder::encode(&mut out, &kept, &opts) {
-                tracing::warn!(error = %e, "compaction cannot re-encode a batch; keeping it as is");
-                out.truncate(before);
-                out.extend_from_slice(&raw);
-            }
             Ok(())
         })?;
-        last_clean_base = *base;
         if !changed {
             continue;
         }
@@ -167,12 +272,12 @@ pub(crate) fn compact(log: &Mutex<Log>, now_ms: i64) -> io::Result<CleanStats> {
         log.lock().replace_segment(*base, &cleaned, now_ms)?;
         stats.segments_rewritten += 1;
     }
-    let _ = last_clean_base;
-    log.lock().cleaned_upto = active_base_after(&old);
+    log.lock().cleaned_upto = first_dirty_after(&old);
     Ok(stats)
 }
 
-fn active_base_after(old: &[SegmentRef]) -> i64 {
+/// Segments with a base at or above this were rolled after this pass.
+fn first_dirty_after(old: &[SegmentRef]) -> i64 {
     old.last().map(|(b, _, _)| b + 1).unwrap_or(0)
 }
 
@@ -181,94 +286,140 @@ mod tests {
     use super::*;
     use crate::config::{BrokerConfig, TopicConfig};
     use crate::log::batch::validate_record_set;
-    use kafka_protocol::records::TimestampType;
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+        TimestampType,
+    };
 
-    fn batch(records: &[(&str, Option<&str>)], ts: i64) -> Vec<u8> {
+    fn batch(records: &[(&str, Option<&str>)], ts: i64, compression: Compression) -> Vec<u8> {
         let recs: Vec<Record> = records
             .iter()
             .enumerate()
-            .map(|(i, (k, v))| Record {
-                transactional: false,
-                control: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: i as i32 - 1,
-                timestamp: ts,
-                key: Some(Bytes::from(k.to_string())),
-                value: v.map(|v| Bytes::from(v.to_string())),
-                headers: Default::default(),
-                delete_horizon: false,
+            .map(|(i, (k, v))| {
+                let mut headers = indexmap::IndexMap::new();
+                headers.insert(
+                    StrBytes::from_static_str("h"),
+                    Some(Bytes::from(format!("{k}-{i}"))),
+                );
+                Record {
+                    transactional: false,
+                    control: false,
+                    partition_leader_epoch: -1,
+                    producer_id: -1,
+                    producer_epoch: -1,
+                    timestamp_type: TimestampType::Creation,
+                    offset: i as i64,
+                    sequence: i as i32 - 1,
+                    timestamp: ts,
+                    key: Some(Bytes::from(k.to_string())),
+                    value: v.map(|v| Bytes::from(v.to_string())),
+                    headers,
+                    delete_horizon: false,
+                }
             })
             .collect();
         let mut buf = BytesMut::new();
         let opts = RecordEncodeOptions {
             version: 2,
-            compression: Compression::None,
+            compression,
         };
         RecordBatchEncoder::encode(&mut buf, &recs, &opts).unwrap();
         buf.to_vec()
     }
 
-    #[test]
-    fn keeps_latest_value_per_key_and_recent_tombstones() {
+    fn compacted(compression: Compression) {
         let dir = tempfile::tempdir().unwrap();
         let mut o = std::collections::BTreeMap::new();
         o.insert("cleanup.policy".into(), "compact".into());
-        o.insert("segment.bytes".into(), "200".into());
+        o.insert("segment.bytes".into(), "300".into());
         o.insert("delete.retention.ms".into(), "1000".into());
         let cfg = Arc::new(TopicConfig::resolve(o, &BrokerConfig::default()).unwrap());
         let log = Mutex::new(Log::open(dir.path(), cfg, true, 0).unwrap());
         let now = 10_000;
+        let append = |records: &[(&str, Option<&str>)], ts: i64| {
+            let b = batch(records, ts, compression);
+            let mut h = validate_record_set(&b, 1 << 20).unwrap();
+            log.lock().append(&b, &mut h, now).unwrap();
+        };
         for round in 0..5 {
             let v1 = format!("a{round}");
             let v2 = format!("b{round}");
-            let b = batch(&[("a", Some(&v1)), ("b", Some(&v2))], now - 5000);
-            let mut h = validate_record_set(&b, 1 << 20).unwrap();
-            log.lock().append(&b, &mut h, now).unwrap();
+            append(
+                &[("a", Some(&v1)), ("b", Some(&v2)), ("a", Some(&v1))],
+                now - 5000,
+            );
         }
         // An old tombstone for "b" (dropped) and a fresh one for "c" (kept).
-        for (key, ts) in [("b", now - 5000), ("c", now - 10)] {
-            let b = batch(&[(key, None)], ts);
-            let mut h = validate_record_set(&b, 1 << 20).unwrap();
-            log.lock().append(&b, &mut h, now).unwrap();
-        }
-        let b = batch(&[("d", Some("x"))], now);
-        let mut h = validate_record_set(&b, 1 << 20).unwrap();
-        log.lock().append(&b, &mut h, now).unwrap();
+        append(&[("b", None)], now - 5000);
+        append(&[("c", None)], now - 10);
+        append(&[("d", Some("x"))], now);
         let stats = compact(&log, now).unwrap();
-        assert!(stats.records_removed >= 8, "{stats:?}");
+        assert!(stats.records_removed >= 12, "{stats:?}");
         let l = log.lock();
-        let mut data = l.read_plan(0).read(0, 1 << 20).unwrap();
         let mut seen = Vec::new();
         let mut offset = 0;
         loop {
-            while let Ok(set) = RecordBatchDecoder::decode(&mut data) {
-                for r in set.records {
-                    offset = r.offset + 1;
-                    seen.push((
-                        String::from_utf8(r.key.unwrap().to_vec()).unwrap(),
-                        r.value.map(|v| String::from_utf8(v.to_vec()).unwrap()),
-                    ));
-                }
-                if data.is_empty() {
-                    break;
-                }
-            }
-            data = l.read_plan(offset).read(offset, 1 << 20).unwrap();
+            let mut data = l.read_plan(offset).read(offset, 1 << 20).unwrap();
             if data.is_empty() {
                 break;
             }
+            for (_, h) in crate::log::batch::complete_batches(&data) {
+                // Batches keep their offset span: base offset and last offset delta.
+                if h.base_offset < 15 {
+                    assert_eq!((h.base_offset % 3, h.last_offset_delta), (0, 2));
+                } else {
+                    assert_eq!(h.last_offset_delta, 0);
+                }
+            }
+            while !data.is_empty() {
+                let set = RecordBatchDecoder::decode(&mut data).unwrap();
+                assert_eq!(set.compression, compression);
+                for r in set.records {
+                    offset = r.offset + 1;
+                    let key = String::from_utf8(r.key.unwrap().to_vec()).unwrap();
+                    let header = r.headers.get(&b"h"[..]).cloned().flatten().unwrap();
+                    seen.push((
+                        key,
+                        r.offset,
+                        r.value.map(|v| String::from_utf8(v.to_vec()).unwrap()),
+                        header,
+                    ));
+                }
+            }
         }
+        let expect = |k: &str, off: i64, v: Option<&str>, hi: usize| {
+            (
+                k.to_string(),
+                off,
+                v.map(String::from),
+                Bytes::from(format!("{k}-{hi}")),
+            )
+        };
         assert_eq!(
             seen,
             vec![
-                ("a".to_string(), Some("a4".to_string())),
-                ("c".to_string(), None),
-                ("d".to_string(), Some("x".to_string())),
+                expect("a", 14, Some("a4"), 2),
+                expect("c", 16, None, 0),
+                expect("d", 17, Some("x"), 0),
             ]
         );
+    }
+
+    #[test]
+    fn keeps_latest_value_per_key_and_recent_tombstones() {
+        compacted(Compression::None);
+    }
+
+    #[test]
+    fn compressed_batches_are_filtered_and_recompressed() {
+        for c in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            compacted(c);
+        }
     }
 }
