@@ -423,3 +423,47 @@ async fn idempotent_retry_after_dropped_connection() {
         );
     }
 }
+
+/// Codec ids found in the batch headers of a partition's segment files.
+fn stored_codecs(dir: &std::path::Path) -> Vec<u8> {
+    let mut codecs = Vec::new();
+    for file in segment_files(dir) {
+        let data = std::fs::read(&file).unwrap();
+        let mut pos = 0;
+        while pos + 61 <= data.len() {
+            let len = i32::from_be_bytes(data[pos + 8..pos + 12].try_into().unwrap()) as usize;
+            codecs.push(data[pos + 22] & 0x07);
+            pos += 12 + len;
+        }
+    }
+    codecs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_compression_type_recompresses_batches() {
+    let b = TestBroker::start().await;
+    let bs = b.bootstrap();
+    create_topic(&bs, "recompress", 1, &[("compression.type", "zstd")]).await;
+    let mut cfg = producer_config(&bs, true);
+    cfg.set("compression.codec", "gzip").set("linger.ms", "20");
+    let p: FutureProducer = cfg.create().unwrap();
+    let sent: Vec<Out> = (0..500)
+        .map(|i| Out {
+            headers: vec![("h".to_string(), Some(format!("{i}").into_bytes()))],
+            ..Out::kv(
+                format!("key-{i}"),
+                format!("value {i} {}", "xyz".repeat(20)),
+            )
+        })
+        .collect();
+    let acked = produce_ok(&p, "recompress", &sent).await;
+    let read = read_all_async(&bs, "recompress").await.unwrap();
+    verify(&sent, &acked, &read);
+    let codecs = stored_codecs(&b.partition_dir("recompress", 0));
+    assert!(!codecs.is_empty());
+    assert!(
+        codecs.iter().all(|c| *c == 4),
+        "stored codecs {codecs:?}, want all zstd (4)"
+    );
+    drop_blocking(p).await;
+}

@@ -225,7 +225,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         String,
         "producer",
         &["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"],
-        false,
+        true,
         "Default compression.type"
     ),
     def!(

@@ -40,8 +40,8 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         "producer",
         Some("compression.type"),
         &["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"],
-        false,
-        "Batches are stored as the producer compressed them"
+        true,
+        "producer: store batches as sent; a codec: batches in another codec are recompressed"
     ),
     def!(
         "delete.retention.ms",
@@ -279,6 +279,8 @@ pub struct TopicConfig {
     pub overrides: BTreeMap<String, String>,
     /// `cleanup.policy`.
     pub cleanup_policy: CleanupPolicy,
+    /// `compression.type` as a codec id; `None` for `producer`.
+    pub compression: Option<u8>,
     /// `delete.retention.ms`.
     pub delete_retention_ms: i64,
     /// `flush.messages`.
@@ -340,6 +342,7 @@ impl TopicConfig {
             };
         Ok(TopicConfig {
             cleanup_policy,
+            compression: crate::log::codec::codec_id(&value("compression.type")),
             delete_retention_ms: long("delete.retention.ms"),
             flush_messages: long("flush.messages").max(1),
             flush_ms: long("flush.ms"),

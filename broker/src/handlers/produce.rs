@@ -7,6 +7,7 @@ use kafka_protocol::records::RecordBatchDecoder;
 
 use super::sb;
 use crate::log::batch::{validate_record_set, BatchHeader};
+use crate::log::codec::recompress;
 use crate::state::BrokerState;
 use crate::topics::Partition;
 use crate::util::now_ms;
@@ -99,6 +100,16 @@ fn append(
     if config.cleanup_policy.compact {
         check_keys(&records)?;
     }
+    let records = match config.compression {
+        Some(target) if headers.iter().any(|h| h.compression() != target) => {
+            let recompressed = recompress_all(&records, &headers, target)?;
+            // Lengths, attributes and CRCs changed: the headers must describe the new bytes.
+            headers = validate_record_set(&recompressed, usize::MAX)
+                .map_err(|e| (e.code(), e.to_string()))?;
+            recompressed
+        }
+        _ => records,
+    };
     let mut log = partition.log.lock();
     let info = log
         .append(&records, &mut headers, now)
@@ -108,6 +119,28 @@ fn append(
         info.log_append_time,
         log.log_start_offset(),
     ))
+}
+
+/// Re-encodes every batch in the topic's `compression.type` (the slow path, off by default).
+fn recompress_all(
+    records: &Bytes,
+    headers: &[BatchHeader],
+    target: u8,
+) -> Result<Bytes, (i16, String)> {
+    let mut out = Vec::with_capacity(records.len());
+    let mut pos = 0;
+    for h in headers {
+        let raw = &records[pos..pos + h.size()];
+        if h.compression() == target {
+            out.extend_from_slice(raw);
+        } else {
+            let batch = recompress(h, raw, target)
+                .map_err(|e| (2, format!("cannot recompress batch: {e}")))?;
+            out.extend_from_slice(&batch);
+        }
+        pos += h.size();
+    }
+    Ok(Bytes::from(out))
 }
 
 /// Compacted topics need a key on every record (Kafka answers INVALID_RECORD otherwise).

@@ -14,11 +14,11 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::sync::Arc;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::compression::{self as codec, Compressor, Decompressor};
+use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 
 use super::batch::{BatchHeader, HEADER_LEN};
+use super::codec::{compress, records_section};
 use super::segment::{file_name, header_at, read_at};
 use super::{Log, SegmentRef};
 
@@ -106,41 +106,6 @@ fn parse_records(h: &BatchHeader, section: &Bytes) -> Option<Vec<RawRecord>> {
     Some(out)
 }
 
-/// The batch's records section, decompressed.
-fn records_section(h: &BatchHeader, raw: &Bytes) -> Option<Bytes> {
-    let mut data = raw.slice(HEADER_LEN..);
-    let all = |b: &mut Bytes| Ok(b.copy_to_bytes(b.remaining()));
-    let result = match h.compression() {
-        0 => Ok(data),
-        1 => codec::Gzip::decompress(&mut data, all),
-        2 => codec::Snappy::decompress(&mut data, all),
-        3 => codec::Lz4::decompress(&mut data, all),
-        4 => codec::Zstd::decompress(&mut data, all),
-        _ => return None,
-    };
-    result
-        .map_err(|e| tracing::warn!(error = %e, "compaction cannot decompress a batch; keeping it as is"))
-        .ok()
-}
-
-fn compress(h: &BatchHeader, plain: &[u8], out: &mut BytesMut) -> Result<(), String> {
-    let fill = |b: &mut BytesMut| {
-        b.put_slice(plain);
-        Ok(())
-    };
-    match h.compression() {
-        1 => codec::Gzip::compress(out, fill),
-        2 => codec::Snappy::compress(out, fill),
-        3 => codec::Lz4::compress(out, fill),
-        4 => codec::Zstd::compress(out, fill),
-        _ => {
-            out.put_slice(plain);
-            Ok(())
-        }
-    }
-    .map_err(|e| e.to_string())
-}
-
 /// Rebuilds a batch holding only `kept` records, header fields otherwise untouched.
 fn rebuild(
     h: &BatchHeader,
@@ -153,7 +118,7 @@ fn rebuild(
         plain.extend_from_slice(&section[r.start..r.end]);
     }
     let mut body = BytesMut::new();
-    compress(h, &plain, &mut body)?;
+    compress(h.compression(), &plain, &mut body)?;
     let mut out = Vec::with_capacity(HEADER_LEN + body.len());
     out.extend_from_slice(&raw[..HEADER_LEN]);
     out.extend_from_slice(&body);

@@ -2,6 +2,7 @@
 
 pub(crate) mod batch;
 pub(crate) mod cleaner;
+pub(crate) mod codec;
 mod index;
 mod producer_state;
 mod read;
