@@ -297,7 +297,7 @@ async fn group_ticker(state: Arc<BrokerState>, mut shutdown: watch::Receiver<boo
     let mut interval = tokio::time::interval(Duration::from_millis(100));
     loop {
         tokio::select! {
-            _ = interval.tick() => state.groups.tick(),
+            _ = interval.tick() => state.groups.tick(&state.topics),
             _ = shutdown.changed() => return,
         }
     }

@@ -253,8 +253,15 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "offsets.retention.minutes",
         Int,
         "10080",
-        false,
-        "How long committed offsets of empty groups are kept"
+        true,
+        "Committed offsets of a group empty this long are deleted"
+    ),
+    def!(
+        "offsets.retention.check.interval.ms",
+        Long,
+        "600000",
+        true,
+        "How often expired committed offsets are looked for"
     ),
     def!(
         "group.initial.rebalance.delay.ms",

@@ -102,6 +102,8 @@ pub(crate) struct Group {
     rebalance_deadline: Option<Instant>,
     join_not_before: Option<Instant>,
     initial_delay: Duration,
+    /// Wall-clock ms when the group last became empty, for offset retention.
+    pub empty_since_ms: i64,
 }
 
 fn join_error(code: i16, member_id: &str) -> JoinGroupResponse {
@@ -130,6 +132,7 @@ impl Group {
             rebalance_deadline: None,
             join_not_before: None,
             initial_delay,
+            empty_since_ms: crate::util::now_ms(),
         }
     }
 
@@ -389,6 +392,7 @@ impl Group {
         self.generation += 1;
         if self.members.is_empty() {
             self.state = GroupState::Empty;
+            self.empty_since_ms = crate::util::now_ms();
             self.protocol = None;
             self.leader = None;
             return;

@@ -14,6 +14,7 @@ use parking_lot::Mutex;
 use crate::config::BrokerConfig;
 use crate::handlers::sb;
 use crate::topics::TopicManager;
+use crate::util::now_ms;
 use group::{Group, ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID};
 pub(crate) use group::{GroupState, JoinParams, Reply};
 use offsets::OffsetStore;
@@ -33,6 +34,9 @@ pub(crate) struct Coordinator {
     max_session_ms: i64,
     offsets_partitions: usize,
     offsets_segment_bytes: i64,
+    offsets_retention_ms: i64,
+    retention_check: Duration,
+    last_retention_check: Mutex<Instant>,
 }
 
 impl Coordinator {
@@ -48,6 +52,13 @@ impl Coordinator {
             max_session_ms: config.i64("group.max.session.timeout.ms"),
             offsets_partitions: config.i64("offsets.topic.num.partitions").max(1) as usize,
             offsets_segment_bytes: config.i64("offsets.topic.segment.bytes"),
+            offsets_retention_ms: config
+                .i64("offsets.retention.minutes")
+                .saturating_mul(60_000),
+            retention_check: Duration::from_millis(
+                config.i64("offsets.retention.check.interval.ms").max(0) as u64,
+            ),
+            last_retention_check: Mutex::new(Instant::now()),
         }
     }
 
@@ -268,14 +279,107 @@ impl Coordinator {
         }
     }
 
-    /// Expires sessions and completes timed-out rebalances; forgets empty groups without offsets.
-    pub fn tick(&self) {
+    /// Expires sessions and completes timed-out rebalances; forgets empty groups without
+    /// offsets; every `offsets.retention.check.interval.ms`, expires old committed offsets.
+    pub fn tick(&self, topics: &TopicManager) {
         let now = Instant::now();
-        let mut groups = self.groups.lock();
-        for g in groups.values_mut() {
-            g.tick(now);
+        {
+            let mut groups = self.groups.lock();
+            for g in groups.values_mut() {
+                g.tick(now);
+            }
+            let offsets = self.offsets.lock();
+            groups.retain(|id, g| !g.is_empty() || offsets.has_group(id));
         }
-        let offsets = self.offsets.lock();
-        groups.retain(|id, g| !g.is_empty() || offsets.has_group(id));
+        let due = {
+            let mut last = self.last_retention_check.lock();
+            let due = now.duration_since(*last) >= self.retention_check;
+            if due {
+                *last = now;
+            }
+            due
+        };
+        if due {
+            self.expire_offsets(topics, now_ms());
+        }
+    }
+
+    /// Deletes the offsets of groups that have had no members for `offsets.retention.minutes`
+    /// (KIP-211), measured from when the group emptied or, for groups without members since
+    /// the broker started, from their last commit.
+    pub fn expire_offsets(&self, topics: &TopicManager, now_ms: i64) -> usize {
+        let groups = self.groups.lock();
+        let mut offsets = self.offsets.lock();
+        let mut expired = 0;
+        for id in offsets.group_ids() {
+            let empty_since = match groups.get(&id) {
+                Some(g) if !g.is_empty() => continue,
+                Some(g) => g.empty_since_ms,
+                None => 0,
+            };
+            let all = offsets.all(&id);
+            let last_commit = all
+                .iter()
+                .map(|(_, _, c)| c.commit_timestamp)
+                .max()
+                .unwrap_or(0);
+            if now_ms - last_commit.max(empty_since) <= self.offsets_retention_ms {
+                continue;
+            }
+            let tombstones = all.into_iter().map(|(t, p, _)| (t, p, None)).collect();
+            match offsets.commit(
+                topics,
+                &id,
+                tombstones,
+                self.offsets_partitions,
+                self.offsets_segment_bytes,
+            ) {
+                Ok(()) => {
+                    tracing::info!(group = %id, "expired committed offsets (offsets.retention.minutes)");
+                    expired += 1;
+                }
+                Err(e) => tracing::error!(group = %id, "cannot expire offsets: {e}"),
+            }
+        }
+        expired
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    #[test]
+    fn offsets_of_empty_groups_expire_after_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = BTreeMap::new();
+        o.insert("offsets.retention.minutes".to_string(), "1".to_string());
+        o.insert("offsets.topic.num.partitions".to_string(), "2".to_string());
+        let config = Arc::new(BrokerConfig::from_overrides(o).unwrap());
+        let topics = TopicManager::open(dir.path(), Arc::clone(&config), true).unwrap();
+        topics.create("t", 1, 1, BTreeMap::new(), false).unwrap();
+        let c = Coordinator::open(&topics, &config);
+        let commit = |g: &str| {
+            let entry = Committed {
+                offset: 5,
+                leader_epoch: -1,
+                metadata: None,
+                commit_timestamp: now_ms(),
+            };
+            assert_eq!(
+                c.commit(&topics, g, -1, "", None, vec![("t".into(), 0, Some(entry))]),
+                0
+            );
+        };
+        commit("old");
+        assert_eq!(c.expire_offsets(&topics, now_ms() + 30_000), 0);
+        assert!(c.committed("old", "t", 0).is_some());
+        assert_eq!(c.expire_offsets(&topics, now_ms() + 61_000), 1);
+        assert!(c.committed("old", "t", 0).is_none());
+        // The deletion is durable: a restarted coordinator does not bring the offsets back.
+        let again = Coordinator::open(&topics, &config);
+        assert!(again.committed("old", "t", 0).is_none());
     }
 }

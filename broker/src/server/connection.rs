@@ -20,6 +20,9 @@ use super::versions::supported_range;
 use crate::handlers::{self, api_versions, Conn};
 use crate::state::BrokerState;
 
+/// Frames read ahead of the one being handled, per connection.
+const READ_AHEAD: usize = 4;
+
 /// Response buffers above this are released after use rather than kept per connection.
 const MAX_KEPT_BUFFER: usize = 8 << 20;
 
@@ -32,7 +35,9 @@ pub(crate) async fn run(
 ) {
     let _ = stream.set_nodelay(true);
     let (rd, mut wr) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Bytes>(16);
+    // Read-ahead is what lets pipelined requests overlap with handling, but every queued frame
+    // can be up to socket.request.max.bytes: keep the queue short to bound memory per connection.
+    let (tx, mut rx) = mpsc::channel::<Bytes>(READ_AHEAD);
     let max_frame = state.config.i64("socket.request.max.bytes").max(8) as usize;
     let reader = tokio::spawn(read_frames(rd, tx, max_frame, peer));
     let idle = Duration::from_millis(state.config.i64("connections.max.idle.ms").max(1) as u64);
