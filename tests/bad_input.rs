@@ -462,3 +462,54 @@ async fn hostile_array_length_does_not_abort_the_broker() {
     }
     assert_still_serving(&b).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_bodies_for_every_api_never_panic() {
+    use kafka_protocol::messages::ApiKey;
+    use rand::{Rng, SeedableRng};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    // A panic in a connection task would only drop that connection; count them instead.
+    let panics = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&panics);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        previous(info);
+    }));
+
+    let b = healthy_broker().await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
+    for (_, key, min, max) in brook_broker::supported_apis() {
+        let api = ApiKey::try_from(key).unwrap();
+        for version in min..=max {
+            let mut s = connect(&b).await;
+            for i in 0..25 {
+                let header = RequestHeader::default()
+                    .with_request_api_key(key)
+                    .with_request_api_version(version)
+                    .with_correlation_id(i)
+                    .with_client_id(Some(StrBytes::from_static_str("fuzz")));
+                let mut body = BytesMut::new();
+                header
+                    .encode(&mut body, api.request_header_version(version))
+                    .unwrap();
+                let len = rng.gen_range(0..120);
+                body.extend((0..len).map(|_| rng.gen::<u8>()));
+                let mut bytes = (body.len() as i32).to_be_bytes().to_vec();
+                bytes.extend_from_slice(&body);
+                if s.write_all(&bytes).await.is_err() {
+                    s = connect(&b).await; // the broker closed it: expected for malformed bodies
+                }
+            }
+            drop(s);
+        }
+    }
+    assert_still_serving(&b).await;
+    assert_eq!(
+        panics.load(Ordering::SeqCst),
+        0,
+        "the broker panicked on fuzzed input"
+    );
+}
