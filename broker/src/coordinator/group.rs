@@ -12,6 +12,7 @@ use bytes::Bytes;
 use indexmap::IndexMap;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupResponse, SyncGroupResponse};
+use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::handlers::sb;
@@ -104,6 +105,31 @@ pub(crate) struct Group {
     initial_delay: Duration,
     /// Wall-clock ms when the group last became empty, for offset retention.
     pub empty_since_ms: i64,
+    /// Set when membership reached a state worth persisting (Stable, or Empty).
+    dirty: bool,
+}
+
+/// A member as persisted in `__consumer_offsets`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct MemberSnapshot {
+    id: String,
+    instance_id: Option<String>,
+    client_id: String,
+    client_host: String,
+    session_timeout_ms: u64,
+    rebalance_timeout_ms: u64,
+    protocols: Vec<(String, Vec<u8>)>,
+    assignment: Vec<u8>,
+}
+
+/// A Stable group's membership as persisted, so a broker restart does not force a rebalance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct GroupSnapshot {
+    protocol_type: Option<String>,
+    protocol: Option<String>,
+    generation: i32,
+    leader: Option<String>,
+    members: Vec<MemberSnapshot>,
 }
 
 fn join_error(code: i16, member_id: &str) -> JoinGroupResponse {
@@ -133,7 +159,84 @@ impl Group {
             join_not_before: None,
             initial_delay,
             empty_since_ms: crate::util::now_ms(),
+            dirty: false,
         }
+    }
+
+    /// Rebuilds a Stable group from its snapshot; members get a fresh session to reconnect in.
+    pub fn restore(id: &str, snap: GroupSnapshot, initial_delay: Duration, now: Instant) -> Self {
+        let mut g = Group::new(id, initial_delay);
+        g.generation = snap.generation;
+        g.protocol_type = snap.protocol_type;
+        g.protocol = snap.protocol;
+        g.leader = snap.leader;
+        for m in snap.members {
+            if let Some(inst) = &m.instance_id {
+                g.statics.insert(inst.clone(), m.id.clone());
+            }
+            g.members.insert(
+                m.id.clone(),
+                Member {
+                    id: m.id,
+                    instance_id: m.instance_id,
+                    client_id: m.client_id,
+                    client_host: m.client_host,
+                    session_timeout: Duration::from_millis(m.session_timeout_ms),
+                    rebalance_timeout: Duration::from_millis(m.rebalance_timeout_ms),
+                    protocols: m
+                        .protocols
+                        .into_iter()
+                        .map(|(n, b)| (n, Bytes::from(b)))
+                        .collect(),
+                    assignment: Bytes::from(m.assignment),
+                    last_heartbeat: now,
+                    join_waiter: None,
+                    sync_waiter: None,
+                },
+            );
+        }
+        g.state = if g.members.is_empty() {
+            GroupState::Empty
+        } else {
+            GroupState::Stable
+        };
+        g
+    }
+
+    /// The membership to persist: `None` when there is nothing (the group is empty).
+    pub fn snapshot(&self) -> Option<GroupSnapshot> {
+        if self.state != GroupState::Stable {
+            return None;
+        }
+        Some(GroupSnapshot {
+            protocol_type: self.protocol_type.clone(),
+            protocol: self.protocol.clone(),
+            generation: self.generation,
+            leader: self.leader.clone(),
+            members: self
+                .members
+                .values()
+                .map(|m| MemberSnapshot {
+                    id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    session_timeout_ms: m.session_timeout.as_millis() as u64,
+                    rebalance_timeout_ms: m.rebalance_timeout.as_millis() as u64,
+                    protocols: m
+                        .protocols
+                        .iter()
+                        .map(|(n, b)| (n.clone(), b.to_vec()))
+                        .collect(),
+                    assignment: m.assignment.to_vec(),
+                })
+                .collect(),
+        })
+    }
+
+    /// Whether membership changed in a way that should be persisted since the last call.
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
     }
 
     fn new_member_id(client_id: &str) -> String {
@@ -287,6 +390,7 @@ impl Group {
             self.leader = Some(new_id.clone());
         }
         if self.state == GroupState::Stable && unchanged && !was_leader {
+            self.dirty = true;
             // A restarted static member gets its old assignment back without a rebalance.
             return Reply::Now(self.join_response(&new_id));
         }
@@ -393,6 +497,7 @@ impl Group {
         if self.members.is_empty() {
             self.state = GroupState::Empty;
             self.empty_since_ms = crate::util::now_ms();
+            self.dirty = true;
             self.protocol = None;
             self.leader = None;
             return;
@@ -493,6 +598,7 @@ impl Group {
                         m.assignment = given.remove(&m.id).unwrap_or_default();
                     }
                     self.state = GroupState::Stable;
+                    self.dirty = true;
                     let ids: Vec<String> = self.members.keys().cloned().collect();
                     for mid in ids {
                         let resp = self.sync_response(&mid);

@@ -42,9 +42,24 @@ pub(crate) struct Coordinator {
 impl Coordinator {
     /// Creates the coordinator, replaying committed offsets from `__consumer_offsets`.
     pub fn open(topics: &TopicManager, config: &BrokerConfig) -> Self {
+        let mut offsets = OffsetStore::load(topics);
+        let initial_delay =
+            Duration::from_millis(config.i64("group.initial.rebalance.delay.ms").max(0) as u64);
+        let now = Instant::now();
+        let groups: HashMap<String, Group> = offsets
+            .take_snapshots()
+            .into_iter()
+            .map(|(id, snap)| {
+                let g = Group::restore(&id, snap, initial_delay, now);
+                (id, g)
+            })
+            .collect();
+        if !groups.is_empty() {
+            tracing::info!(groups = groups.len(), "restored group membership");
+        }
         Coordinator {
-            groups: Mutex::new(HashMap::new()),
-            offsets: Mutex::new(OffsetStore::load(topics)),
+            groups: Mutex::new(groups),
+            offsets: Mutex::new(offsets),
             initial_delay: Duration::from_millis(
                 config.i64("group.initial.rebalance.delay.ms").max(0) as u64,
             ),
@@ -62,8 +77,32 @@ impl Coordinator {
         }
     }
 
+    /// Persists a group's membership if it changed in a way worth keeping across restarts.
+    fn persist(&self, topics: &TopicManager, g: &mut Group) {
+        if !g.take_dirty() {
+            return;
+        }
+        let snap = g.snapshot();
+        let result = self.offsets.lock().write_group(
+            topics,
+            &g.id,
+            snap.as_ref(),
+            self.offsets_partitions,
+            self.offsets_segment_bytes,
+        );
+        if let Err(e) = result {
+            // Membership is rebuilt by rebalancing if lost; offsets are what must not be.
+            tracing::warn!(group = %g.id, "cannot persist group membership: {e}");
+        }
+    }
+
     /// JoinGroup; the reply may arrive only when the rebalance completes.
-    pub fn join(&self, group_id: &str, p: JoinParams) -> Reply<JoinGroupResponse> {
+    pub fn join(
+        &self,
+        topics: &TopicManager,
+        group_id: &str,
+        p: JoinParams,
+    ) -> Reply<JoinGroupResponse> {
         let err = |code: i16| {
             Reply::Now(
                 JoinGroupResponse::default()
@@ -83,12 +122,15 @@ impl Coordinator {
         let group = groups
             .entry(group_id.to_string())
             .or_insert_with(|| Group::new(group_id, self.initial_delay));
-        group.join(p, Instant::now())
+        let reply = group.join(p, Instant::now());
+        self.persist(topics, group);
+        reply
     }
 
     /// SyncGroup.
     pub fn sync(
         &self,
+        topics: &TopicManager,
         group_id: &str,
         member_id: &str,
         instance: Option<&str>,
@@ -97,7 +139,11 @@ impl Coordinator {
     ) -> Reply<SyncGroupResponse> {
         let mut groups = self.groups.lock();
         match groups.get_mut(group_id) {
-            Some(g) => g.sync(member_id, instance, generation, assignments, Instant::now()),
+            Some(g) => {
+                let reply = g.sync(member_id, instance, generation, assignments, Instant::now());
+                self.persist(topics, g);
+                reply
+            }
             None => Reply::Now(SyncGroupResponse::default().with_error_code(UNKNOWN_MEMBER_ID)),
         }
     }
@@ -118,16 +164,23 @@ impl Coordinator {
     }
 
     /// LeaveGroup for each (member id, instance id); returns per-member error codes.
-    pub fn leave(&self, group_id: &str, members: &[(String, Option<String>)]) -> Vec<i16> {
+    pub fn leave(
+        &self,
+        topics: &TopicManager,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Vec<i16> {
         let mut groups = self.groups.lock();
         let Some(g) = groups.get_mut(group_id) else {
             return vec![UNKNOWN_MEMBER_ID; members.len()];
         };
         let now = Instant::now();
-        members
+        let codes = members
             .iter()
             .map(|(id, inst)| g.leave(id, inst.as_deref(), now))
-            .collect()
+            .collect();
+        self.persist(topics, g);
+        codes
     }
 
     /// OffsetCommit: checks membership and generation, then persists. Returns one error code for all.
@@ -259,6 +312,15 @@ impl Coordinator {
         }
         groups.remove(group_id);
         let mut offsets = self.offsets.lock();
+        if let Err(e) = offsets.write_group(
+            topics,
+            group_id,
+            None,
+            self.offsets_partitions,
+            self.offsets_segment_bytes,
+        ) {
+            tracing::warn!(group = group_id, "cannot delete group membership: {e}");
+        }
         let tombstones = offsets
             .all(group_id)
             .into_iter()
@@ -287,6 +349,7 @@ impl Coordinator {
             let mut groups = self.groups.lock();
             for g in groups.values_mut() {
                 g.tick(now);
+                self.persist(topics, g);
             }
             let offsets = self.offsets.lock();
             groups.retain(|id, g| !g.is_empty() || offsets.has_group(id));
@@ -350,6 +413,57 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
     use std::sync::Arc;
+
+    #[test]
+    fn stable_membership_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = BTreeMap::new();
+        o.insert(
+            "group.initial.rebalance.delay.ms".to_string(),
+            "0".to_string(),
+        );
+        o.insert("offsets.topic.num.partitions".to_string(), "2".to_string());
+        let config = Arc::new(BrokerConfig::from_overrides(o).unwrap());
+        let topics = TopicManager::open(dir.path(), Arc::clone(&config), true).unwrap();
+        let c = Coordinator::open(&topics, &config);
+        let params = JoinParams {
+            member_id: String::new(),
+            instance_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout: Duration::from_secs(10),
+            rebalance_timeout: Duration::from_secs(10),
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::from_static(b"meta"))],
+            require_known_member_id: false,
+        };
+        let Reply::Later(mut rx) = c.join(&topics, "g", params) else {
+            panic!("join should wait for the rebalance")
+        };
+        let joined = rx.try_recv().unwrap();
+        let (member, generation) = (joined.member_id.to_string(), joined.generation_id);
+        let assignment = vec![(member.clone(), Bytes::from_static(b"A"))];
+        let Reply::Later(mut rx) = c.sync(&topics, "g", &member, None, generation, assignment)
+        else {
+            panic!("the leader's sync completes through its waiter")
+        };
+        assert_eq!(rx.try_recv().unwrap().assignment.as_ref(), b"A");
+
+        // A restarted coordinator knows the member, its generation and its assignment.
+        let c2 = Coordinator::open(&topics, &config);
+        assert_eq!(c2.heartbeat("g", &member, None, generation), 0);
+        match c2.sync(&topics, "g", &member, None, generation, vec![]) {
+            Reply::Now(r) => assert_eq!(r.assignment.as_ref(), b"A"),
+            Reply::Later(_) => panic!("a Stable group answers SyncGroup at once"),
+        }
+        // Once the group empties, a restart does not bring the member back.
+        assert_eq!(c2.leave(&topics, "g", &[(member.clone(), None)]), vec![0]);
+        let c3 = Coordinator::open(&topics, &config);
+        assert_eq!(
+            c3.heartbeat("g", &member, None, generation),
+            group::UNKNOWN_MEMBER_ID
+        );
+    }
 
     #[test]
     fn offsets_of_empty_groups_expire_after_retention() {

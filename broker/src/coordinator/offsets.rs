@@ -14,6 +14,7 @@ use kafka_protocol::records::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::group::GroupSnapshot;
 use crate::log::batch::validate_record_set;
 use crate::topics::{Partition, TopicError, TopicManager};
 use crate::util::now_ms;
@@ -30,6 +31,15 @@ pub(crate) struct Committed {
     pub commit_timestamp: i64,
 }
 
+/// Key of a group's membership snapshot (Kafka stores group metadata in the same topic).
+#[derive(Serialize, Deserialize)]
+struct GroupKey {
+    group: String,
+    kind: String,
+}
+
+const GROUP_KIND: &str = "group";
+
 #[derive(Serialize, Deserialize)]
 struct Key {
     group: String,
@@ -41,6 +51,8 @@ struct Key {
 #[derive(Default)]
 pub(crate) struct OffsetStore {
     groups: HashMap<String, BTreeMap<(String, i32), Committed>>,
+    /// Membership snapshots read at start-up, handed to the coordinator once.
+    snapshots: HashMap<String, GroupSnapshot>,
 }
 
 fn partition_for(group: &str, partitions: usize) -> i32 {
@@ -75,7 +87,9 @@ impl OffsetStore {
                     };
                     for r in set.records {
                         offset = r.offset + 1;
-                        store.apply(&r);
+                        if let Some(k) = &r.key {
+                            store.apply(k, r.value.as_deref());
+                        }
                     }
                 }
             }
@@ -89,19 +103,20 @@ impl OffsetStore {
         store
     }
 
-    fn apply(&mut self, r: &Record) {
-        let Some(key) = r
-            .key
-            .as_ref()
-            .and_then(|k| serde_json::from_slice::<Key>(k).ok())
-        else {
+    fn apply(&mut self, key: &[u8], value: Option<&[u8]>) {
+        if let Ok(k) = serde_json::from_slice::<GroupKey>(key) {
+            if k.kind == GROUP_KIND {
+                match value.and_then(|v| serde_json::from_slice::<GroupSnapshot>(v).ok()) {
+                    Some(snap) => self.snapshots.insert(k.group, snap),
+                    None => self.snapshots.remove(&k.group),
+                };
+            }
+            return;
+        }
+        let Ok(key) = serde_json::from_slice::<Key>(key) else {
             return;
         };
-        match r
-            .value
-            .as_ref()
-            .and_then(|v| serde_json::from_slice::<Committed>(v).ok())
-        {
+        match value.and_then(|v| serde_json::from_slice::<Committed>(v).ok()) {
             Some(c) => {
                 self.groups
                     .entry(key.group)
@@ -119,6 +134,40 @@ impl OffsetStore {
         }
     }
 
+    /// The membership snapshots found at start-up (taken once).
+    pub fn take_snapshots(&mut self) -> HashMap<String, GroupSnapshot> {
+        std::mem::take(&mut self.snapshots)
+    }
+
+    /// Durably records a group's membership snapshot (`None`: the group is empty or gone).
+    pub fn write_group(
+        &mut self,
+        topics: &TopicManager,
+        group: &str,
+        snapshot: Option<&GroupSnapshot>,
+        num_partitions: usize,
+        segment_bytes: i64,
+    ) -> Result<(), String> {
+        let key = serde_json::to_vec(&GroupKey {
+            group: group.to_string(),
+            kind: GROUP_KIND.to_string(),
+        })
+        .map_err(|e| e.to_string())?;
+        let value = snapshot
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| e.to_string())?;
+        write_records(
+            topics,
+            group,
+            vec![(key, value)],
+            num_partitions,
+            segment_bytes,
+        )?;
+        self.snapshots.remove(group);
+        Ok(())
+    }
+
     /// Durably records commits (`None` deletes), then applies them in memory.
     pub fn commit(
         &mut self,
@@ -131,52 +180,30 @@ impl OffsetStore {
         if entries.is_empty() {
             return Ok(());
         }
-        let partition = offsets_partition(topics, group, num_partitions, segment_bytes)?;
-        let now = now_ms();
-        let records: Vec<Record> = entries
-            .iter()
-            .enumerate()
-            .map(|(i, (topic, p, c))| Record {
-                transactional: false,
-                control: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // offset - sequence must stay constant or the codec splits the batch.
-                sequence: i as i32 - 1,
-                timestamp: now,
-                key: Some(Bytes::from(
-                    serde_json::to_vec(&Key {
-                        group: group.to_string(),
-                        topic: topic.clone(),
-                        partition: *p,
-                    })
-                    .expect("key serialises"),
-                )),
-                value: c
-                    .as_ref()
-                    .map(|c| Bytes::from(serde_json::to_vec(c).expect("value serialises"))),
-                headers: Default::default(),
-                delete_horizon: false,
+        let mut records = Vec::with_capacity(entries.len());
+        for (topic, partition, c) in &entries {
+            let key = serde_json::to_vec(&Key {
+                group: group.to_string(),
+                topic: topic.clone(),
+                partition: *partition,
             })
-            .collect();
-        let mut buf = BytesMut::new();
-        let opts = RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        };
-        RecordBatchEncoder::encode(&mut buf, &records, &opts).map_err(|e| e.to_string())?;
-        let data = buf.freeze();
-        let mut headers = validate_record_set(&data, usize::MAX).map_err(|e| e.to_string())?;
-        partition
-            .log
-            .lock()
-            .append(&data, &mut headers, now)
-            .map_err(|e| e.message())?;
-        for r in &records {
-            self.apply(r);
+            .map_err(|e| e.to_string())?;
+            let value = c
+                .as_ref()
+                .map(serde_json::to_vec)
+                .transpose()
+                .map_err(|e| e.to_string())?;
+            records.push((key, value));
+        }
+        write_records(
+            topics,
+            group,
+            records.clone(),
+            num_partitions,
+            segment_bytes,
+        )?;
+        for (k, v) in &records {
+            self.apply(k, v.as_deref());
         }
         Ok(())
     }
@@ -204,6 +231,53 @@ impl OffsetStore {
     pub fn group_ids(&self) -> Vec<String> {
         self.groups.keys().cloned().collect()
     }
+}
+
+/// Appends key/value records (a `None` value is a tombstone) to the group's partition of
+/// `__consumer_offsets`, creating the topic on first use.
+fn write_records(
+    topics: &TopicManager,
+    group: &str,
+    entries: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    num_partitions: usize,
+    segment_bytes: i64,
+) -> Result<(), String> {
+    let partition = offsets_partition(topics, group, num_partitions, segment_bytes)?;
+    let now = now_ms();
+    let records: Vec<Record> = entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // offset - sequence must stay constant or the codec splits the batch.
+            sequence: i as i32 - 1,
+            timestamp: now,
+            key: Some(Bytes::from(key)),
+            value: value.map(Bytes::from),
+            headers: Default::default(),
+            delete_horizon: false,
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let opts = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &opts).map_err(|e| e.to_string())?;
+    let data = buf.freeze();
+    let mut headers = validate_record_set(&data, usize::MAX).map_err(|e| e.to_string())?;
+    partition
+        .log
+        .lock()
+        .append(&data, &mut headers, now)
+        .map_err(|e| e.message())?;
+    Ok(())
 }
 
 fn offsets_partition(
