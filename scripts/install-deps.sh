@@ -2,6 +2,7 @@
 # Installs the system packages the build and the tests need, with apt-get, only if missing:
 #   kcat          tests/kcat.rs drives the broker with it
 #   libclang-dev  bindgen (native dependencies)
+#   kafkajs       (npm, into tests/clients/kafkajs) and kafka-python (pip): tests/other_clients.rs
 # Runs `apt-get update` only when something has to be installed.
 set -euo pipefail
 
@@ -9,7 +10,21 @@ missing=()
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)
 dpkg -s libclang-dev >/dev/null 2>&1 || missing+=(libclang-dev)
 
+install_client_libraries() {
+    local root
+    root="$(cd "$(dirname "$0")/.." && pwd)"
+    if command -v npm >/dev/null 2>&1 && [ ! -d "$root/tests/clients/kafkajs/node_modules/kafkajs" ]; then
+        echo "install-deps: installing kafkajs" >&2
+        (cd "$root/tests/clients/kafkajs" && npm install --no-audit --no-fund --silent)
+    fi
+    if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import kafka' 2>/dev/null; then
+        echo "install-deps: installing kafka-python" >&2
+        python3 -m pip install --quiet --disable-pip-version-check kafka-python
+    fi
+}
+
 if [ "${#missing[@]}" -eq 0 ]; then
+    install_client_libraries
     exit 0
 fi
 
@@ -26,3 +41,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+install_client_libraries
