@@ -27,7 +27,9 @@ fn available(what: &str, probe: &mut Command) -> Option<()> {
 }
 
 async fn run_script(mut cmd: Command) {
-    let out = blocking(move || cmd.output()).await.expect("running the client script");
+    let out = blocking(move || cmd.output())
+        .await
+        .expect("running the client script");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -41,11 +43,13 @@ async fn run_script(mut cmd: Command) {
 async fn kafkajs_admin_produce_consume_commit() {
     let dir = clients_dir().join("kafkajs");
     let mut probe = Command::new("node");
-    probe
-        .arg("-e")
-        .arg("require('kafkajs')")
-        .current_dir(&dir);
-    if available("kafkajs (node + tests/clients/kafkajs/node_modules)", &mut probe).is_none() {
+    probe.arg("-e").arg("require('kafkajs')").current_dir(&dir);
+    if available(
+        "kafkajs (node + tests/clients/kafkajs/node_modules)",
+        &mut probe,
+    )
+    .is_none()
+    {
         return;
     }
     let b = TestBroker::start().await;
