@@ -4,6 +4,7 @@
 mod bench;
 mod broker_cmd;
 mod client;
+mod connect_cmd;
 mod consume;
 mod group;
 mod produce;
@@ -44,6 +45,8 @@ enum Command {
     Group(group::GroupArgs),
     /// Producer and consumer throughput/latency benchmarks
     Bench(bench::BenchArgs),
+    /// Run Kafka-Connect-style connectors (standalone worker)
+    Connect(connect_cmd::ConnectArgs),
 }
 
 #[tokio::main]
@@ -65,6 +68,7 @@ async fn main() -> ExitCode {
         Command::Consume(args) => consume::run(args).await,
         Command::Group(args) => group::run(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Connect(args) => connect_cmd::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -98,7 +102,7 @@ fn error_chain(error: &anyhow::Error) -> String {
 /// librdkafka connection errors) unless RUST_LOG asks for more.
 fn init_tracing(command: &Command) {
     let default = match command {
-        Command::Broker(_) => "info",
+        Command::Broker(_) | Command::Connect(_) => "info",
         _ => "warn",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));

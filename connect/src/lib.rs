@@ -1,1 +1,31 @@
-//! Brook connect: the Kafka-Connect-style runtime (see issue: brook-connect).
+//! Brook connect: the Kafka-Connect-style runtime.
+//!
+//! Connectors implement the traits in this crate and register their typed
+//! configuration by class name with `typetag`; a [`Worker`] runs them, keeping
+//! source offsets in a compacted topic and sink progress in consumer groups.
+
+mod config;
+mod connector;
+mod converter;
+mod errors;
+mod offsets;
+mod rest;
+mod worker;
+
+pub use config::{
+    lenient, ConfigError, ConnectorConfig, ConnectorDefinition, ConnectorSettings, ErrorTolerance,
+};
+pub use connector::{
+    ConnectError, Connector, SinkConnector, SinkRecord, SinkTask, SourceConnector, SourceOffset,
+    SourcePartition, SourceRecord, SourceTask, StoredOffsets, TaskConfig, TopicPartition,
+};
+pub use converter::{Converter, ConverterError};
+pub use offsets::OffsetStoreError;
+pub use rest::{PluginInfo, RestServer};
+pub use worker::{
+    ConnectorState, ConnectorStatus, State, TaskStatus, Worker, WorkerConfig, WorkerError,
+};
+
+/// The JSON crate used throughout the API (configs, records, offsets), so
+/// callers need not depend on a matching version themselves.
+pub use serde_json;

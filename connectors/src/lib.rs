@@ -1,1 +1,23 @@
-//! Brook connectors: file, SQLite and Parquet connectors for brook-connect.
+//! Brook connectors: connector classes for brook-connect.
+//!
+//! Each connector registers its config type under its class name (via
+//! `typetag`), so linking this crate makes `FileTailSource` and `FileSink`
+//! available to `ConnectorDefinition::from_json`.
+
+mod file_sink;
+mod file_tail;
+
+pub use file_sink::FileSinkConfig;
+pub use file_tail::{FileTailSourceConfig, ReadFrom};
+
+/// The connector classes this crate provides (for `GET /connector-plugins`).
+pub const PLUGINS: &[brook_connect::PluginInfo] = &[
+    brook_connect::PluginInfo {
+        class: "FileTailSource",
+        kind: "source",
+    },
+    brook_connect::PluginInfo {
+        class: "FileSink",
+        kind: "sink",
+    },
+];

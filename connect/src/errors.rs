@@ -1,0 +1,170 @@
+//! Error handling policy: retries with backoff for retriable failures,
+//! tolerance of bad records, and the dead letter queue.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use crate::config::ConnectorSettings;
+use crate::connector::ConnectError;
+
+/// Backoff state for retrying an operation that needs `&mut` access.
+pub(crate) struct Retry {
+    started: Instant,
+    delay: Duration,
+    max_delay: Duration,
+    timeout_ms: i64,
+}
+
+impl Retry {
+    /// Starts a retry budget from errors.retry.timeout / errors.retry.delay.max.ms.
+    pub fn new(settings: &ConnectorSettings) -> Self {
+        Retry {
+            started: Instant::now(),
+            delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(settings.retry_delay_max_ms.max(1) as u64),
+            timeout_ms: settings.retry_timeout_ms,
+        }
+    }
+
+    /// Sleeps and returns true when `error` should be retried.
+    pub async fn wait(&mut self, error: &ConnectError) -> bool {
+        if !error.is_retriable() || !within_budget(self.timeout_ms, self.started) {
+            return false;
+        }
+        tracing::warn!(%error, delay = ?self.delay, "retriable failure; retrying");
+        tokio::time::sleep(self.delay).await;
+        self.delay = (self.delay * 2).min(self.max_delay);
+        true
+    }
+}
+
+/// Retries `op` while it fails retriably, for up to errors.retry.timeout.
+pub(crate) async fn with_retries<T, F, Fut>(
+    settings: &ConnectorSettings,
+    mut op: F,
+) -> Result<T, ConnectError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ConnectError>>,
+{
+    let mut retry = Retry::new(settings);
+    loop {
+        match op().await {
+            Err(e) if retry.wait(&e).await => {}
+            other => return other,
+        }
+    }
+}
+
+fn within_budget(timeout_ms: i64, started: Instant) -> bool {
+    match timeout_ms {
+        t if t < 0 => true,
+        0 => false,
+        t => started.elapsed() < Duration::from_millis(t as u64),
+    }
+}
+
+/// Where a bad sink record came from, for the DLQ context headers.
+pub(crate) struct FailedRecord<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub connector: &'a str,
+    pub stage: &'a str,
+    pub error: &'a str,
+}
+
+/// Sends the original bytes of a failed record to the dead letter queue.
+pub(crate) async fn send_to_dlq(
+    producer: &FutureProducer,
+    dlq_topic: &str,
+    with_headers: bool,
+    failed: &FailedRecord<'_>,
+) -> Result<(), ConnectError> {
+    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(dlq_topic);
+    if let Some(k) = failed.key {
+        record = record.key(k);
+    }
+    if let Some(v) = failed.value {
+        record = record.payload(v);
+    }
+    if with_headers {
+        let (partition, offset) = (failed.partition.to_string(), failed.offset.to_string());
+        let headers = [
+            ("__connect.errors.topic", failed.topic),
+            ("__connect.errors.partition", partition.as_str()),
+            ("__connect.errors.offset", offset.as_str()),
+            ("__connect.errors.connector.name", failed.connector),
+            ("__connect.errors.stage", failed.stage),
+            ("__connect.errors.exception.message", failed.error),
+        ]
+        .into_iter()
+        .fold(OwnedHeaders::new(), |h, (key, value)| {
+            h.insert(Header {
+                key,
+                value: Some(value),
+            })
+        });
+        record = record.headers(headers);
+    }
+    producer
+        .send(record, Duration::from_secs(30))
+        .await
+        .map(|_| ())
+        .map_err(|(e, _)| ConnectError::Retriable(format!("writing to DLQ {dlq_topic}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn settings(timeout: &str) -> ConnectorSettings {
+        let v =
+            json!({"name": "n", "errors.retry.timeout": timeout, "errors.retry.delay.max.ms": "1"});
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[tokio::test]
+    async fn retries_retriable_failures_within_the_timeout() {
+        let s = settings("5000");
+        let mut calls = 0;
+        let r: Result<u32, ConnectError> = with_retries(&s, || {
+            calls += 1;
+            let n = calls;
+            async move {
+                if n < 3 {
+                    Err(ConnectError::Retriable("flaky".into()))
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await;
+        assert_eq!(r.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn fatal_or_no_budget_fails_at_once() {
+        let mut calls = 0;
+        let r: Result<(), ConnectError> = with_retries(&settings("5000"), || {
+            calls += 1;
+            async { Err(ConnectError::Fatal("bad".into())) }
+        })
+        .await;
+        assert!(r.is_err());
+        assert_eq!(calls, 1);
+        let mut calls = 0;
+        let r: Result<(), ConnectError> = with_retries(&settings("0"), || {
+            calls += 1;
+            async { Err(ConnectError::Retriable("down".into())) }
+        })
+        .await;
+        assert!(r.is_err());
+        assert_eq!(calls, 1);
+    }
+}

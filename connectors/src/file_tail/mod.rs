@@ -1,0 +1,434 @@
+//! FileTailSource: one record per line of one or more files, following
+//! appends, rename-rotation and copy-truncate, resuming exactly after restart.
+
+mod tracker;
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use brook_connect::{
+    lenient, ConnectError, Connector, ConnectorConfig, SourceConnector, SourceOffset,
+    SourcePartition, SourceRecord, SourceTask, StoredOffsets, TaskConfig,
+};
+use notify::Watcher;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use tracker::{FilePosition, StartAt, Tracker};
+
+/// Where to start reading a file that has no stored offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadFrom {
+    /// Read existing content.
+    #[default]
+    Beginning,
+    /// Skip existing content, read only what is appended.
+    End,
+}
+
+/// Configuration of the `FileTailSource` connector class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTailSourceConfig {
+    /// One file to tail.
+    #[serde(default)]
+    pub file: Option<String>,
+    /// A glob of files to tail, re-scanned every `scan.interval.ms`.
+    #[serde(default)]
+    pub files: Option<String>,
+    /// Destination topic.
+    pub topic: String,
+    /// beginning | end, for files without a stored offset.
+    #[serde(rename = "read.from", default)]
+    pub read_from: ReadFrom,
+    /// Longer lines are cut to this many bytes.
+    #[serde(
+        rename = "max.line.bytes",
+        default = "default_max_line",
+        deserialize_with = "lenient::usize"
+    )]
+    pub max_line_bytes: usize,
+    /// Fallback polling interval when no file event arrives.
+    #[serde(
+        rename = "poll.interval.ms",
+        default = "default_poll_ms",
+        deserialize_with = "lenient::u64"
+    )]
+    pub poll_interval_ms: u64,
+    /// How often the `files` glob is re-evaluated.
+    #[serde(
+        rename = "scan.interval.ms",
+        default = "default_scan_ms",
+        deserialize_with = "lenient::u64"
+    )]
+    pub scan_interval_ms: u64,
+    /// Most records returned by one poll.
+    #[serde(
+        rename = "batch.size",
+        default = "default_batch",
+        deserialize_with = "lenient::usize"
+    )]
+    pub batch_size: usize,
+}
+
+fn default_max_line() -> usize {
+    1024 * 1024
+}
+fn default_poll_ms() -> u64 {
+    1000
+}
+fn default_scan_ms() -> u64 {
+    5000
+}
+fn default_batch() -> usize {
+    2000
+}
+
+#[typetag::serde(name = "FileTailSource")]
+impl ConnectorConfig for FileTailSourceConfig {
+    fn build(&self) -> Result<Connector, ConnectError> {
+        match (&self.file, &self.files) {
+            (Some(_), None) | (None, Some(_)) => {}
+            _ => {
+                return Err(ConnectError::Fatal(
+                    "FileTailSource needs exactly one of \"file\" or \"files\"".into(),
+                ))
+            }
+        }
+        if let Some(pattern) = &self.files {
+            glob::Pattern::new(pattern).map_err(|e| {
+                ConnectError::Fatal(format!("files: invalid glob {pattern:?}: {e}"))
+            })?;
+        }
+        Ok(Connector::Source(Box::new(FileTailSource {
+            config: self.clone(),
+        })))
+    }
+}
+
+/// The FileTailSource connector.
+struct FileTailSource {
+    config: FileTailSourceConfig,
+}
+
+impl SourceConnector for FileTailSource {
+    fn task_configs(&self, max_tasks: usize) -> Result<Vec<TaskConfig>, ConnectError> {
+        // A single file cannot be split; a glob is split by hashing each
+        // path, so a file always lands on the same task across rescans.
+        let count = if self.config.file.is_some() {
+            1
+        } else {
+            max_tasks.max(1)
+        };
+        let base =
+            serde_json::to_value(&self.config).map_err(|e| ConnectError::Fatal(e.to_string()))?;
+        (0..count)
+            .map(|index| {
+                let mut cfg = base.as_object().cloned().unwrap_or_default();
+                cfg.insert("task.index".into(), json!(index));
+                cfg.insert("task.count".into(), json!(count));
+                Ok(cfg)
+            })
+            .collect()
+    }
+
+    fn create_task(&self) -> Box<dyn SourceTask> {
+        Box::new(FileTailTask::default())
+    }
+}
+
+/// A running FileTailSource task.
+#[derive(Default)]
+struct FileTailTask {
+    config: Option<FileTailSourceConfig>,
+    task_index: u64,
+    task_count: u64,
+    offsets: StoredOffsets,
+    trackers: BTreeMap<PathBuf, Tracker>,
+    last_scan: Option<Instant>,
+    events: Option<mpsc::Receiver<()>>,
+    watcher: Option<notify::RecommendedWatcher>,
+}
+
+impl FileTailTask {
+    fn config(&self) -> Result<&FileTailSourceConfig, ConnectError> {
+        self.config
+            .as_ref()
+            .ok_or_else(|| ConnectError::Fatal("task polled before start".into()))
+    }
+
+    /// Adds trackers for files that appeared (glob) and watches their dirs.
+    fn scan(&mut self) -> Result<(), ConnectError> {
+        let config = self.config()?.clone();
+        let paths: Vec<PathBuf> = match (&config.file, &config.files) {
+            (Some(file), _) => vec![PathBuf::from(file)],
+            (None, Some(pattern)) => glob::glob(pattern)
+                .map_err(|e| ConnectError::Fatal(format!("files: {e}")))?
+                .filter_map(Result::ok)
+                .filter(|p| p.is_file() && self.owns(p))
+                .collect(),
+            (None, None) => Vec::new(),
+        };
+        for path in paths {
+            if self.trackers.contains_key(&path) {
+                continue;
+            }
+            let resume = self.offsets.get(&partition_of(&path)).and_then(position_of);
+            let start = match config.read_from {
+                ReadFrom::Beginning => StartAt::Beginning,
+                ReadFrom::End => StartAt::End,
+            };
+            if let (Some(watcher), Some(dir)) = (self.watcher.as_mut(), path.parent()) {
+                // Watch the directory, not the file, to see rotations.
+                let dir = if dir.as_os_str().is_empty() {
+                    std::path::Path::new(".")
+                } else {
+                    dir
+                };
+                if let Err(e) = watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
+                    tracing::debug!(dir = %dir.display(), error = %e, "cannot watch; relying on polling");
+                }
+            }
+            self.trackers.insert(
+                path.clone(),
+                Tracker::new(path, config.max_line_bytes, start, resume),
+            );
+        }
+        self.last_scan = Some(Instant::now());
+        Ok(())
+    }
+
+    fn owns(&self, path: &std::path::Path) -> bool {
+        let mut h = DefaultHasher::new();
+        path.hash(&mut h);
+        h.finish() % self.task_count.max(1) == self.task_index
+    }
+
+    fn read_lines(&mut self, limit: usize) -> Result<Vec<SourceRecord>, ConnectError> {
+        let topic = self.config()?.topic.clone();
+        let mut records = Vec::new();
+        for tracker in self.trackers.values_mut() {
+            // A tracker hands out all lines available; the batch size is a
+            // soft bound, checked between files.
+            if records.len() >= limit {
+                break;
+            }
+            let lines = tracker.poll().map_err(|e| {
+                ConnectError::Retriable(format!("reading {}: {e}", tracker.path().display()))
+            })?;
+            let partition = partition_of(tracker.path());
+            records.extend(lines.into_iter().map(|line| SourceRecord {
+                source_partition: partition.clone(),
+                source_offset: offset_of(&line.after),
+                topic: topic.clone(),
+                key: None,
+                value: Value::String(line.text),
+            }));
+        }
+        Ok(records)
+    }
+}
+
+#[async_trait]
+impl SourceTask for FileTailTask {
+    async fn start(
+        &mut self,
+        config: TaskConfig,
+        offsets: StoredOffsets,
+    ) -> Result<(), ConnectError> {
+        let mut config = config;
+        let index = config
+            .remove("task.index")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0);
+        let count = config
+            .remove("task.count")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(1);
+        let parsed: FileTailSourceConfig = serde_json::from_value(Value::Object(config))
+            .map_err(|e| ConnectError::Fatal(format!("invalid task config: {e}")))?;
+        let (tx, rx) = mpsc::channel(1);
+        // Events only wake the poll loop; a full channel already means "wake".
+        let watcher = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
+            let _ = tx.try_send(());
+        });
+        match watcher {
+            Ok(w) => self.watcher = Some(w),
+            Err(e) => tracing::warn!(error = %e, "file events unavailable; polling only"),
+        }
+        self.events = Some(rx);
+        self.config = Some(parsed);
+        self.task_index = index;
+        self.task_count = count;
+        self.offsets = offsets;
+        self.scan()
+    }
+
+    async fn poll(&mut self) -> Result<Vec<SourceRecord>, ConnectError> {
+        let config = self.config()?.clone();
+        let deadline = Instant::now() + Duration::from_millis(config.poll_interval_ms);
+        loop {
+            if config.files.is_some()
+                && self
+                    .last_scan
+                    .is_none_or(|t| t.elapsed() >= Duration::from_millis(config.scan_interval_ms))
+            {
+                self.scan()?;
+            }
+            let records = self.read_lines(config.batch_size)?;
+            if !records.is_empty() {
+                return Ok(records);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(Vec::new());
+            }
+            let wait = (deadline - now).min(Duration::from_millis(config.poll_interval_ms));
+            match self.events.as_mut() {
+                Some(rx) => {
+                    let _ = tokio::time::timeout(wait, rx.recv()).await;
+                }
+                None => tokio::time::sleep(wait).await,
+            }
+        }
+    }
+
+    async fn stop(&mut self) {
+        self.watcher = None;
+        self.events = None;
+        self.trackers.clear();
+    }
+}
+
+fn partition_of(path: &std::path::Path) -> SourcePartition {
+    let mut p = SourcePartition::new();
+    p.insert(
+        "file".into(),
+        Value::String(path.to_string_lossy().into_owned()),
+    );
+    p
+}
+
+fn offset_of(pos: &FilePosition) -> SourceOffset {
+    let mut o = SourceOffset::new();
+    o.insert("position".into(), json!(pos.position));
+    o.insert("device".into(), json!(pos.dev));
+    o.insert("inode".into(), json!(pos.ino));
+    o.insert("fingerprint".into(), json!(pos.fingerprint));
+    o
+}
+
+fn position_of(offset: &SourceOffset) -> Option<FilePosition> {
+    Some(FilePosition {
+        position: offset.get("position")?.as_u64()?,
+        dev: offset.get("device").and_then(Value::as_u64).unwrap_or(0),
+        ino: offset.get("inode").and_then(Value::as_u64).unwrap_or(0),
+        fingerprint: offset
+            .get("fingerprint")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use brook_connect::ConnectorDefinition;
+    use std::io::Write;
+
+    fn def(extra: Value) -> Result<ConnectorDefinition, brook_connect::ConfigError> {
+        let mut v = json!({"name": "tail", "connector.class": "FileTailSource", "topic": "logs"});
+        if let (Some(m), Some(extra)) = (v.as_object_mut(), extra.as_object()) {
+            m.extend(extra.clone());
+        }
+        ConnectorDefinition::from_json(&v)
+    }
+
+    #[test]
+    fn config_errors_name_the_key() {
+        let err = def(json!({"file": "/x", "read.from": "middle"}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("middle"), "{err}");
+        let err = def(json!({"file": "/x", "max.line.byte": "10"}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max.line.byte"), "{err}");
+        let d = def(json!({"file": "/x", "files": "/y*"})).unwrap();
+        assert!(d.config.build().is_err());
+    }
+
+    #[tokio::test]
+    async fn task_reads_lines_and_resumes_from_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.log");
+        std::fs::write(&path, "a\nb\n").unwrap();
+        let d = def(json!({"file": path.to_str().unwrap(), "poll.interval.ms": 50})).unwrap();
+        let Connector::Source(conn) = d.config.build().unwrap() else {
+            panic!("not a source")
+        };
+        let cfgs = conn.task_configs(4).unwrap();
+        assert_eq!(cfgs.len(), 1);
+        let mut task = conn.create_task();
+        task.start(cfgs[0].clone(), StoredOffsets::default())
+            .await
+            .unwrap();
+        let recs = task.poll().await.unwrap();
+        assert_eq!(
+            recs.iter().map(|r| r.value.clone()).collect::<Vec<_>>(),
+            [json!("a"), json!("b")]
+        );
+        assert!(task.poll().await.unwrap().is_empty());
+        task.stop().await;
+
+        let mut offsets = StoredOffsets::default();
+        offsets.insert(&recs[0].source_partition, recs[0].source_offset.clone());
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"c\n")
+            .unwrap();
+        let mut task = conn.create_task();
+        task.start(cfgs[0].clone(), offsets).await.unwrap();
+        let recs = task.poll().await.unwrap();
+        assert_eq!(
+            recs.iter().map(|r| r.value.clone()).collect::<Vec<_>>(),
+            [json!("b"), json!("c")]
+        );
+    }
+
+    #[tokio::test]
+    async fn glob_picks_up_new_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("1.log"), "one\n").unwrap();
+        let pattern = format!("{}/*.log", dir.path().display());
+        let d =
+            def(json!({"files": pattern, "poll.interval.ms": 50, "scan.interval.ms": 0})).unwrap();
+        let Connector::Source(conn) = d.config.build().unwrap() else {
+            panic!("not a source")
+        };
+        let mut task = conn.create_task();
+        task.start(
+            conn.task_configs(1).unwrap().remove(0),
+            StoredOffsets::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(task.poll().await.unwrap()[0].value, json!("one"));
+        std::fs::write(dir.path().join("2.log"), "two\n").unwrap();
+        let recs = task.poll().await.unwrap();
+        assert_eq!(recs[0].value, json!("two"));
+        assert!(recs[0].source_partition["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("2.log"));
+    }
+}

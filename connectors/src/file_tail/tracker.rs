@@ -1,0 +1,403 @@
+//! Follows one path across appends, rename-rotation and copy-truncate,
+//! turning bytes into complete lines with the byte position after each.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// How many leading bytes identify a file's content.
+const FINGERPRINT_LEN: usize = 64;
+const CHUNK: usize = 64 * 1024;
+
+/// Which file (and where in it) a line or a resume position refers to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FilePosition {
+    pub dev: u64,
+    pub ino: u64,
+    /// Up to FINGERPRINT_LEN leading bytes, hex encoded.
+    pub fingerprint: String,
+    /// Byte position just after the last complete line read.
+    pub position: u64,
+}
+
+/// One complete line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Line {
+    /// The line without its terminator (lossy UTF-8, cut at max.line.bytes).
+    pub text: String,
+    /// Where to resume so this line is not read again.
+    pub after: FilePosition,
+}
+
+/// Where to start when there is no stored position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StartAt {
+    Beginning,
+    End,
+}
+
+struct OpenFile {
+    file: File,
+    dev: u64,
+    ino: u64,
+    fingerprint: Vec<u8>,
+    /// Position after the last complete line handed out.
+    line_end: u64,
+    /// Position up to which bytes were read into `pending`.
+    read_pos: u64,
+    pending: Vec<u8>,
+    /// The pending line exceeded max.line.bytes; the rest is dropped.
+    overlong: bool,
+}
+
+/// Tails one path.
+pub(crate) struct Tracker {
+    path: PathBuf,
+    max_line_bytes: usize,
+    open: Option<OpenFile>,
+    /// Applies to the first file opened only; later files are read whole.
+    resume: Option<FilePosition>,
+    start_at: StartAt,
+}
+
+impl Tracker {
+    /// Tracks `path`, resuming at `resume` if it still describes the file there.
+    pub fn new(
+        path: PathBuf,
+        max_line_bytes: usize,
+        start_at: StartAt,
+        resume: Option<FilePosition>,
+    ) -> Self {
+        Tracker {
+            path,
+            max_line_bytes: max_line_bytes.max(1),
+            open: None,
+            resume,
+            start_at,
+        }
+    }
+
+    /// The tracked path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads every complete line available now.
+    pub fn poll(&mut self) -> io::Result<Vec<Line>> {
+        let mut lines = Vec::new();
+        if self.open.is_none() && !self.try_open()? {
+            return Ok(lines);
+        }
+        self.check_truncation()?;
+        self.read_available(&mut lines)?;
+        // Rename-rotation: a different file now lives at the path. The old
+        // one was read to its end just above; its unterminated tail is the
+        // file's last line, since writers have moved on.
+        if let Some(meta) = stat(&self.path)? {
+            let rotated = self
+                .open
+                .as_ref()
+                .is_some_and(|o| (o.dev, o.ino) != (meta.dev(), meta.ino()));
+            if rotated {
+                if let Some(open) = self.open.take() {
+                    if !open.pending.is_empty() || open.overlong {
+                        lines.push(self.make_line(&open, open.pending.clone(), open.read_pos));
+                    }
+                }
+                self.start_at = StartAt::Beginning;
+                if self.try_open()? {
+                    self.read_available(&mut lines)?;
+                }
+            }
+        }
+        Ok(lines)
+    }
+
+    fn try_open(&mut self) -> io::Result<bool> {
+        let file = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let meta = file.metadata()?;
+        let fingerprint = read_prefix(&file, FINGERPRINT_LEN)?;
+        let start = match self.resume.take() {
+            Some(r) if resumable(&r, meta.dev(), meta.ino(), &fingerprint, meta.len()) => {
+                r.position
+            }
+            // The stored position describes another file (rotated while we
+            // were down): this one is new, read it whole.
+            Some(_) => 0,
+            None => match self.start_at {
+                StartAt::Beginning => 0,
+                StartAt::End => meta.len(),
+            },
+        };
+        self.open = Some(OpenFile {
+            file,
+            dev: meta.dev(),
+            ino: meta.ino(),
+            fingerprint,
+            line_end: start,
+            read_pos: start,
+            pending: Vec::new(),
+            overlong: false,
+        });
+        Ok(true)
+    }
+
+    /// Copy-truncate: the file shrank below what we read, or its first bytes
+    /// changed (truncated and refilled between two polls). Start over at 0.
+    fn check_truncation(&mut self) -> io::Result<()> {
+        let Some(open) = self.open.as_mut() else {
+            return Ok(());
+        };
+        let len = open.file.metadata()?.len();
+        let prefix = read_prefix(&open.file, FINGERPRINT_LEN)?;
+        let shrank = len < open.read_pos;
+        let common = prefix.len().min(open.fingerprint.len());
+        let rewritten = prefix[..common] != open.fingerprint[..common];
+        if shrank || rewritten {
+            tracing::info!(path = %self.path.display(), "file was truncated; reading it from the start");
+            open.line_end = 0;
+            open.read_pos = 0;
+            open.pending.clear();
+            open.overlong = false;
+        }
+        open.fingerprint = prefix;
+        Ok(())
+    }
+
+    fn read_available(&mut self, lines: &mut Vec<Line>) -> io::Result<()> {
+        let Some(mut open) = self.open.take() else {
+            return Ok(());
+        };
+        let result = self.read_into(&mut open, lines);
+        self.open = Some(open);
+        result
+    }
+
+    fn read_into(&self, open: &mut OpenFile, lines: &mut Vec<Line>) -> io::Result<()> {
+        open.file.seek(SeekFrom::Start(open.read_pos))?;
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = open.file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            let mut rest = &buf[..n];
+            while !rest.is_empty() {
+                match rest.iter().position(|b| *b == b'\n') {
+                    Some(i) => {
+                        self.append(open, &rest[..i]);
+                        open.read_pos += i as u64 + 1;
+                        let text = std::mem::take(&mut open.pending);
+                        open.overlong = false;
+                        lines.push(self.make_line(open, text, open.read_pos));
+                        open.line_end = open.read_pos;
+                        rest = &rest[i + 1..];
+                    }
+                    None => {
+                        self.append(open, rest);
+                        open.read_pos += rest.len() as u64;
+                        rest = &[];
+                    }
+                }
+            }
+        }
+        if open.fingerprint.len() < FINGERPRINT_LEN {
+            open.fingerprint = read_prefix(&open.file, FINGERPRINT_LEN)?;
+        }
+        Ok(())
+    }
+
+    fn append(&self, open: &mut OpenFile, bytes: &[u8]) {
+        let room = self.max_line_bytes.saturating_sub(open.pending.len());
+        if bytes.len() > room {
+            if !open.overlong {
+                tracing::warn!(path = %self.path.display(), max = self.max_line_bytes, "line longer than max.line.bytes; truncating it");
+            }
+            open.overlong = true;
+        }
+        open.pending
+            .extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
+    fn make_line(&self, open: &OpenFile, mut text: Vec<u8>, after: u64) -> Line {
+        if text.last() == Some(&b'\r') {
+            text.pop();
+        }
+        Line {
+            text: String::from_utf8_lossy(&text).into_owned(),
+            after: FilePosition {
+                dev: open.dev,
+                ino: open.ino,
+                fingerprint: hex(&open.fingerprint),
+                position: after,
+            },
+        }
+    }
+}
+
+/// True when a stored position still describes `fingerprint`'s file: same
+/// inode, or same leading bytes (a copy restored elsewhere), and not shorter.
+fn resumable(stored: &FilePosition, dev: u64, ino: u64, fingerprint: &[u8], len: u64) -> bool {
+    let prefix_matches = {
+        let stored_fp = unhex(&stored.fingerprint);
+        let common = stored_fp.len().min(fingerprint.len());
+        stored_fp.len() <= fingerprint.len() && stored_fp[..common] == fingerprint[..common]
+    };
+    let same_inode = (stored.dev, stored.ino) == (dev, ino);
+    (same_inode || !stored.fingerprint.is_empty()) && prefix_matches && stored.position <= len
+}
+
+fn stat(path: &Path) -> io::Result<Option<std::fs::Metadata>> {
+    match std::fs::metadata(path) {
+        Ok(m) => Ok(Some(m)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn read_prefix(mut file: &File, len: usize) -> io::Result<Vec<u8>> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut out = Vec::with_capacity(len);
+    file.take(len as u64).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len() / 2)
+        .filter_map(|i| u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn append(path: &Path, text: &str) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    fn texts(lines: &[Line]) -> Vec<&str> {
+        lines.iter().map(|l| l.text.as_str()).collect()
+    }
+
+    #[test]
+    fn partial_line_waits_for_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.log");
+        let mut t = Tracker::new(p.clone(), 1024, StartAt::Beginning, None);
+        assert!(t.poll().unwrap().is_empty(), "missing file yields nothing");
+        append(&p, "one\ntw");
+        let lines = t.poll().unwrap();
+        assert_eq!(texts(&lines), ["one"]);
+        assert_eq!(lines[0].after.position, 4);
+        append(&p, "o\r\nthree\n");
+        let lines = t.poll().unwrap();
+        assert_eq!(texts(&lines), ["two", "three"]);
+        assert_eq!(lines[1].after.position, 15);
+    }
+
+    #[test]
+    fn resume_exactly_after_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.log");
+        append(&p, "a\nb\n");
+        let mut t = Tracker::new(p.clone(), 1024, StartAt::Beginning, None);
+        let pos = t.poll().unwrap()[0].after.clone();
+        append(&p, "c\n");
+        let mut again = Tracker::new(p.clone(), 1024, StartAt::Beginning, Some(pos));
+        assert_eq!(texts(&again.poll().unwrap()), ["b", "c"]);
+    }
+
+    #[test]
+    fn read_from_end_skips_existing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.log");
+        append(&p, "old\n");
+        let mut t = Tracker::new(p.clone(), 1024, StartAt::End, None);
+        assert!(t.poll().unwrap().is_empty());
+        append(&p, "new\n");
+        assert_eq!(texts(&t.poll().unwrap()), ["new"]);
+    }
+
+    #[test]
+    fn rename_rotation_finishes_old_file_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.log");
+        append(&p, "1\n");
+        let mut t = Tracker::new(p.clone(), 1024, StartAt::Beginning, None);
+        assert_eq!(texts(&t.poll().unwrap()), ["1"]);
+        // The writer still appends to the old file before rotating.
+        append(&p, "2\n3");
+        std::fs::rename(&p, dir.path().join("a.log.1")).unwrap();
+        append(&p, "4\n");
+        assert_eq!(texts(&t.poll().unwrap()), ["2", "3", "4"]);
+        append(&p, "5\n");
+        assert_eq!(texts(&t.poll().unwrap()), ["5"]);
+    }
+
+    #[test]
+    fn stale_position_after_rotation_reads_new_file_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.log");
+        append(&p, "old line one\nold line two\n");
+        let mut t = Tracker::new(p.clone(), 1024, StartAt::Beginning, None);
+        let pos = t.poll().unwrap().pop().unwrap().after;
+        std::fs::rename(&p, dir.path().join("a.log.1")).unwrap();
+        append(&p, "fresh\n");
+        let mut again = Tracker::new(p.clone(), 1024, StartAt::Beginning, Some(pos));
+        assert_eq!(texts(&again.poll().unwrap()), ["fresh"]);
+    }
+
+    #[test]
+    fn copy_truncate_restarts_at_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.log");
+        append(&p, "aaaa\nbbbb\n");
+        let mut t = Tracker::new(p.clone(), 1024, StartAt::Beginning, None);
+        assert_eq!(t.poll().unwrap().len(), 2);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        append(&p, "c\n");
+        assert_eq!(texts(&t.poll().unwrap()), ["c"]);
+        // Truncated and refilled past the old position between two polls:
+        // caught by the fingerprint of the first bytes.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        append(&p, "zzzzzzzz\n");
+        assert_eq!(texts(&t.poll().unwrap()), ["zzzzzzzz"]);
+    }
+
+    #[test]
+    fn overlong_lines_are_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.log");
+        append(&p, "abcdefgh\nxy\n");
+        let mut t = Tracker::new(p.clone(), 4, StartAt::Beginning, None);
+        let lines = t.poll().unwrap();
+        assert_eq!(texts(&lines), ["abcd", "xy"]);
+        assert_eq!(lines[0].after.position, 9);
+    }
+}

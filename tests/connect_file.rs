@@ -1,0 +1,219 @@
+//! brook-connect end to end: FileTailSource → topic → FileSink through an
+//! embedded broker, across a worker restart (no line lost, none duplicated),
+//! and a failing task that does not take the worker down.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use brook_connect::serde_json::json;
+use brook_connect::{State, Worker, WorkerConfig};
+use common::*;
+
+fn append_lines(path: &Path, range: std::ops::Range<usize>) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    for i in range {
+        writeln!(f, "line {i}").unwrap();
+    }
+}
+
+async fn wait_for_lines(path: &Path, n: usize) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let lines: Vec<String> = std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect();
+        if lines.len() >= n || start.elapsed() > TIMEOUT {
+            return lines;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn worker_config(bootstrap: &str) -> WorkerConfig {
+    WorkerConfig::from_json(&json!({
+        "bootstrap.servers": bootstrap,
+        "offset.flush.interval.ms": "200",
+        "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+        "value.converter": "org.apache.kafka.connect.storage.StringConverter",
+    }))
+    .unwrap()
+}
+
+async fn start_pipeline(bootstrap: &str, input: &Path, output: &Path, topic: &str) -> Worker {
+    // Linking brook-connectors registers its connector classes.
+    assert!(brook_connectors::PLUGINS
+        .iter()
+        .any(|p| p.class == "FileTailSource"));
+    let worker = Worker::start(worker_config(bootstrap)).await.unwrap();
+    worker
+        .add_connector(&json!({"name": "tail", "connector.class": "FileTailSource",
+            "file": input.to_str().unwrap(), "topic": topic, "poll.interval.ms": "100"}))
+        .await
+        .unwrap();
+    worker
+        .add_connector(&json!({"name": "sink", "connector.class": "FileSink",
+            "file": output.to_str().unwrap(), "topics": topic}))
+        .await
+        .unwrap();
+    worker
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_to_topic_to_file_survives_restart() {
+    let broker = TestBroker::start().await;
+    let bs = broker.bootstrap();
+    let topic = unique("lines");
+    create_topic(&bs, &topic, 1, &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (dir.path().join("in.log"), dir.path().join("out.txt"));
+    append_lines(&input, 0..100);
+
+    let worker = start_pipeline(&bs, &input, &output, &topic).await;
+    assert_eq!(wait_for_lines(&output, 100).await.len(), 100);
+    let status = worker.status("tail").unwrap();
+    assert_eq!(status.kind, "source");
+    assert_eq!(status.tasks[0].state, State::Running);
+    let offsets = worker.offsets("tail").await.unwrap();
+    assert_eq!(
+        offsets["offsets"][0]["offset"]["position"],
+        100 * "line 00\n".len() - 10
+    );
+    worker.shutdown().await;
+
+    // Lines written while the worker is down, then more after it is back.
+    append_lines(&input, 100..150);
+    let worker = start_pipeline(&bs, &input, &output, &topic).await;
+    append_lines(&input, 150..200);
+    let lines = wait_for_lines(&output, 200).await;
+    // Give a duplicate (if any) time to show up.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let lines_after = wait_for_lines(&output, 200).await;
+    assert_eq!(lines, lines_after, "extra lines appeared");
+    let expected: Vec<String> = (0..200).map(|i| format!("line {i}")).collect();
+    assert_eq!(lines, expected);
+    let start = Instant::now();
+    let sink_offsets = loop {
+        let o = worker.offsets("sink").await.unwrap();
+        if o["offsets"][0]["offset"]["kafka_offset"] == 200 || start.elapsed() > TIMEOUT {
+            break o;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        sink_offsets["offsets"][0]["partition"]["kafka_topic"],
+        topic.as_str()
+    );
+    assert_eq!(sink_offsets["offsets"][0]["offset"]["kafka_offset"], 200);
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_task_is_reported_and_worker_survives() {
+    let broker = TestBroker::start().await;
+    let bs = broker.bootstrap();
+    let worker = Worker::start(worker_config(&bs)).await.unwrap();
+    worker
+        .add_connector(&json!({"name": "bad", "connector.class": "FileSink",
+            "file": "/nonexistent-dir/out.txt", "topics": "t"}))
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        let s = worker.status("bad").unwrap();
+        if s.tasks[0].state == State::Failed || start.elapsed() > TIMEOUT {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.tasks[0].state, State::Failed);
+    assert!(
+        status.tasks[0]
+            .trace
+            .as_deref()
+            .unwrap_or("")
+            .contains("nonexistent-dir"),
+        "{status:?}"
+    );
+    // Bad configs are rejected by name before anything starts.
+    let err = worker
+        .add_connector(
+            &json!({"name": "typo", "connector.class": "FileSink", "file": "/tmp/x", "topic": "t"}),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("topic"), "{err}");
+    assert_eq!(worker.connectors(), ["bad"]);
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_records_go_to_the_dead_letter_queue() {
+    let broker = TestBroker::start().await;
+    let bs = broker.bootstrap();
+    let (topic, dlq) = (unique("json-in"), unique("dlq"));
+    create_topic(&bs, &topic, 1, &[]).await;
+    create_topic(&bs, &dlq, 1, &[]).await;
+    let producer = producer(&bs, false);
+    produce_ok(
+        &producer,
+        &topic,
+        &[
+            Out::kv("k1", "\"good 1\""),
+            Out::kv("k2", "not json"),
+            Out::kv("k3", "\"good 2\""),
+        ],
+    )
+    .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out.txt");
+    let worker = Worker::start(worker_config(&bs)).await.unwrap();
+    worker
+        .add_connector(&json!({"name": "tolerant", "connector.class": "FileSink",
+            "file": output.to_str().unwrap(), "topics": topic,
+            "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+            "value.converter.schemas.enable": "false",
+            "errors.tolerance": "all",
+            "errors.deadletterqueue.topic.name": dlq,
+            "errors.deadletterqueue.context.headers.enable": "true"}))
+        .await
+        .unwrap();
+    assert_eq!(wait_for_lines(&output, 2).await, ["good 1", "good 2"]);
+    let start = Instant::now();
+    let dead = loop {
+        let recs = read_all_async(&bs, &dlq).await.unwrap();
+        if !recs.is_empty() || start.elapsed() > TIMEOUT {
+            break recs;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].value_str(), "not json");
+    assert_eq!(dead[0].key_str(), "k2");
+    let header = |name: &str| {
+        dead[0]
+            .headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.clone())
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+    };
+    assert_eq!(header("__connect.errors.topic"), Some(topic.clone()));
+    assert_eq!(header("__connect.errors.offset"), Some("1".into()));
+    assert!(header("__connect.errors.exception.message").is_some());
+    assert_eq!(
+        worker.status("tolerant").unwrap().tasks[0].state,
+        State::Running
+    );
+    worker.shutdown().await;
+}
