@@ -66,7 +66,7 @@ pub async fn run(args: BrokerArgs) -> Result<()> {
 }
 
 /// Resolves with the name of the first termination signal received.
-async fn wait_for_shutdown_signal() -> &'static str {
+pub(crate) async fn wait_for_shutdown_signal() -> &'static str {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

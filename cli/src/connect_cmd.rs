@@ -69,7 +69,7 @@ async fn standalone(
         let name = worker.add_connector(&value).await?;
         println!("started connector {name}");
     }
-    let signal = shutdown_signal().await;
+    let signal = crate::broker_cmd::wait_for_shutdown_signal().await;
     println!("{signal} received; stopping connectors");
     rest.shutdown();
     worker.shutdown().await;
@@ -98,19 +98,4 @@ fn read_config(path: &Path) -> Result<Value> {
         );
     }
     Ok(Value::Object(map))
-}
-
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => tokio::select! {
-            _ = tokio::signal::ctrl_c() => "SIGINT",
-            _ = term.recv() => "SIGTERM",
-        },
-        Err(e) => {
-            tracing::warn!("cannot listen for SIGTERM: {e}");
-            let _ = tokio::signal::ctrl_c().await;
-            "SIGINT"
-        }
-    }
 }

@@ -232,6 +232,30 @@ pub(crate) enum Target {
 /// Shared between a running task and the worker.
 pub(crate) type SharedStatus = Arc<Mutex<(State, Option<String>)>>;
 
+/// Blocks while the task is paused, keeping its status in step; `false` means stop
+/// (asked for, or the worker dropped the control channel).
+pub(crate) async fn wait_until_running(
+    control: &mut watch::Receiver<Target>,
+    status: &SharedStatus,
+) -> bool {
+    loop {
+        let target = *control.borrow_and_update();
+        match target {
+            Target::Stop => return false,
+            Target::Run => {
+                status.lock().0 = State::Running;
+                return true;
+            }
+            Target::Pause => {
+                status.lock().0 = State::Paused;
+                if control.changed().await.is_err() {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
 struct TaskHandle {
     status: SharedStatus,
     control: watch::Sender<Target>,

@@ -11,7 +11,7 @@ use rdkafka::producer::FutureProducer;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::watch;
 
-use super::{mark_failed, SharedStatus, State, Target};
+use super::{mark_failed, SharedStatus, Target};
 use crate::config::{ConnectorSettings, ErrorTolerance};
 use crate::connector::{ConnectError, SinkRecord, SinkTask, TaskConfig, TopicPartition};
 use crate::converter::Converter;
@@ -93,17 +93,8 @@ impl SinkRunner {
         progress: &mut Progress,
     ) -> Result<(), ConnectError> {
         loop {
-            let target = *self.control.borrow_and_update();
-            match target {
-                Target::Stop => return Ok(()),
-                Target::Pause => {
-                    self.status.lock().0 = State::Paused;
-                    if self.control.changed().await.is_err() {
-                        return Ok(());
-                    }
-                    continue;
-                }
-                Target::Run => self.status.lock().0 = State::Running,
+            if !super::wait_until_running(&mut self.control, &self.status).await {
+                return Ok(());
             }
             let batch = self.next_batch(consumer).await;
             if !batch.is_empty() {

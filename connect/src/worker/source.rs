@@ -5,7 +5,7 @@ use std::time::Duration;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::watch;
 
-use super::{mark_failed, SharedStatus, State, Target};
+use super::{mark_failed, SharedStatus, Target};
 use crate::config::{ConnectorSettings, ErrorTolerance};
 use crate::connector::{ConnectError, SourceRecord, SourceTask, StoredOffsets, TaskConfig};
 use crate::converter::Converter;
@@ -39,18 +39,8 @@ impl SourceRunner {
 
     async fn run_loop(&mut self) -> Result<(), ConnectError> {
         loop {
-            let target = *self.control.borrow_and_update();
-            match target {
-                Target::Stop => return Ok(()),
-                Target::Pause => {
-                    self.status.lock().0 = State::Paused;
-                    // A dropped sender means the worker is gone: stop.
-                    if self.control.changed().await.is_err() {
-                        return Ok(());
-                    }
-                    continue;
-                }
-                Target::Run => self.status.lock().0 = State::Running,
+            if !super::wait_until_running(&mut self.control, &self.status).await {
+                return Ok(());
             }
             // Not raced against control changes: cancelling a poll could drop
             // lines the task already consumed. Tasks return within their poll
