@@ -1,0 +1,376 @@
+//! The blocking half of `SqliteSink`: maps records to rows, creates and
+//! evolves tables, and writes each batch in one transaction.
+//!
+//! Durability: the database is switched to WAL with `synchronous=NORMAL`, so a
+//! batch commit costs no fsync; `flush` runs `wal_checkpoint(FULL)`, which
+//! syncs the WAL and then the database file, before the worker commits the
+//! consumer offsets. (A database that cannot use WAL gets
+//! `synchronous=FULL`: every commit is durable and flush has nothing to do.)
+
+use std::collections::HashMap;
+
+use brook_connect::SinkRecord;
+use rusqlite::Connection;
+use serde_json::{Map, Value};
+
+use super::sink::{InsertMode, PkMode};
+use super::{quote, to_sql, SqliteError};
+
+/// Writer settings taken from the sink config.
+#[derive(Debug, Clone)]
+pub(crate) struct WriterConfig {
+    pub table_format: String,
+    pub insert_mode: InsertMode,
+    pub pk_mode: PkMode,
+    pub pk_fields: Vec<String>,
+    pub auto_create: bool,
+    pub auto_evolve: bool,
+    pub delete_enabled: bool,
+}
+
+/// Column name used for a primitive record key when `pk.fields` is empty.
+const DEFAULT_KEY_COLUMN: &str = "__connect_key";
+
+/// Writes records into one database.
+pub(crate) struct Writer {
+    conn: Connection,
+    config: WriterConfig,
+    /// Known columns per table (lower-cased names, as SQLite matches them).
+    tables: HashMap<String, Vec<String>>,
+    wal: bool,
+}
+
+/// What one record does to its table.
+enum Op {
+    Upsert(Vec<(String, Value)>, Vec<String>),
+    Delete(Vec<(String, Value)>),
+    Skip,
+}
+
+impl Writer {
+    /// Prepares the connection (WAL, synchronous level).
+    pub fn new(conn: Connection, config: WriterConfig) -> Result<Self, SqliteError> {
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        let wal = mode.eq_ignore_ascii_case("wal");
+        conn.execute_batch(if wal {
+            "PRAGMA synchronous=NORMAL"
+        } else {
+            "PRAGMA synchronous=FULL"
+        })?;
+        Ok(Writer {
+            conn,
+            config,
+            tables: HashMap::new(),
+            wal,
+        })
+    }
+
+    /// Writes a batch in one transaction: all of it or (on error) none.
+    pub fn write(&mut self, records: &[SinkRecord]) -> Result<(), SqliteError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let result = records.iter().try_for_each(|r| self.write_one(r));
+        match result {
+            Ok(()) => self.conn.execute_batch("COMMIT").map_err(|e| {
+                self.rollback();
+                SqliteError::Sql(e)
+            }),
+            Err(e) => {
+                self.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    fn rollback(&mut self) {
+        if let Err(e) = self.conn.execute_batch("ROLLBACK") {
+            tracing::debug!(error = %e, "SqliteSink: rollback");
+        }
+        // DDL may have been rolled back with the batch.
+        self.tables.clear();
+    }
+
+    /// Makes every committed batch durable.
+    pub fn flush(&mut self) -> Result<(), SqliteError> {
+        if !self.wal {
+            return Ok(());
+        }
+        let busy: i64 = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(FULL)", [], |r| r.get(0))?;
+        if busy != 0 {
+            return Err(SqliteError::Busy(
+                "wal_checkpoint(FULL) could not complete (database busy)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn write_one(&mut self, record: &SinkRecord) -> Result<(), SqliteError> {
+        let table = self.config.table_format.replace("${topic}", &record.topic);
+        let at = || {
+            format!(
+                "record {}-{}@{}",
+                record.topic, record.partition, record.offset
+            )
+        };
+        match self
+            .op(record)
+            .map_err(|m| SqliteError::Record(format!("{}: {m}", at())))?
+        {
+            Op::Skip => Ok(()),
+            Op::Delete(key) => {
+                if !self.ensure_known(&table)? {
+                    return Ok(());
+                }
+                let cond: Vec<String> = key
+                    .iter()
+                    .map(|(c, _)| format!("{} = ?", quote(c)))
+                    .collect();
+                let sql = format!("DELETE FROM {} WHERE {}", quote(&table), cond.join(" AND "));
+                let mut stmt = self.conn.prepare_cached(&sql)?;
+                stmt.execute(rusqlite::params_from_iter(
+                    key.iter().map(|(_, v)| to_sql(v)),
+                ))?;
+                Ok(())
+            }
+            Op::Upsert(row, pk) => {
+                self.ensure_table(&table, &row, &pk).map_err(|e| match e {
+                    SqliteError::Record(m) => SqliteError::Record(format!("{}: {m}", at())),
+                    other => other,
+                })?;
+                let cols: Vec<String> = row.iter().map(|(c, _)| quote(c)).collect();
+                let marks = vec!["?"; cols.len()].join(", ");
+                let mut sql = format!(
+                    "INSERT INTO {} ({}) VALUES ({marks})",
+                    quote(&table),
+                    cols.join(", ")
+                );
+                if self.config.insert_mode == InsertMode::Upsert {
+                    let updates: Vec<String> = row
+                        .iter()
+                        .filter(|(c, _)| !pk.contains(c))
+                        .map(|(c, _)| format!("{0} = excluded.{0}", quote(c)))
+                        .collect();
+                    let target: Vec<String> = pk.iter().map(|c| quote(c)).collect();
+                    sql.push_str(&format!(" ON CONFLICT ({}) DO ", target.join(", ")));
+                    if updates.is_empty() {
+                        sql.push_str("NOTHING");
+                    } else {
+                        sql.push_str(&format!("UPDATE SET {}", updates.join(", ")));
+                    }
+                }
+                let mut stmt = self.conn.prepare_cached(&sql)?;
+                stmt.execute(rusqlite::params_from_iter(
+                    row.iter().map(|(_, v)| to_sql(v)),
+                ))?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Decides what a record does; errors are messages about the record.
+    fn op(&self, record: &SinkRecord) -> Result<Op, String> {
+        let value = as_object(&record.value);
+        if record.value.is_null() {
+            if !self.config.delete_enabled {
+                return Ok(Op::Skip);
+            }
+            let key = self.key_columns(record)?;
+            return Ok(Op::Delete(key));
+        }
+        let Some(mut fields) = value else {
+            return Err(format!(
+                "value must be a JSON object, got {}",
+                truncate(&record.value.to_string())
+            ));
+        };
+        let pk = match self.config.pk_mode {
+            PkMode::None => Vec::new(),
+            PkMode::RecordKey => {
+                let key = self.key_columns(record)?;
+                let names = key.iter().map(|(c, _)| c.clone()).collect();
+                for (c, v) in key {
+                    fields.insert(c, v);
+                }
+                names
+            }
+            PkMode::RecordValue => {
+                for f in &self.config.pk_fields {
+                    if fields.get(f).is_none_or(Value::is_null) {
+                        return Err(format!("pk.fields: value has no field {f:?}"));
+                    }
+                }
+                self.config.pk_fields.clone()
+            }
+        };
+        if fields.is_empty() {
+            return Err("value has no fields".into());
+        }
+        Ok(Op::Upsert(fields.into_iter().collect(), pk))
+    }
+
+    /// The primary key columns and values taken from the record key.
+    fn key_columns(&self, record: &SinkRecord) -> Result<Vec<(String, Value)>, String> {
+        let key = record
+            .key
+            .as_ref()
+            .filter(|k| !k.is_null())
+            .ok_or("pk.mode=record_key needs a record key, the record has none")?;
+        match as_object(key) {
+            Some(obj) => {
+                let names: Vec<String> = if self.config.pk_fields.is_empty() {
+                    obj.keys().cloned().collect()
+                } else {
+                    self.config.pk_fields.clone()
+                };
+                names
+                    .into_iter()
+                    .map(|n| match obj.get(&n) {
+                        Some(v) if !v.is_null() => Ok((n, v.clone())),
+                        _ => Err(format!("pk.fields: record key has no field {n:?}")),
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .and_then(|k| {
+                        if k.is_empty() {
+                            Err("record key is an empty object".into())
+                        } else {
+                            Ok(k)
+                        }
+                    })
+            }
+            None => {
+                let name = self
+                    .config
+                    .pk_fields
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| DEFAULT_KEY_COLUMN.to_string());
+                Ok(vec![(name, key.clone())])
+            }
+        }
+    }
+
+    /// Loads a table's columns into the cache; false when it does not exist.
+    fn ensure_known(&mut self, table: &str) -> Result<bool, SqliteError> {
+        if self.tables.contains_key(table) {
+            return Ok(true);
+        }
+        let mut stmt = self
+            .conn
+            .prepare(&format!("PRAGMA table_info({})", quote(table)))?;
+        let cols: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(1))?
+            .map(|c| c.map(|c| c.to_lowercase()))
+            .collect::<Result<_, _>>()?;
+        drop(stmt);
+        if cols.is_empty() {
+            return Ok(false);
+        }
+        self.tables.insert(table.to_string(), cols);
+        Ok(true)
+    }
+
+    /// Creates the table or adds missing columns, as the config allows.
+    fn ensure_table(
+        &mut self,
+        table: &str,
+        row: &[(String, Value)],
+        pk: &[String],
+    ) -> Result<(), SqliteError> {
+        if !self.ensure_known(table)? {
+            if !self.config.auto_create {
+                return Err(SqliteError::Record(format!(
+                    "table {table:?} does not exist (set auto.create=true to create it)"
+                )));
+            }
+            let mut defs: Vec<String> = row
+                .iter()
+                .map(|(c, v)| {
+                    format!("{} {}", quote(c), sql_type(v))
+                        .trim_end()
+                        .to_string()
+                })
+                .collect();
+            if !pk.is_empty() {
+                let cols: Vec<String> = pk.iter().map(|c| quote(c)).collect();
+                defs.push(format!("PRIMARY KEY ({})", cols.join(", ")));
+            }
+            self.conn.execute_batch(&format!(
+                "CREATE TABLE {} ({})",
+                quote(table),
+                defs.join(", ")
+            ))?;
+            self.tables.insert(
+                table.to_string(),
+                row.iter().map(|(c, _)| c.to_lowercase()).collect(),
+            );
+            return Ok(());
+        }
+        let missing: Vec<&(String, Value)> = {
+            let known = self
+                .tables
+                .get(table)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            row.iter()
+                .filter(|(c, _)| !known.contains(&c.to_lowercase()))
+                .collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if !self.config.auto_evolve {
+            return Err(SqliteError::Record(format!(
+                "table {table:?} has no column {:?} (set auto.evolve=true to add it)",
+                missing[0].0
+            )));
+        }
+        for (c, v) in missing {
+            self.conn.execute_batch(
+                format!(
+                    "ALTER TABLE {} ADD COLUMN {} {}",
+                    quote(table),
+                    quote(c),
+                    sql_type(v)
+                )
+                .trim_end(),
+            )?;
+            if let Some(cols) = self.tables.get_mut(table) {
+                cols.push(c.to_lowercase());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The declared type for a column first seen holding `v` (none for null,
+/// so SQLite applies no affinity).
+fn sql_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "",
+        Value::Bool(_) => "INTEGER",
+        Value::Number(n) if n.is_i64() => "INTEGER",
+        Value::Number(_) => "REAL",
+        Value::String(_) => "TEXT",
+        Value::Array(_) | Value::Object(_) => "TEXT",
+    }
+}
+
+/// An object, or a string holding a JSON object (StringConverter values).
+fn as_object(v: &Value) -> Option<Map<String, Value>> {
+    match v {
+        Value::Object(m) => Some(m.clone()),
+        Value::String(s) => match serde_json::from_str::<Value>(s) {
+            Ok(Value::Object(m)) => Some(m),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn truncate(s: &str) -> String {
+    match s.char_indices().nth(80) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
