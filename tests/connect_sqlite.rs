@@ -1,0 +1,197 @@
+//! SQLite connectors end to end through an embedded broker: a table into a
+//! topic while rows are inserted and across a worker restart (no row lost,
+//! none duplicated), and a topic into a table with upserts and tombstone
+//! deletes.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use brook_connect::serde_json::{self, json, Value};
+use brook_connect::{State, Worker, WorkerConfig};
+use common::*;
+use rusqlite::Connection;
+
+fn worker_config(bootstrap: &str) -> WorkerConfig {
+    WorkerConfig::from_json(&json!({
+        "bootstrap.servers": bootstrap,
+        "offset.flush.interval.ms": "200",
+        "key.converter.schemas.enable": "false",
+        "value.converter.schemas.enable": "false",
+    }))
+    .unwrap()
+}
+
+fn insert_items(db: &Path, ids: std::ops::Range<i64>) {
+    let mut conn = Connection::open(db).unwrap();
+    let tx = conn.transaction().unwrap();
+    for id in ids {
+        // Ten rows share each timestamp, so ties cross batch boundaries.
+        tx.execute(
+            "INSERT INTO items (id, ts, name) VALUES (?1, ?2, ?3)",
+            rusqlite::params![id, 1_000 + id / 10, format!("item {id}")],
+        )
+        .unwrap();
+    }
+    tx.commit().unwrap();
+}
+
+async fn start_source(bootstrap: &str, db: &Path, prefix: &str) -> Worker {
+    assert!(brook_connectors::PLUGINS
+        .iter()
+        .any(|p| p.class == "SqliteSource"));
+    let worker = Worker::start(worker_config(bootstrap)).await.unwrap();
+    worker
+        .add_connector(
+            &json!({"name": "items-source", "connector.class": "SqliteSource",
+            "connection.url": format!("jdbc:sqlite:{}", db.display()),
+            "mode": "timestamp+incrementing", "timestamp.column.name": "ts",
+            "incrementing.column.name": "id", "table.whitelist": "items",
+            "topic.prefix": prefix, "poll.interval.ms": "100", "batch.max.rows": "7"}),
+        )
+        .await
+        .unwrap();
+    worker
+}
+
+/// Waits until `topic` holds at least `n` records, then returns them all.
+async fn wait_for_records(bootstrap: &str, topic: &str, n: usize) -> Vec<Rec> {
+    let start = Instant::now();
+    loop {
+        let recs = read_all_async(bootstrap, topic).await.unwrap();
+        if recs.len() >= n || start.elapsed() > TIMEOUT {
+            return recs;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_to_topic_survives_restart_without_loss_or_duplicates() {
+    let broker = TestBroker::start().await;
+    let bs = broker.bootstrap();
+    let prefix = unique("sqlite-");
+    let topic = format!("{prefix}items");
+    create_topic(&bs, &topic, 1, &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("source.db");
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE items (id INTEGER PRIMARY KEY, ts INTEGER, name TEXT)")
+        .unwrap();
+    insert_items(&db, 1..51);
+
+    let worker = start_source(&bs, &db, &prefix).await;
+    assert_eq!(wait_for_records(&bs, &topic, 50).await.len(), 50);
+    // Rows inserted while the connector runs.
+    insert_items(&db, 51..101);
+    assert_eq!(wait_for_records(&bs, &topic, 100).await.len(), 100);
+    let status = worker.status("items-source").unwrap();
+    assert_eq!(status.tasks[0].state, State::Running, "{status:?}");
+    let offsets = worker.offsets("items-source").await.unwrap();
+    assert_eq!(
+        offsets["offsets"][0],
+        json!({"partition": {"table": "items"}, "offset": {"timestamp": 1010, "incrementing": 100}})
+    );
+    worker.shutdown().await;
+
+    // Rows inserted while the worker is down, then more after it is back.
+    insert_items(&db, 101..131);
+    let worker = start_source(&bs, &db, &prefix).await;
+    insert_items(&db, 131..151);
+    wait_for_records(&bs, &topic, 150).await;
+    // Give a duplicate (if any) time to show up.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let recs = read_all_async(&bs, &topic).await.unwrap();
+    let ids: Vec<i64> = recs
+        .iter()
+        .map(|r| {
+            let v: Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
+            assert_eq!(r.key_str(), v["id"].to_string());
+            v["id"].as_i64().unwrap()
+        })
+        .collect();
+    assert_eq!(ids, (1..151).collect::<Vec<_>>());
+    let first: Value = serde_json::from_slice(recs[0].value.as_deref().unwrap()).unwrap();
+    assert_eq!(first, json!({"id": 1, "ts": 1000, "name": "item 1"}));
+    worker.shutdown().await;
+}
+
+fn table_rows(db: &Path) -> Vec<(i64, String)> {
+    let Ok(conn) = Connection::open(db) else {
+        return Vec::new();
+    };
+    let Ok(mut stmt) = conn.prepare("SELECT id, name FROM people ORDER BY id") else {
+        return Vec::new();
+    };
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .and_then(|rows| rows.collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_to_table_upserts_and_deletes_on_tombstones() {
+    let broker = TestBroker::start().await;
+    let bs = broker.bootstrap();
+    let topic = unique("people");
+    create_topic(&bs, &topic, 1, &[]).await;
+    let producer = producer(&bs, false);
+    let tombstone = |key: &str| Out {
+        key: Some(key.as_bytes().to_vec()),
+        ..Out::default()
+    };
+    produce_ok(
+        &producer,
+        &topic,
+        &[
+            Out::kv("1", r#"{"name": "ann"}"#),
+            Out::kv("2", r#"{"name": "bob"}"#),
+            Out::kv("1", r#"{"name": "ann 2"}"#),
+            tombstone("2"),
+            Out::kv("3", r#"{"name": "cid", "vip": true}"#),
+        ],
+    )
+    .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sink.db");
+    let worker = Worker::start(worker_config(&bs)).await.unwrap();
+    worker
+        .add_connector(
+            &json!({"name": "people-sink", "connector.class": "SqliteSink",
+            "connection.url": db.to_str().unwrap(), "topics": topic,
+            "table.name.format": "people", "insert.mode": "upsert",
+            "pk.mode": "record_key", "pk.fields": "id", "auto.create": "true",
+            "auto.evolve": "true", "delete.enabled": "true"}),
+        )
+        .await
+        .unwrap();
+    let want = vec![(1, "ann 2".to_string()), (3, "cid".to_string())];
+    let start = Instant::now();
+    while table_rows(&db) != want && start.elapsed() < TIMEOUT {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(table_rows(&db), want);
+    // The later record added a column.
+    let vip: i64 = Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT vip FROM people WHERE id = 3", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(vip, 1);
+    // Offsets are committed once flushed: all five records.
+    let start = Instant::now();
+    loop {
+        let o = worker.offsets("people-sink").await.unwrap();
+        if o["offsets"][0]["offset"]["kafka_offset"] == 5 {
+            break;
+        }
+        assert!(start.elapsed() < TIMEOUT, "offsets never committed: {o}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        worker.status("people-sink").unwrap().tasks[0].state,
+        State::Running
+    );
+    worker.shutdown().await;
+}
