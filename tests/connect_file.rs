@@ -54,14 +54,22 @@ async fn start_pipeline(bootstrap: &str, input: &Path, output: &Path, topic: &st
         .iter()
         .any(|p| p.class == "FileTailSource"));
     let worker = Worker::start(worker_config(bootstrap)).await.unwrap();
+    // After a restart both are restored from the config topic; put_config
+    // with the same config leaves them running.
     worker
-        .add_connector(&json!({"name": "tail", "connector.class": "FileTailSource",
-            "file": input.to_str().unwrap(), "topic": topic, "poll.interval.ms": "100"}))
+        .put_config(
+            "tail",
+            &json!({"connector.class": "FileTailSource",
+            "file": input.to_str().unwrap(), "topic": topic, "poll.interval.ms": "100"}),
+        )
         .await
         .unwrap();
     worker
-        .add_connector(&json!({"name": "sink", "connector.class": "FileSink",
-            "file": output.to_str().unwrap(), "topics": topic}))
+        .put_config(
+            "sink",
+            &json!({"connector.class": "FileSink",
+            "file": output.to_str().unwrap(), "topics": topic}),
+        )
         .await
         .unwrap();
     worker

@@ -42,9 +42,12 @@ async fn start_source(bootstrap: &str, db: &Path, prefix: &str) -> Worker {
         .iter()
         .any(|p| p.class == "SqliteSource"));
     let worker = Worker::start(worker_config(bootstrap)).await.unwrap();
+    // After a restart it is restored from the config topic; the same config
+    // leaves it running.
     worker
-        .add_connector(
-            &json!({"name": "items-source", "connector.class": "SqliteSource",
+        .put_config(
+            "items-source",
+            &json!({"connector.class": "SqliteSource",
             "connection.url": format!("jdbc:sqlite:{}", db.display()),
             "mode": "timestamp+incrementing", "timestamp.column.name": "ts",
             "incrementing.column.name": "id", "table.whitelist": "items",

@@ -1,9 +1,10 @@
 //! `brook connect standalone WORKER CONNECTOR...`: a standalone Connect
-//! worker running the given connectors, with the REST API on rest.port.
+//! worker running the given connectors, with the REST API on rest.port;
+//! `brook connect list|status NAME`: ask a running worker's REST API.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use brook_connect::serde_json::{Map, Value};
 use brook_connect::{serde_json, RestServer, Worker, WorkerConfig};
 use clap::{Args, Subcommand};
@@ -27,6 +28,31 @@ enum ConnectCommand {
         #[arg(long, default_value = "0.0.0.0")]
         rest_host: String,
     },
+    /// List a worker's connectors with their state
+    List {
+        /// The worker's REST API
+        #[arg(
+            long,
+            env = "BROOK_CONNECT_URL",
+            default_value = "http://127.0.0.1:8083"
+        )]
+        url: String,
+    },
+    /// Show the status of one connector and its tasks
+    Status {
+        /// Connector name
+        name: String,
+        /// The worker's REST API
+        #[arg(
+            long,
+            env = "BROOK_CONNECT_URL",
+            default_value = "http://127.0.0.1:8083"
+        )]
+        url: String,
+        /// Print the REST API's JSON as is
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs `brook connect`.
@@ -37,7 +63,135 @@ pub async fn run(args: ConnectArgs) -> Result<()> {
             connectors,
             rest_host,
         } => standalone(&worker, &connectors, &rest_host).await,
+        ConnectCommand::List { url } => list(&url).await,
+        ConnectCommand::Status { name, url, json } => status(&url, &name, json).await,
     }
+}
+
+/// `brook connect list`: NAME TYPE STATE TASKS, one connector per line.
+async fn list(url: &str) -> Result<()> {
+    let all = rest_get(url, "/connectors?expand=status").await?;
+    let Some(all) = all.as_object() else {
+        bail!("unexpected answer from {url}: {all}");
+    };
+    println!("{:<30} {:<8} {:<10} TASKS RUNNING", "NAME", "TYPE", "STATE");
+    for (name, entry) in all {
+        let status = &entry["status"];
+        let tasks = status["tasks"].as_array().cloned().unwrap_or_default();
+        let running = tasks.iter().filter(|t| t["state"] == "RUNNING").count();
+        println!(
+            "{:<30} {:<8} {:<10} {}/{}",
+            name,
+            status["type"].as_str().unwrap_or("?"),
+            status["connector"]["state"].as_str().unwrap_or("?"),
+            running,
+            tasks.len()
+        );
+    }
+    Ok(())
+}
+
+/// `brook connect status NAME`: the connector's and each task's state.
+async fn status(url: &str, name: &str, raw: bool) -> Result<()> {
+    let status = rest_get(url, &format!("/connectors/{}/status", encode_path(name))).await?;
+    if raw {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(());
+    }
+    let text = |v: &Value| v.as_str().unwrap_or("?").to_string();
+    println!(
+        "{} ({}): {} on {}",
+        text(&status["name"]),
+        text(&status["type"]),
+        text(&status["connector"]["state"]),
+        text(&status["connector"]["worker_id"])
+    );
+    if let Some(trace) = status["connector"]["trace"].as_str() {
+        println!("  error: {trace}");
+    }
+    for task in status["tasks"].as_array().cloned().unwrap_or_default() {
+        print!("  task {}: {}", task["id"], text(&task["state"]));
+        match task["trace"].as_str() {
+            Some(trace) => println!(": {trace}"),
+            None => println!(),
+        }
+    }
+    Ok(())
+}
+
+/// Percent-encodes a path segment.
+fn encode_path(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// GETs `path` from a worker's REST API (plain HTTP/1.1) and returns its
+/// JSON; a non-2xx answer becomes an error with the API's message.
+async fn rest_get(url: &str, path: &str) -> Result<Value> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let base = url
+        .strip_prefix("http://")
+        .with_context(|| format!("--url {url}: only http:// URLs are supported"))?;
+    let (authority, prefix) = match base.split_once('/') {
+        Some((a, p)) => (a, format!("/{}", p.trim_end_matches('/'))),
+        None => (base, String::new()),
+    };
+    let prefix = prefix.trim_end_matches('/');
+    let mut stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .with_context(|| format!("connecting to the worker at {url}"))?;
+    let request = format!(
+        "GET {prefix}{path} HTTP/1.1\r\nHost: {authority}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    let response = String::from_utf8_lossy(&response);
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .with_context(|| format!("malformed HTTP answer from {url}"))?;
+    let code: u16 = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .with_context(|| format!("malformed HTTP status from {url}"))?;
+    let body = if head.lines().any(|l| {
+        l.to_ascii_lowercase()
+            .starts_with("transfer-encoding: chunked")
+    }) {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    let value: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    if !(200..300).contains(&code) {
+        let message = value["message"].as_str().unwrap_or(body.trim());
+        bail!("{url}{path}: HTTP {code}: {message}");
+    }
+    Ok(value)
+}
+
+/// Joins the chunks of a chunked HTTP body.
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
 }
 
 async fn standalone(
@@ -65,9 +219,18 @@ async fn standalone(
         "brook connect standalone: REST API on http://{}",
         rest.local_addr()
     );
+    // Connectors stored in the config topic were restored by Worker::start;
+    // a file's config replaces a stored one of the same name.
+    for name in worker.connectors() {
+        println!("restored connector {name}");
+    }
     for value in connector_configs {
-        let name = worker.add_connector(&value).await?;
-        println!("started connector {name}");
+        let name = value["name"].as_str().unwrap_or_default().to_string();
+        let created = worker.put_config(&name, &value).await?;
+        println!(
+            "{} connector {name}",
+            if created { "started" } else { "updated" }
+        );
     }
     let signal = crate::broker_cmd::wait_for_shutdown_signal().await;
     println!("{signal} received; stopping connectors");

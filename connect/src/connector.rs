@@ -84,6 +84,12 @@ impl StoredOffsets {
         self.by_partition.insert(key, (partition.clone(), offset));
     }
 
+    /// Forgets the offset of `partition`.
+    pub fn remove(&mut self, partition: &SourcePartition) {
+        let key = Value::Object(partition.clone()).to_string();
+        self.by_partition.remove(&key);
+    }
+
     /// The latest offset stored for `partition`, if any.
     pub fn get(&self, partition: &SourcePartition) -> Option<&SourceOffset> {
         let key = Value::Object(partition.clone()).to_string();

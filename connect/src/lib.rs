@@ -5,6 +5,7 @@
 //! source offsets in a compacted topic and sink progress in consumer groups.
 
 mod config;
+mod config_store;
 mod connector;
 mod converter;
 mod errors;
@@ -15,6 +16,7 @@ mod worker;
 pub use config::{
     lenient, ConfigError, ConnectorConfig, ConnectorDefinition, ConnectorSettings, ErrorTolerance,
 };
+pub use config_store::ConfigStoreError;
 pub use connector::{
     ConnectError, Connector, SinkConnector, SinkRecord, SinkTask, SourceConnector, SourceOffset,
     SourcePartition, SourceRecord, SourceTask, StoredOffsets, TaskConfig, TopicPartition,

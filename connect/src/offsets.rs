@@ -41,27 +41,10 @@ impl OffsetStore {
             topic: topic.to_string(),
             message: m,
         };
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
-            .create()
-            .map_err(|e| err(e.to_string()))?;
-        let new = NewTopic::new(topic, 1, TopicReplication::Fixed(replication))
-            .set("cleanup.policy", "compact");
-        let results = admin
-            .create_topics([&new], &AdminOptions::new())
+        ensure_compacted_topic(bootstrap, topic, replication)
             .await
-            .map_err(|e| err(e.to_string()))?;
-        for result in results {
-            match result {
-                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((_, code)) => return Err(err(format!("cannot create topic: {code}"))),
-            }
-        }
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
-            .set("enable.idempotence", "true")
-            .create()
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(err)?;
+        let producer = idempotent_producer(bootstrap).map_err(err)?;
         Ok(OffsetStore {
             bootstrap: bootstrap.to_string(),
             topic: topic.to_string(),
@@ -92,20 +75,85 @@ impl OffsetStore {
         partition: &SourcePartition,
         offset: &SourceOffset,
     ) -> Result<(), OffsetStoreError> {
+        self.send(connector, partition, Some(offset)).await
+    }
+
+    /// Forgets the offset of one partition (a tombstone).
+    pub async fn remove(
+        &self,
+        connector: &str,
+        partition: &SourcePartition,
+    ) -> Result<(), OffsetStoreError> {
+        self.send(connector, partition, None).await
+    }
+
+    async fn send(
+        &self,
+        connector: &str,
+        partition: &SourcePartition,
+        offset: Option<&SourceOffset>,
+    ) -> Result<(), OffsetStoreError> {
         let key = json!([connector, partition]).to_string();
-        let value = Value::Object(offset.clone()).to_string();
-        self.producer
-            .send(
-                FutureRecord::to(&self.topic).key(&key).payload(&value),
-                Duration::from_secs(30),
-            )
+        let value = offset.map(|o| Value::Object(o.clone()).to_string());
+        send_keyed(&self.producer, &self.topic, &key, value.as_deref())
             .await
-            .map(|_| ())
-            .map_err(|(e, _)| OffsetStoreError {
+            .map_err(|message| OffsetStoreError {
                 topic: self.topic.clone(),
-                message: e.to_string(),
+                message,
             })
     }
+}
+
+/// Creates `topic` with `cleanup.policy=compact` unless it exists.
+pub(crate) async fn ensure_compacted_topic(
+    bootstrap: &str,
+    topic: &str,
+    replication: i32,
+) -> Result<(), String> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .map_err(|e| e.to_string())?;
+    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(replication))
+        .set("cleanup.policy", "compact");
+    let results = admin
+        .create_topics([&new], &AdminOptions::new())
+        .await
+        .map_err(|e| e.to_string())?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => return Err(format!("cannot create topic: {code}")),
+        }
+    }
+    Ok(())
+}
+
+/// An idempotent producer for the internal topics.
+pub(crate) fn idempotent_producer(bootstrap: &str) -> Result<FutureProducer, String> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .create()
+        .map_err(|e| e.to_string())
+}
+
+/// Sends one keyed record (`None` = tombstone) and waits for its acknowledgement.
+pub(crate) async fn send_keyed(
+    producer: &FutureProducer,
+    topic: &str,
+    key: &str,
+    value: Option<&str>,
+) -> Result<(), String> {
+    let mut record: FutureRecord<'_, str, str> = FutureRecord::to(topic).key(key);
+    if let Some(v) = value {
+        record = record.payload(v);
+    }
+    producer
+        .send(record, Duration::from_secs(30))
+        .await
+        .map(|_| ())
+        .map_err(|(e, _)| e.to_string())
 }
 
 fn read_all(
@@ -113,64 +161,79 @@ fn read_all(
     topic: &str,
     connector: &str,
 ) -> Result<StoredOffsets, OffsetStoreError> {
-    let err = |m: String| OffsetStoreError {
+    let mut offsets = StoredOffsets::default();
+    read_topic(bootstrap, topic, |key, value| {
+        let Ok(Value::Array(parts)) = serde_json::from_slice::<Value>(key) else {
+            return;
+        };
+        let [Value::String(name), Value::Object(partition)] = parts.as_slice() else {
+            return;
+        };
+        if name != connector {
+            return;
+        }
+        match value.map(serde_json::from_slice::<Value>) {
+            Some(Ok(Value::Object(offset))) => offsets.insert(partition, offset),
+            None => offsets.remove(partition),
+            Some(_) => {}
+        }
+    })
+    .map_err(|message| OffsetStoreError {
         topic: topic.to_string(),
-        message: m,
-    };
+        message,
+    })?;
+    Ok(offsets)
+}
+
+/// Reads a topic from the beginning to its current end, without a group,
+/// handing every keyed record (value `None` = tombstone) to `visit`. Blocking.
+pub(crate) fn read_topic(
+    bootstrap: &str,
+    topic: &str,
+    mut visit: impl FnMut(&[u8], Option<&[u8]>),
+) -> Result<(), String> {
+    let err = |e: rdkafka::error::KafkaError| e.to_string();
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
-        .set("group.id", "brook-connect-offset-reader")
+        .set("group.id", "brook-connect-internal-reader")
         .set("enable.auto.commit", "false")
         .create()
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(err)?;
     let timeout = Duration::from_secs(30);
-    let metadata = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .map_err(|e| err(e.to_string()))?;
+    let metadata = consumer.fetch_metadata(Some(topic), timeout).map_err(err)?;
     let partitions: Vec<i32> = metadata
         .topics()
         .iter()
         .flat_map(|t| t.partitions().iter().map(|p| p.id()))
         .collect();
-    let mut offsets = StoredOffsets::default();
     let mut tpl = TopicPartitionList::new();
     let mut remaining = Vec::new();
     for p in partitions {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, p, timeout)
-            .map_err(|e| err(e.to_string()))?;
+        let (low, high) = consumer.fetch_watermarks(topic, p, timeout).map_err(err)?;
         if high > low {
             tpl.add_partition_offset(topic, p, Offset::Beginning)
-                .map_err(|e| err(e.to_string()))?;
+                .map_err(err)?;
             remaining.push((p, high));
         }
     }
     if remaining.is_empty() {
-        return Ok(offsets);
+        return Ok(());
     }
-    consumer.assign(&tpl).map_err(|e| err(e.to_string()))?;
+    consumer.assign(&tpl).map_err(err)?;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !remaining.is_empty() {
         if std::time::Instant::now() > deadline {
-            return Err(err("timed out reading offsets".into()));
+            return Err(format!("timed out reading {topic}"));
         }
         let Some(msg) = consumer.poll(Duration::from_millis(200)) else {
             continue;
         };
-        let msg = msg.map_err(|e| err(e.to_string()))?;
-        if let (Some(key), Some(value)) = (msg.key(), msg.payload()) {
-            if let Ok(Value::Array(parts)) = serde_json::from_slice::<Value>(key) {
-                if let [Value::String(name), Value::Object(partition)] = parts.as_slice() {
-                    if name == connector {
-                        if let Ok(Value::Object(offset)) = serde_json::from_slice::<Value>(value) {
-                            offsets.insert(partition, offset);
-                        }
-                    }
-                }
-            }
+        let msg = msg.map_err(err)?;
+        if let Some(key) = msg.key() {
+            visit(key, msg.payload());
         }
         let (p, next) = (msg.partition(), msg.offset() + 1);
         remaining.retain(|(rp, high)| !(*rp == p && next >= *high));
     }
-    Ok(offsets)
+    Ok(())
 }

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{Path, State as AxumState};
+use axum::extract::{Path, Query, State as AxumState};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
@@ -77,7 +77,10 @@ fn router(state: AppState) -> Router {
         .route("/connectors/{name}/config", get(config).put(put_config))
         .route("/connectors/{name}/status", get(status))
         .route("/connectors/{name}/tasks", get(tasks))
-        .route("/connectors/{name}/offsets", get(offsets))
+        .route(
+            "/connectors/{name}/offsets",
+            get(offsets).patch(alter_offsets).delete(reset_offsets),
+        )
         .route("/connectors/{name}/pause", put(pause))
         .route("/connectors/{name}/resume", put(resume))
         .route("/connectors/{name}/stop", put(stop))
@@ -105,9 +108,10 @@ impl From<WorkerError> for ApiError {
         let code = match &e {
             WorkerError::NotFound(_) => StatusCode::NOT_FOUND,
             WorkerError::AlreadyExists(_) => StatusCode::CONFLICT,
-            WorkerError::InvalidConfig(_) | WorkerError::Connector { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            WorkerError::InvalidConfig(_)
+            | WorkerError::Connector { .. }
+            | WorkerError::NotStopped(_)
+            | WorkerError::BadRequest(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(code, e.to_string())
@@ -129,8 +133,43 @@ fn connector_info(worker: &Worker, name: &str) -> Option<Value> {
     Some(json!({"name": name, "config": config, "tasks": tasks, "type": status.kind}))
 }
 
-async fn list(AxumState(AppState { worker, .. }): AxumState<AppState>) -> Json<Vec<String>> {
-    Json(worker.connectors())
+/// `GET /connectors`, or with `?expand=status` / `?expand=info` (both may
+/// be given) a map from name to `{"status": .., "info": ..}`.
+async fn list(
+    AxumState(AppState { worker, .. }): AxumState<AppState>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> ApiResult {
+    let expand: Vec<&str> = params
+        .iter()
+        .filter(|(k, _)| k == "expand")
+        .flat_map(|(_, v)| v.split(','))
+        .collect();
+    if let Some(bad) = expand.iter().find(|e| !matches!(**e, "status" | "info")) {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("unknown expand value {bad:?} (use status or info)"),
+        ));
+    }
+    let names = worker.connectors();
+    if expand.is_empty() {
+        return Ok(Json(names).into_response());
+    }
+    let mut out = Map::new();
+    for name in names {
+        let mut entry = Map::new();
+        if expand.contains(&"status") {
+            if let Some(status) = worker.status(&name) {
+                entry.insert("status".into(), json!(status));
+            }
+        }
+        if expand.contains(&"info") {
+            if let Some(info) = connector_info(&worker, &name) {
+                entry.insert("info".into(), info);
+            }
+        }
+        out.insert(name, Value::Object(entry));
+    }
+    Ok(Json(out).into_response())
 }
 
 async fn create(
@@ -213,11 +252,28 @@ async fn offsets(
     Ok(Json(worker.offsets(&name).await?).into_response())
 }
 
+async fn alter_offsets(
+    AxumState(AppState { worker, .. }): AxumState<AppState>,
+    Path(name): Path<String>,
+    Json(body): Json<Value>,
+) -> ApiResult {
+    let message = worker.alter_offsets(&name, &body).await?;
+    Ok(Json(json!({ "message": message })).into_response())
+}
+
+async fn reset_offsets(
+    AxumState(AppState { worker, .. }): AxumState<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult {
+    let message = worker.reset_offsets(&name).await?;
+    Ok(Json(json!({ "message": message })).into_response())
+}
+
 async fn pause(
     AxumState(AppState { worker, .. }): AxumState<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult {
-    worker.pause(&name)?;
+    worker.pause(&name).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
@@ -225,7 +281,7 @@ async fn resume(
     AxumState(AppState { worker, .. }): AxumState<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult {
-    worker.resume(&name)?;
+    worker.resume(&name).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 

@@ -1,7 +1,11 @@
 //! The standalone worker: owns connectors and runs their tasks.
 
+mod offsets_admin;
 mod sink;
 mod source;
+mod status;
+
+pub use status::{ConnectorState, ConnectorStatus, State, TaskStatus};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,6 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{lenient, ConfigError, ConnectorDefinition};
+use crate::config_store::{ConfigStore, ConfigStoreError};
 use crate::connector::{ConnectError, Connector};
 use crate::converter::Converter;
 use crate::offsets::{OffsetStore, OffsetStoreError};
@@ -36,9 +41,9 @@ pub struct WorkerConfig {
         deserialize_with = "lenient::i64"
     )]
     pub offset_storage_replication_factor: i64,
-    /// Topic for persisting connector configs (accepted; not used yet).
-    #[serde(rename = "config.storage.topic", default)]
-    pub config_storage_topic: Option<String>,
+    /// Compacted topic persisting connector configs and target states.
+    #[serde(rename = "config.storage.topic", default = "default_config_topic")]
+    pub config_storage_topic: String,
     /// REST API port; 0 picks a free port.
     #[serde(
         rename = "rest.port",
@@ -77,6 +82,9 @@ pub struct WorkerConfig {
 
 fn default_offset_topic() -> String {
     "connect-offsets".into()
+}
+fn default_config_topic() -> String {
+    "connect-configs".into()
 }
 fn one() -> i64 {
     1
@@ -118,7 +126,7 @@ impl WorkerConfig {
             bootstrap_servers: bootstrap_servers.to_string(),
             offset_storage_topic: default_offset_topic(),
             offset_storage_replication_factor: one(),
-            config_storage_topic: None,
+            config_storage_topic: default_config_topic(),
             rest_port: default_rest_port(),
             key_converter: default_converter(),
             value_converter: default_converter(),
@@ -166,59 +174,15 @@ pub enum WorkerError {
     /// The offset store failed.
     #[error(transparent)]
     OffsetStore(#[from] OffsetStoreError),
-}
-
-/// Lifecycle state of a connector or task, as Kafka Connect names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum State {
-    /// Running normally.
-    Running,
-    /// Paused by the user.
-    Paused,
-    /// Stopped by the user; tasks are shut down.
-    Stopped,
-    /// Failed; see the trace.
-    Failed,
-    /// Not (yet) running anywhere.
-    Unassigned,
-}
-
-/// Status of one task (`GET /connectors/{name}/status` → tasks[]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TaskStatus {
-    /// Task number.
-    pub id: usize,
-    /// Current state.
-    pub state: State,
-    /// Worker running the task.
-    pub worker_id: String,
-    /// Error text when FAILED.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub trace: Option<String>,
-}
-
-/// State of a connector itself.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ConnectorState {
-    /// Current state.
-    pub state: State,
-    /// Worker running the connector.
-    pub worker_id: String,
-}
-
-/// Status of a connector and its tasks, shaped like Kafka Connect's.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ConnectorStatus {
-    /// Connector name.
-    pub name: String,
-    /// The connector's own state.
-    pub connector: ConnectorState,
-    /// Its tasks.
-    pub tasks: Vec<TaskStatus>,
-    /// "source" or "sink".
-    #[serde(rename = "type")]
-    pub kind: String,
+    /// The config store failed.
+    #[error(transparent)]
+    ConfigStore(#[from] ConfigStoreError),
+    /// Offsets can only be changed while the connector is STOPPED.
+    #[error("Connectors must be in the STOPPED state before their offsets can be modified (connector {0})")]
+    NotStopped(String),
+    /// The request body is malformed.
+    #[error("{0}")]
+    BadRequest(String),
 }
 
 /// What the user asked a task to do.
@@ -264,16 +228,42 @@ struct TaskHandle {
 }
 
 struct RunningConnector {
-    definition: ConnectorDefinition,
+    /// The config exactly as given.
+    raw: Map<String, Value>,
+    /// None when the (restored) config no longer parses.
+    definition: Option<ConnectorDefinition>,
     state: State,
+    /// Why the connector itself FAILED.
+    trace: Option<String>,
     kind: &'static str,
     tasks: Vec<TaskHandle>,
+}
+
+impl RunningConnector {
+    /// A connector that could not be started; it stays listed as FAILED.
+    fn failed(raw: Map<String, Value>, error: &WorkerError) -> Self {
+        let definition = ConnectorDefinition::from_json(&Value::Object(raw.clone())).ok();
+        let kind = match definition.as_ref().map(|d| d.config.build()) {
+            Some(Ok(Connector::Source(_))) => "source",
+            Some(Ok(Connector::Sink(_))) => "sink",
+            _ => "unknown",
+        };
+        RunningConnector {
+            raw,
+            definition,
+            state: State::Failed,
+            trace: Some(error.to_string()),
+            kind,
+            tasks: Vec::new(),
+        }
+    }
 }
 
 struct Inner {
     config: WorkerConfig,
     worker_id: String,
     offsets: OffsetStore,
+    configs: ConfigStore,
     producer: FutureProducer,
     connectors: Mutex<BTreeMap<String, RunningConnector>>,
 }
@@ -299,6 +289,12 @@ impl Worker {
             replication,
         )
         .await?;
+        let configs = ConfigStore::open(
+            &config.bootstrap_servers,
+            &config.config_storage_topic,
+            replication,
+        )
+        .await?;
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", &config.bootstrap_servers)
             // Idempotence keeps producer-internal retries from duplicating records.
@@ -306,15 +302,67 @@ impl Worker {
             .create()
             .map_err(|e| WorkerError::Kafka(e.to_string()))?;
         let worker_id = format!("standalone:{}", config.rest_port);
-        Ok(Worker {
+        let worker = Worker {
             inner: Arc::new(Inner {
                 config,
                 worker_id,
                 offsets,
+                configs,
                 producer,
                 connectors: Mutex::new(BTreeMap::new()),
             }),
-        })
+        };
+        worker.restore().await?;
+        Ok(worker)
+    }
+
+    /// Recreates the connectors stored in the config topic, in their target
+    /// state; one that cannot start is listed as FAILED with its error.
+    async fn restore(&self) -> Result<(), WorkerError> {
+        for (name, stored) in self.inner.configs.load().await? {
+            let mut raw = stored.properties;
+            raw.insert("name".into(), Value::String(name.clone()));
+            match self.start_connector(&Value::Object(raw.clone())).await {
+                Ok(_) => {
+                    let applied = match stored.state {
+                        State::Paused => self.signal(&name, Target::Pause, State::Paused),
+                        State::Stopped => self.stop_tasks(&name).await,
+                        _ => Ok(()),
+                    };
+                    if let Err(e) = applied {
+                        tracing::warn!(connector = %name, error = %e, "restoring target state");
+                    }
+                    tracing::info!(connector = %name, "restored from the config topic");
+                }
+                Err(e) => {
+                    tracing::error!(connector = %name, error = %e, "stored connector cannot start");
+                    self.inner
+                        .connectors
+                        .lock()
+                        .insert(name, RunningConnector::failed(raw, &e));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Persists a connector's config and target state.
+    async fn persist(&self, name: &str) -> Result<(), WorkerError> {
+        let entry = {
+            let connectors = self.inner.connectors.lock();
+            connectors.get(name).map(|c| {
+                let state = match c.state {
+                    State::Paused | State::Stopped => c.state,
+                    _ => State::Running,
+                };
+                (c.raw.clone(), state)
+            })
+        };
+        match entry {
+            Some((raw, state)) => self.inner.configs.put(name, &raw, state).await?,
+            None => self.inner.configs.remove(name).await?,
+        }
+        Ok(())
     }
 
     /// The worker's configuration.
@@ -322,8 +370,20 @@ impl Worker {
         &self.inner.config
     }
 
-    /// Validates a connector config and starts its tasks.
+    /// Validates a connector config, starts its tasks and stores the config
+    /// in the config topic.
     pub async fn add_connector(&self, config: &Value) -> Result<String, WorkerError> {
+        let name = self.start_connector(config).await?;
+        if let Err(e) = self.persist(&name).await {
+            // Not stored means it would not survive a restart: undo.
+            let _ = self.remove_running(&name).await;
+            return Err(e);
+        }
+        Ok(name)
+    }
+
+    /// Validates a connector config and starts its tasks (not persisted).
+    async fn start_connector(&self, config: &Value) -> Result<String, WorkerError> {
         let definition = ConnectorDefinition::from_json(config)?;
         let name = definition.settings.name.clone();
         if self.inner.connectors.lock().contains_key(&name) {
@@ -352,8 +412,10 @@ impl Worker {
         connectors.insert(
             name.clone(),
             RunningConnector {
-                definition,
+                raw: definition.raw.clone(),
+                definition: Some(definition),
                 state: State::Running,
+                trace: None,
                 kind,
                 tasks,
             },
@@ -454,7 +516,7 @@ impl Worker {
             .connectors
             .lock()
             .get(name)
-            .map(|c| c.definition.raw.clone())
+            .map(|c| c.raw.clone())
     }
 
     /// Committed offsets in Kafka Connect's `GET /connectors/{name}/offsets`
@@ -467,6 +529,10 @@ impl Worker {
                 .get(name)
                 .ok_or_else(|| WorkerError::NotFound(name.to_string()))?;
             c.definition
+                .as_ref()
+                .ok_or_else(|| {
+                    WorkerError::BadRequest(format!("connector {name} has no valid config"))
+                })?
                 .config
                 .build()
                 .map_err(|error| WorkerError::Connector {
@@ -488,9 +554,11 @@ impl Worker {
                     format!("connect-{name}"),
                     sink.topics(),
                 );
-                tokio::task::spawn_blocking(move || sink_offsets(&bootstrap, &group, &topics))
-                    .await
-                    .map_err(|e| WorkerError::Kafka(e.to_string()))??
+                tokio::task::spawn_blocking(move || {
+                    offsets_admin::sink_offsets(&bootstrap, &group, &topics)
+                })
+                .await
+                .map_err(|e| WorkerError::Kafka(e.to_string()))??
             }
         };
         Ok(serde_json::json!({ "offsets": entries }))
@@ -529,6 +597,7 @@ impl Worker {
             connector: ConnectorState {
                 state: c.state,
                 worker_id,
+                trace: c.trace.clone(),
             },
             tasks,
             kind: c.kind.to_string(),
@@ -536,13 +605,15 @@ impl Worker {
     }
 
     /// Pauses every task of a connector (they keep their resources).
-    pub fn pause(&self, name: &str) -> Result<(), WorkerError> {
-        self.signal(name, Target::Pause, State::Paused)
+    pub async fn pause(&self, name: &str) -> Result<(), WorkerError> {
+        self.signal(name, Target::Pause, State::Paused)?;
+        self.persist(name).await
     }
 
     /// Resumes a paused connector.
-    pub fn resume(&self, name: &str) -> Result<(), WorkerError> {
-        self.signal(name, Target::Run, State::Running)
+    pub async fn resume(&self, name: &str) -> Result<(), WorkerError> {
+        self.signal(name, Target::Run, State::Running)?;
+        self.persist(name).await
     }
 
     fn signal(&self, name: &str, target: Target, state: State) -> Result<(), WorkerError> {
@@ -550,7 +621,7 @@ impl Worker {
         let c = connectors
             .get_mut(name)
             .ok_or_else(|| WorkerError::NotFound(name.to_string()))?;
-        if c.state == State::Stopped {
+        if matches!(c.state, State::Stopped | State::Failed) {
             return Ok(());
         }
         c.state = state;
@@ -562,6 +633,11 @@ impl Worker {
 
     /// Stops a connector's tasks; it stays defined in STOPPED state.
     pub async fn stop(&self, name: &str) -> Result<(), WorkerError> {
+        self.stop_tasks(name).await?;
+        self.persist(name).await
+    }
+
+    async fn stop_tasks(&self, name: &str) -> Result<(), WorkerError> {
         let tasks = {
             let mut connectors = self.inner.connectors.lock();
             let c = connectors
@@ -574,30 +650,53 @@ impl Worker {
         Ok(())
     }
 
-    /// Restarts a connector: stops its tasks and starts them again.
+    /// Restarts a connector: stops its tasks and starts them again (a
+    /// STOPPED or FAILED connector runs again). If it cannot start, it stays
+    /// listed as FAILED and the error is returned.
     pub async fn restart(&self, name: &str) -> Result<(), WorkerError> {
         let raw = self
             .connector_config(name)
             .ok_or_else(|| WorkerError::NotFound(name.to_string()))?;
-        self.delete(name).await?;
-        self.add_connector(&Value::Object(raw)).await.map(|_| ())
+        self.remove_running(name).await?;
+        let result = self.start_connector(&Value::Object(raw.clone())).await;
+        if let Err(e) = &result {
+            self.inner
+                .connectors
+                .lock()
+                .insert(name.to_string(), RunningConnector::failed(raw, e));
+        }
+        self.persist(name).await?;
+        result.map(|_| ())
     }
 
-    /// Replaces a connector's config (creating it if absent); returns true if created.
+    /// Replaces a connector's config (creating it if absent); returns true
+    /// if created. The same config as the running one changes nothing.
     pub async fn put_config(&self, name: &str, config: &Value) -> Result<bool, WorkerError> {
         let mut config = config.clone();
         if let Some(m) = config.as_object_mut() {
             m.insert("name".into(), Value::String(name.to_string()));
         }
+        if let (Some(current), Some(new)) = (self.connector_config(name), config.as_object()) {
+            let failed = self.status(name).map(|s| s.connector.state) == Some(State::Failed);
+            if &current == new && !failed {
+                return Ok(false);
+            }
+        }
         // Validate before touching the running connector.
         ConnectorDefinition::from_json(&config)?;
-        let existed = self.delete(name).await.is_ok();
-        self.add_connector(&config).await?;
+        let existed = self.remove_running(name).await.is_ok();
+        self.start_connector(&config).await?;
+        self.persist(name).await?;
         Ok(!existed)
     }
 
-    /// Stops and removes a connector.
+    /// Stops and removes a connector, and forgets its stored config.
     pub async fn delete(&self, name: &str) -> Result<(), WorkerError> {
+        self.remove_running(name).await?;
+        self.persist(name).await
+    }
+
+    async fn remove_running(&self, name: &str) -> Result<(), WorkerError> {
         let removed = self
             .inner
             .connectors
@@ -617,46 +716,6 @@ impl Worker {
             join_all(c.tasks).await;
         }
     }
-}
-
-/// Committed offsets of a sink's consumer group, one entry per partition.
-fn sink_offsets(
-    bootstrap: &str,
-    group: &str,
-    topics: &[String],
-) -> Result<Vec<Value>, WorkerError> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let kafka = |e: rdkafka::error::KafkaError| WorkerError::Kafka(e.to_string());
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .map_err(kafka)?;
-    let timeout = std::time::Duration::from_secs(30);
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    for topic in topics {
-        let metadata = consumer
-            .fetch_metadata(Some(topic), timeout)
-            .map_err(kafka)?;
-        for t in metadata.topics() {
-            for p in t.partitions() {
-                tpl.add_partition(t.name(), p.id());
-            }
-        }
-    }
-    let committed = consumer.committed_offsets(tpl, timeout).map_err(kafka)?;
-    Ok(committed
-        .elements()
-        .iter()
-        .filter_map(|e| match e.offset() {
-            rdkafka::Offset::Offset(offset) => Some(serde_json::json!({
-                "partition": {"kafka_topic": e.topic(), "kafka_partition": e.partition()},
-                "offset": {"kafka_offset": offset},
-            })),
-            _ => None,
-        })
-        .collect())
 }
 
 async fn join_all(tasks: Vec<TaskHandle>) {
@@ -719,6 +778,7 @@ mod tests {
             connector: ConnectorState {
                 state: State::Running,
                 worker_id: "w".into(),
+                trace: None,
             },
             tasks: vec![TaskStatus {
                 id: 0,
