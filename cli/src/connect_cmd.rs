@@ -226,11 +226,14 @@ async fn standalone(
     }
     for value in connector_configs {
         let name = value["name"].as_str().unwrap_or_default().to_string();
+        let unchanged = worker.connector_config(&name).as_ref() == value.as_object();
         let created = worker.put_config(&name, &value).await?;
-        println!(
-            "{} connector {name}",
-            if created { "started" } else { "updated" }
-        );
+        let what = match (created, unchanged) {
+            (true, _) => "started",
+            (false, true) => "kept (unchanged)",
+            (false, false) => "updated",
+        };
+        println!("{what} connector {name}");
     }
     let signal = crate::broker_cmd::wait_for_shutdown_signal().await;
     println!("{signal} received; stopping connectors");
