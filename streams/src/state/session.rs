@@ -50,7 +50,12 @@ impl SessionStore {
         k
     }
 
+    /// Earliest time still retained (whole segments expire, as in Kafka).
     fn min_live(&self) -> i64 {
+        self.live_from * self.segment_interval
+    }
+
+    fn retention_floor(&self) -> i64 {
         if self.observed == i64::MIN {
             i64::MIN
         } else {
@@ -63,7 +68,7 @@ impl SessionStore {
             return Ok(());
         }
         self.observed = end;
-        let min_live = self.min_live();
+        let min_live = self.retention_floor();
         let drop_below = if min_live <= 0 { 0 } else { min_live / self.segment_interval };
         if drop_below > self.live_from {
             self.engine.delete_range(

@@ -67,8 +67,13 @@ impl WindowStore {
         }
     }
 
-    /// Earliest window start still retained.
+    /// Earliest time still retained: whole segments expire, as in Kafka, so
+    /// a window lives until its segment is older than the retention period.
     pub fn min_live(&self) -> i64 {
+        self.live_from * self.segment_interval
+    }
+
+    fn retention_floor(&self) -> i64 {
         if self.observed == i64::MIN {
             i64::MIN
         } else {
@@ -115,7 +120,7 @@ impl WindowStore {
             return Ok(());
         }
         self.observed = ts;
-        let min_live = self.min_live();
+        let min_live = self.retention_floor();
         // A segment can go once every window in it is older than retention.
         let drop_below = if min_live <= 0 { 0 } else { min_live / self.segment_interval };
         if drop_below > self.live_from {
