@@ -1,7 +1,6 @@
 //! `StreamsBuilder`: where a topology starts.
 
 use std::cell::RefCell;
-use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -114,8 +113,4 @@ impl StreamsBuilder {
         let r = self.g.borrow_mut().build();
         r
     }
-}
-
-pub(crate) fn phantom<T>() -> PhantomData<T> {
-    PhantomData
 }

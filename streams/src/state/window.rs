@@ -25,7 +25,6 @@ pub(crate) struct WindowStore {
 
 /// One stored window entry.
 pub(crate) struct WindowEntry {
-    pub key: Vec<u8>,
     pub start: i64,
     pub value: Vec<u8>,
 }
@@ -110,11 +109,6 @@ impl WindowStore {
         Ok(())
     }
 
-    /// Deletes one duplicate-retaining entry found by [`fetch`](Self::fetch).
-    pub fn delete_exact(&mut self, engine_key: &[u8]) -> Result<(), StreamsError> {
-        self.engine.put(engine_key, None)
-    }
-
     fn observe(&mut self, ts: i64) -> Result<(), StreamsError> {
         if ts <= self.observed {
             return Ok(());
@@ -161,7 +155,6 @@ impl WindowStore {
                     out.push((
                         k.to_vec(),
                         WindowEntry {
-                            key: key.to_vec(),
                             start: dec_ts(&k[8 + key.len()..]),
                             value: v.to_vec(),
                         },
@@ -170,36 +163,6 @@ impl WindowStore {
                 true
             })?;
         }
-        Ok(out)
-    }
-
-    /// Every entry with `from <= start <= to`, any key.
-    pub fn fetch_all(&self, from: i64, to: i64) -> Result<Vec<WindowEntry>, StreamsError> {
-        let from = from.max(self.min_live());
-        let mut out = Vec::new();
-        if from > to {
-            return Ok(out);
-        }
-        let suffix = self.suffix();
-        for seg in self.segment(from)..=self.segment(to) {
-            let lo = (seg as u64).to_be_bytes();
-            let hi = (seg as u64 + 1).to_be_bytes();
-            self.engine.range(&lo, Some(&hi), &mut |k, v| {
-                if k.len() >= 8 + suffix {
-                    let klen = k.len() - 8 - suffix;
-                    let start = dec_ts(&k[8 + klen..]);
-                    if start >= from && start <= to {
-                        out.push(WindowEntry {
-                            key: k[8..8 + klen].to_vec(),
-                            start,
-                            value: v.to_vec(),
-                        });
-                    }
-                }
-                true
-            })?;
-        }
-        out.sort_by_key(|e| e.start);
         Ok(out)
     }
 
@@ -235,7 +198,6 @@ mod tests {
         s.put(b"a", 60_000, Some(b"3"), 0).unwrap();
         let got: Vec<i64> = s.fetch(b"a", 0, 200_000).unwrap().iter().map(|(_, e)| e.start).collect();
         assert_eq!(got, vec![0, 60_000]);
-        assert_eq!(s.fetch_all(0, 0).unwrap().len(), 2);
         s.put(b"a", 400_000, Some(b"4"), 0).unwrap();
         assert_eq!(s.get(b"a", 0).unwrap(), None);
         assert_eq!(s.fetch(b"a", 0, 500_000).unwrap().len(), 1);

@@ -108,14 +108,6 @@ impl Topology {
             .map(|_| format!("{store}-changelog"))
     }
 
-    /// Which sub-topology reads `topic`.
-    pub(crate) fn subtopology_of_topic(&self, topic: &TopicRef) -> Option<u32> {
-        self.subtopologies
-            .iter()
-            .find(|s| s.source_topics.contains(topic))
-            .map(|s| s.id)
-    }
-
     /// Every source topic, resolved.
     pub(crate) fn all_source_topics(&self, app_id: &str) -> Vec<String> {
         let mut t: Vec<String> = self
