@@ -12,8 +12,10 @@ use crate::topology::{TopicRef, Topology};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Partition count of an existing topic. Asks for all topics: a metadata
+/// request naming the topic would auto-create it on brokers that allow that.
 fn partitions_of(admin: &AdminClient<DefaultClientContext>, topic: &str) -> Result<Option<i32>, StreamsError> {
-    let md = admin.inner().fetch_metadata(Some(topic), TIMEOUT)?;
+    let md = admin.inner().fetch_metadata(None, TIMEOUT)?;
     Ok(md
         .topics()
         .iter()
