@@ -214,12 +214,11 @@ impl FileTailTask {
         let topic = self.config()?.topic.clone();
         let mut records = Vec::new();
         for tracker in self.trackers.values_mut() {
-            // A tracker hands out all lines available; the batch size is a
-            // soft bound, checked between files.
+            // batch.size bounds the lines of one poll across all files.
             if records.len() >= limit {
                 break;
             }
-            let lines = tracker.poll().map_err(|e| {
+            let lines = tracker.poll(limit - records.len()).map_err(|e| {
                 ConnectError::Retriable(format!("reading {}: {e}", tracker.path().display()))
             })?;
             let partition = partition_of(tracker.path());

@@ -42,6 +42,8 @@ struct OpenFile {
     dev: u64,
     ino: u64,
     fingerprint: Vec<u8>,
+    /// `fingerprint`, hex encoded (cached: every line carries it).
+    fingerprint_hex: String,
     /// Position after the last complete line handed out.
     line_end: u64,
     /// Position up to which bytes were read into `pending`.
@@ -83,14 +85,20 @@ impl Tracker {
         &self.path
     }
 
-    /// Reads every complete line available now.
-    pub fn poll(&mut self) -> io::Result<Vec<Line>> {
+    /// Reads the complete lines available now, at most `limit` (the rest
+    /// stays for the next poll).
+    pub fn poll(&mut self, limit: usize) -> io::Result<Vec<Line>> {
         let mut lines = Vec::new();
+        let limit = limit.max(1);
         if self.open.is_none() && !self.try_open()? {
             return Ok(lines);
         }
         self.check_truncation()?;
-        self.read_available(&mut lines)?;
+        if !self.read_available(&mut lines, limit)? {
+            // Stopped at the limit: rotation is looked at once the current
+            // file has been read to its end.
+            return Ok(lines);
+        }
         // Rename-rotation: a different file now lives at the path. The old
         // one was read to its end just above; its unterminated tail is the
         // file's last line, since writers have moved on.
@@ -107,7 +115,8 @@ impl Tracker {
                 }
                 self.start_at = StartAt::Beginning;
                 if self.try_open()? {
-                    self.read_available(&mut lines)?;
+                    let room = limit.saturating_sub(lines.len()).max(1);
+                    self.read_available(&mut lines, room)?;
                 }
             }
         }
@@ -138,6 +147,7 @@ impl Tracker {
             file,
             dev: meta.dev(),
             ino: meta.ino(),
+            fingerprint_hex: hex(&fingerprint),
             fingerprint,
             line_end: start,
             read_pos: start,
@@ -165,25 +175,41 @@ impl Tracker {
             open.pending.clear();
             open.overlong = false;
         }
-        open.fingerprint = prefix;
+        if open.fingerprint != prefix {
+            open.fingerprint_hex = hex(&prefix);
+            open.fingerprint = prefix;
+        }
         Ok(())
     }
 
-    fn read_available(&mut self, lines: &mut Vec<Line>) -> io::Result<()> {
+    /// Reads lines up to `limit`; true when the file was read to its end.
+    fn read_available(&mut self, lines: &mut Vec<Line>, limit: usize) -> io::Result<bool> {
         let Some(mut open) = self.open.take() else {
-            return Ok(());
+            return Ok(true);
         };
-        let result = self.read_into(&mut open, lines);
+        let result = self.read_into(&mut open, lines, limit);
         self.open = Some(open);
         result
     }
 
-    fn read_into(&self, open: &mut OpenFile, lines: &mut Vec<Line>) -> io::Result<()> {
+    fn read_into(
+        &self,
+        open: &mut OpenFile,
+        lines: &mut Vec<Line>,
+        limit: usize,
+    ) -> io::Result<bool> {
         open.file.seek(SeekFrom::Start(open.read_pos))?;
         let mut buf = vec![0u8; CHUNK];
-        loop {
+        let mut eof = false;
+        'chunks: loop {
+            if lines.len() >= limit {
+                // Stop on a line boundary: `pending` is empty and read_pos
+                // is where the next poll seeks to.
+                break;
+            }
             let n = open.file.read(&mut buf)?;
             if n == 0 {
+                eof = true;
                 break;
             }
             let mut rest = &buf[..n];
@@ -197,6 +223,9 @@ impl Tracker {
                         lines.push(self.make_line(open, text, open.read_pos));
                         open.line_end = open.read_pos;
                         rest = &rest[i + 1..];
+                        if lines.len() >= limit && !rest.is_empty() {
+                            continue 'chunks;
+                        }
                     }
                     None => {
                         self.append(open, rest);
@@ -207,9 +236,13 @@ impl Tracker {
             }
         }
         if open.fingerprint.len() < FINGERPRINT_LEN {
-            open.fingerprint = read_prefix(&open.file, FINGERPRINT_LEN)?;
+            let prefix = read_prefix(&open.file, FINGERPRINT_LEN)?;
+            if prefix != open.fingerprint {
+                open.fingerprint_hex = hex(&prefix);
+                open.fingerprint = prefix;
+            }
         }
-        Ok(())
+        Ok(eof)
     }
 
     fn append(&self, open: &mut OpenFile, bytes: &[u8]) {
@@ -233,7 +266,7 @@ impl Tracker {
             after: FilePosition {
                 dev: open.dev,
                 ino: open.ino,
-                fingerprint: hex(&open.fingerprint),
+                fingerprint: open.fingerprint_hex.clone(),
                 position: after,
             },
         }
@@ -268,7 +301,13 @@ fn read_prefix(mut file: &File, len: usize) -> io::Result<Vec<u8>> {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
 }
 
 fn unhex(text: &str) -> Vec<u8> {
@@ -300,15 +339,32 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.log");
         let mut t = Tracker::new(p.clone(), 1024, StartAt::Beginning, None);
-        assert!(t.poll().unwrap().is_empty(), "missing file yields nothing");
+        assert!(t.poll(usize::MAX).unwrap().is_empty(), "missing file yields nothing");
         append(&p, "one\ntw");
-        let lines = t.poll().unwrap();
+        let lines = t.poll(usize::MAX).unwrap();
         assert_eq!(texts(&lines), ["one"]);
         assert_eq!(lines[0].after.position, 4);
         append(&p, "o\r\nthree\n");
-        let lines = t.poll().unwrap();
+        let lines = t.poll(usize::MAX).unwrap();
         assert_eq!(texts(&lines), ["two", "three"]);
         assert_eq!(lines[1].after.position, 15);
+    }
+
+    #[test]
+    fn limit_stops_on_a_line_boundary_and_defers_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.log");
+        append(&p, "1\n2\n3\n4\n5");
+        let mut t = Tracker::new(p.clone(), 1024, StartAt::Beginning, None);
+        let lines = t.poll(2).unwrap();
+        assert_eq!(texts(&lines), ["1", "2"]);
+        assert_eq!(lines[1].after.position, 4);
+        // Rotated while lines were left: the old file is finished first.
+        std::fs::rename(&p, dir.path().join("a.log.1")).unwrap();
+        append(&p, "new\n");
+        assert_eq!(texts(&t.poll(2).unwrap()), ["3", "4"]);
+        assert_eq!(texts(&t.poll(10).unwrap()), ["5", "new"]);
+        assert_eq!(hex(&[0x0f, 0xa0]), "0fa0");
     }
 
     #[test]
@@ -317,10 +373,10 @@ mod tests {
         let p = dir.path().join("a.log");
         append(&p, "a\nb\n");
         let mut t = Tracker::new(p.clone(), 1024, StartAt::Beginning, None);
-        let pos = t.poll().unwrap()[0].after.clone();
+        let pos = t.poll(usize::MAX).unwrap()[0].after.clone();
         append(&p, "c\n");
         let mut again = Tracker::new(p.clone(), 1024, StartAt::Beginning, Some(pos));
-        assert_eq!(texts(&again.poll().unwrap()), ["b", "c"]);
+        assert_eq!(texts(&again.poll(usize::MAX).unwrap()), ["b", "c"]);
     }
 
     #[test]
@@ -329,9 +385,9 @@ mod tests {
         let p = dir.path().join("a.log");
         append(&p, "old\n");
         let mut t = Tracker::new(p.clone(), 1024, StartAt::End, None);
-        assert!(t.poll().unwrap().is_empty());
+        assert!(t.poll(usize::MAX).unwrap().is_empty());
         append(&p, "new\n");
-        assert_eq!(texts(&t.poll().unwrap()), ["new"]);
+        assert_eq!(texts(&t.poll(usize::MAX).unwrap()), ["new"]);
     }
 
     #[test]
@@ -340,14 +396,14 @@ mod tests {
         let p = dir.path().join("a.log");
         append(&p, "1\n");
         let mut t = Tracker::new(p.clone(), 1024, StartAt::Beginning, None);
-        assert_eq!(texts(&t.poll().unwrap()), ["1"]);
+        assert_eq!(texts(&t.poll(usize::MAX).unwrap()), ["1"]);
         // The writer still appends to the old file before rotating.
         append(&p, "2\n3");
         std::fs::rename(&p, dir.path().join("a.log.1")).unwrap();
         append(&p, "4\n");
-        assert_eq!(texts(&t.poll().unwrap()), ["2", "3", "4"]);
+        assert_eq!(texts(&t.poll(usize::MAX).unwrap()), ["2", "3", "4"]);
         append(&p, "5\n");
-        assert_eq!(texts(&t.poll().unwrap()), ["5"]);
+        assert_eq!(texts(&t.poll(usize::MAX).unwrap()), ["5"]);
     }
 
     #[test]
@@ -356,11 +412,11 @@ mod tests {
         let p = dir.path().join("a.log");
         append(&p, "old line one\nold line two\n");
         let mut t = Tracker::new(p.clone(), 1024, StartAt::Beginning, None);
-        let pos = t.poll().unwrap().pop().unwrap().after;
+        let pos = t.poll(usize::MAX).unwrap().pop().unwrap().after;
         std::fs::rename(&p, dir.path().join("a.log.1")).unwrap();
         append(&p, "fresh\n");
         let mut again = Tracker::new(p.clone(), 1024, StartAt::Beginning, Some(pos));
-        assert_eq!(texts(&again.poll().unwrap()), ["fresh"]);
+        assert_eq!(texts(&again.poll(usize::MAX).unwrap()), ["fresh"]);
     }
 
     #[test]
@@ -369,7 +425,7 @@ mod tests {
         let p = dir.path().join("a.log");
         append(&p, "aaaa\nbbbb\n");
         let mut t = Tracker::new(p.clone(), 1024, StartAt::Beginning, None);
-        assert_eq!(t.poll().unwrap().len(), 2);
+        assert_eq!(t.poll(usize::MAX).unwrap().len(), 2);
         std::fs::OpenOptions::new()
             .write(true)
             .open(&p)
@@ -377,7 +433,7 @@ mod tests {
             .set_len(0)
             .unwrap();
         append(&p, "c\n");
-        assert_eq!(texts(&t.poll().unwrap()), ["c"]);
+        assert_eq!(texts(&t.poll(usize::MAX).unwrap()), ["c"]);
         // Truncated and refilled past the old position between two polls:
         // caught by the fingerprint of the first bytes.
         std::fs::OpenOptions::new()
@@ -387,7 +443,7 @@ mod tests {
             .set_len(0)
             .unwrap();
         append(&p, "zzzzzzzz\n");
-        assert_eq!(texts(&t.poll().unwrap()), ["zzzzzzzz"]);
+        assert_eq!(texts(&t.poll(usize::MAX).unwrap()), ["zzzzzzzz"]);
     }
 
     #[test]
@@ -396,7 +452,7 @@ mod tests {
         let p = dir.path().join("a.log");
         append(&p, "abcdefgh\nxy\n");
         let mut t = Tracker::new(p.clone(), 4, StartAt::Beginning, None);
-        let lines = t.poll().unwrap();
+        let lines = t.poll(usize::MAX).unwrap();
         assert_eq!(texts(&lines), ["abcd", "xy"]);
         assert_eq!(lines[0].after.position, 9);
     }
