@@ -339,7 +339,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.log");
         let mut t = Tracker::new(p.clone(), 1024, StartAt::Beginning, None);
-        assert!(t.poll(usize::MAX).unwrap().is_empty(), "missing file yields nothing");
+        assert!(
+            t.poll(usize::MAX).unwrap().is_empty(),
+            "missing file yields nothing"
+        );
         append(&p, "one\ntw");
         let lines = t.poll(usize::MAX).unwrap();
         assert_eq!(texts(&lines), ["one"]);
