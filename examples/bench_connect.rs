@@ -40,6 +40,9 @@ struct Args {
     /// batch.max.rows for SqliteSource
     #[arg(long, default_value_t = 10_000)]
     batch_max_rows: u64,
+    /// batch.size for FileTailSource
+    #[arg(long, default_value_t = 2_000)]
+    tail_batch_size: u64,
 }
 
 #[tokio::main]
@@ -118,10 +121,16 @@ async fn run(args: &Args, bootstrap: &str, dir: &Path) -> Result<()> {
     worker
         .add_connector(&json!({"name": "tail", "connector.class": "FileTailSource",
             "file": log.to_str().unwrap_or_default(), "topic": topic,
+            "batch.size": args.tail_batch_size,
             "value.converter": "org.apache.kafka.connect.storage.StringConverter"}))
         .await?;
     wait_for_count(bootstrap, &topic, args.lines).await?;
-    report("FileTailSource", args.lines, bytes, start.elapsed());
+    report(
+        &format!("FileTailSource (batch.size={})", args.tail_batch_size),
+        args.lines,
+        bytes,
+        start.elapsed(),
+    );
     worker.delete("tail").await?;
 
     // --- SqliteSource ------------------------------------------------------

@@ -92,11 +92,18 @@ async fn table_to_topic_survives_restart_without_loss_or_duplicates() {
     assert_eq!(wait_for_records(&bs, &topic, 100).await.len(), 100);
     let status = worker.status("items-source").unwrap();
     assert_eq!(status.tasks[0].state, State::Running, "{status:?}");
-    let offsets = worker.offsets("items-source").await.unwrap();
-    assert_eq!(
-        offsets["offsets"][0],
-        json!({"partition": {"table": "items"}, "offset": {"timestamp": 1010, "incrementing": 100}})
-    );
+    // Offsets are stored once the records are acknowledged (at the latest
+    // when the task goes idle).
+    let want = json!({"partition": {"table": "items"}, "offset": {"timestamp": 1010, "incrementing": 100}});
+    let start = Instant::now();
+    loop {
+        let offsets = worker.offsets("items-source").await.unwrap();
+        if offsets["offsets"][0] == want {
+            break;
+        }
+        assert!(start.elapsed() < TIMEOUT, "offsets never stored: {offsets}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     worker.shutdown().await;
 
     // Rows inserted while the worker is down, then more after it is back.

@@ -1,5 +1,6 @@
 //! The standalone worker: owns connectors and runs their tasks.
 
+mod ack;
 mod offsets_admin;
 mod sink;
 mod source;
@@ -265,6 +266,7 @@ struct Inner {
     offsets: OffsetStore,
     configs: ConfigStore,
     producer: FutureProducer,
+    source_producer: ack::SourceProducer,
     connectors: Mutex<BTreeMap<String, RunningConnector>>,
 }
 
@@ -301,6 +303,8 @@ impl Worker {
             .set("enable.idempotence", "true")
             .create()
             .map_err(|e| WorkerError::Kafka(e.to_string()))?;
+        let source_producer =
+            ack::source_producer(&config.bootstrap_servers).map_err(WorkerError::Kafka)?;
         let worker_id = format!("standalone:{}", config.rest_port);
         let worker = Worker {
             inner: Arc::new(Inner {
@@ -309,6 +313,7 @@ impl Worker {
                 offsets,
                 configs,
                 producer,
+                source_producer,
                 connectors: Mutex::new(BTreeMap::new()),
             }),
         };
@@ -455,10 +460,15 @@ impl Worker {
                         task: connector.create_task(),
                         key_converter: key_converter.clone(),
                         value_converter: value_converter.clone(),
-                        producer: self.inner.producer.clone(),
+                        producer: self.inner.source_producer.clone(),
                         offsets: self.inner.offsets.clone(),
                         status: status.clone(),
                         control: control_rx,
+                        flush_interval: std::time::Duration::from_millis(
+                            self.inner.config.offset_flush_interval_ms,
+                        ),
+                        unwritten: Vec::new(),
+                        last_write: std::time::Instant::now(),
                     };
                     let join = tokio::spawn(runner.run(task_config.clone(), stored.clone()));
                     handles.push(TaskHandle {

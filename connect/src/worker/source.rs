@@ -3,12 +3,13 @@
 //! next; offsets are stored in batch order, only for acknowledged batches.
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::BaseRecord;
 use tokio::sync::watch;
 
+use super::ack::{BatchAck, SourceProducer};
 use super::{mark_failed, SharedStatus, Target};
 use crate::config::{ConnectorSettings, ErrorTolerance};
 use crate::connector::{
@@ -25,10 +26,16 @@ pub(crate) struct SourceRunner {
     pub task: Box<dyn SourceTask>,
     pub key_converter: Converter,
     pub value_converter: Converter,
-    pub producer: FutureProducer,
+    pub producer: SourceProducer,
     pub offsets: OffsetStore,
     pub status: SharedStatus,
     pub control: watch::Receiver<Target>,
+    /// How often offsets are stored while the task is busy.
+    pub flush_interval: Duration,
+    /// Offsets of acknowledged batches not stored yet, per partition.
+    pub unwritten: Vec<(SourcePartition, SourceOffset)>,
+    /// When offsets were last stored.
+    pub last_write: Instant,
 }
 
 impl SourceRunner {
@@ -77,44 +84,51 @@ impl SourceRunner {
     /// Converts a batch and hands it to the producer without waiting for
     /// acknowledgements: the next poll overlaps with delivery.
     async fn enqueue(&mut self, records: Vec<SourceRecord>) -> Result<InFlight, ConnectError> {
-        let mut acks = Vec::with_capacity(records.len());
+        let mut encoded = Vec::with_capacity(records.len());
         for record in &records {
             let key = match &record.key {
                 Some(k) => self.key_converter.to_bytes(k),
                 None => Ok(None),
             };
-            let (key, value) = match key
-                .and_then(|k| self.value_converter.to_bytes(&record.value).map(|v| (k, v)))
-            {
-                Ok(kv) => kv,
+            match key.and_then(|k| self.value_converter.to_bytes(&record.value).map(|v| (k, v))) {
+                Ok((k, v)) => encoded.push((record.topic.as_str(), k, v)),
                 Err(e) if self.settings.errors_tolerance == ErrorTolerance::All => {
                     tracing::warn!(connector = %self.connector, error = %e, "skipping record that failed conversion");
-                    continue;
                 }
                 Err(e) => return Err(ConnectError::Fatal(format!("converting record: {e}"))),
-            };
+            }
+        }
+        let sent = encoded.len();
+        let acked = BatchAck::new(sent);
+        let mut pending = encoded.iter();
+        while let Some((topic, key, value)) = pending.next() {
             loop {
-                let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&record.topic);
-                if let Some(k) = &key {
+                let mut rec: BaseRecord<'_, [u8], [u8], _> =
+                    BaseRecord::with_opaque_to(topic, acked.clone());
+                if let Some(k) = key {
                     rec = rec.key(k.as_slice());
                 }
-                if let Some(v) = &value {
+                if let Some(v) = value {
                     rec = rec.payload(v.as_slice());
                 }
-                match self.producer.send_result(rec) {
-                    Ok(ack) => {
-                        acks.push(ack);
-                        break;
-                    }
+                match self.producer.send(rec) {
+                    Ok(()) => break,
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        tokio::time::sleep(Duration::from_millis(2)).await;
                     }
                     Err((e, _)) => {
-                        return Err(ConnectError::Fatal(format!("producing record: {e}")))
+                        // Not sent: settle this and every later record so the
+                        // batch completes, then fail.
+                        acked.settle_one(Some(e.to_string()));
+                        for _ in pending.by_ref() {
+                            acked.settle_one(None);
+                        }
+                        return Err(ConnectError::Fatal(format!("producing record: {e}")));
                     }
                 }
             }
         }
+        drop(encoded);
         // Last offset per partition, in the order records came.
         let mut latest: Vec<(SourcePartition, SourceOffset)> = Vec::new();
         for record in records {
@@ -126,43 +140,36 @@ impl SourceRunner {
                 None => latest.push((record.source_partition, record.source_offset)),
             }
         }
-        let acked = tokio::spawn(async move {
-            for ack in futures::future::join_all(acks).await {
-                match ack {
-                    Ok(Ok(_)) => {}
-                    // librdkafka already retried internally (idempotently)
-                    // until its delivery timeout, so this is final.
-                    Ok(Err((e, _))) => return Err(format!("producing record: {e}")),
-                    Err(_) => return Err("producer dropped a delivery report".into()),
-                }
-            }
-            Ok(())
-        });
-        Ok(InFlight { acked, latest })
+        Ok(InFlight {
+            acked,
+            latest,
+            records: sent,
+        })
     }
 
-    /// Retires acknowledged batches in order and stores their offsets (one
-    /// write per source partition); waits for the oldest batches when more
-    /// than [`MAX_IN_FLIGHT`] are pending, or for all when `all`.
+    /// Retires acknowledged batches in order; waits for the oldest batches
+    /// when more than [`MAX_IN_FLIGHT`] batches or [`MAX_IN_FLIGHT_RECORDS`]
+    /// records are pending, or for all when `all`. Offsets of retired
+    /// batches are stored (one write per source partition) when `all` (idle,
+    /// pause, stop) or every `offset.flush.interval.ms` while busy, so the
+    /// broker round trip of an offset write is not paid per batch.
     async fn settle(
         &mut self,
         inflight: &mut VecDeque<InFlight>,
         all: bool,
     ) -> Result<(), ConnectError> {
-        let mut latest: Vec<(SourcePartition, SourceOffset)> = Vec::new();
+        let latest = &mut self.unwritten;
         while let Some(front) = inflight.front() {
-            let must_wait = all || inflight.len() > MAX_IN_FLIGHT;
-            if !must_wait && !front.acked.is_finished() {
+            let records: usize = inflight.iter().map(|b| b.records).sum();
+            let must_wait =
+                all || inflight.len() > MAX_IN_FLIGHT || records > MAX_IN_FLIGHT_RECORDS;
+            if !must_wait && !front.acked.is_complete() {
                 break;
             }
             let Some(batch) = inflight.pop_front() else {
                 break;
             };
-            batch
-                .acked
-                .await
-                .map_err(|e| ConnectError::Fatal(format!("delivery task: {e}")))?
-                .map_err(ConnectError::Fatal)?;
+            batch.acked.wait().await.map_err(ConnectError::Fatal)?;
             for (partition, offset) in batch.latest {
                 match latest.iter_mut().find(|(p, _)| *p == partition) {
                     Some(slot) => slot.1 = offset,
@@ -170,6 +177,10 @@ impl SourceRunner {
                 }
             }
         }
+        if latest.is_empty() || (!all && self.last_write.elapsed() < self.flush_interval) {
+            return Ok(());
+        }
+        let latest = std::mem::take(&mut self.unwritten);
         for (partition, offset) in &latest {
             with_retries(&self.settings, || async {
                 self.offsets
@@ -179,17 +190,22 @@ impl SourceRunner {
             })
             .await?;
         }
+        self.last_write = Instant::now();
         Ok(())
     }
 }
 
 /// Batches produced but not yet acknowledged, at most, before polling waits.
-const MAX_IN_FLIGHT: usize = 4;
+const MAX_IN_FLIGHT: usize = 64;
+/// Records produced but not yet acknowledged, at most (librdkafka's queue
+/// holds 100,000 messages by default).
+const MAX_IN_FLIGHT_RECORDS: usize = 50_000;
 
 /// A produced batch: its acknowledgement and the offsets it completes.
 struct InFlight {
-    acked: tokio::task::JoinHandle<Result<(), String>>,
+    acked: std::sync::Arc<BatchAck>,
     latest: Vec<(SourcePartition, SourceOffset)>,
+    records: usize,
 }
 
 async fn poll_with_retries(
