@@ -35,7 +35,10 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("state.dir", None),
     ("processing.guarantee", Some("at_least_once")),
     ("statestore.cache.max.bytes", Some("10485760")),
-    ("default.deserialization.exception.handler", Some("LogAndFail")),
+    (
+        "default.deserialization.exception.handler",
+        Some("LogAndFail"),
+    ),
     ("processing.exception.handler", Some("LogAndFail")),
     ("replication.factor", Some("-1")),
     ("poll.ms", Some("100")),
@@ -69,7 +72,10 @@ impl StreamsConfig {
     /// Builds from `key=value` pairs, as read from a properties file.
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         StreamsConfig {
-            props: pairs.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            props: pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 
@@ -140,7 +146,10 @@ impl StreamsConfig {
             other => {
                 return Err(Self::bad(
                     "processing.guarantee",
-                    format!("`{}` is not one of at_least_once, exactly_once_v2", other.unwrap_or("")),
+                    format!(
+                        "`{}` is not one of at_least_once, exactly_once_v2",
+                        other.unwrap_or("")
+                    ),
                 ))
             }
         }
@@ -176,7 +185,10 @@ impl StreamsConfig {
     pub(crate) fn rocksdb_memory_bytes(&self) -> Result<usize, StreamsError> {
         let v: usize = self.num("statestore.rocksdb.memory.bytes")?;
         if v < (1 << 20) {
-            return Err(Self::bad("statestore.rocksdb.memory.bytes", "must be at least 1 MiB"));
+            return Err(Self::bad(
+                "statestore.rocksdb.memory.bytes",
+                "must be at least 1 MiB",
+            ));
         }
         Ok(v)
     }
@@ -195,26 +207,40 @@ impl StreamsConfig {
     pub(crate) fn deserialization_handler(&self) -> Result<DeserializationHandler, StreamsError> {
         let key = "default.deserialization.exception.handler";
         match self.get(key).unwrap_or("") {
-            "LogAndContinue" | "LogAndContinueExceptionHandler"
+            "LogAndContinue"
+            | "LogAndContinueExceptionHandler"
             | "org.apache.kafka.streams.errors.LogAndContinueExceptionHandler" => {
                 Ok(DeserializationHandler::LogAndContinue)
             }
-            "LogAndFail" | "LogAndFailExceptionHandler"
-            | "org.apache.kafka.streams.errors.LogAndFailExceptionHandler" => Ok(DeserializationHandler::LogAndFail),
-            v => Err(Self::bad(key, format!("`{v}` is not LogAndContinue or LogAndFail"))),
+            "LogAndFail"
+            | "LogAndFailExceptionHandler"
+            | "org.apache.kafka.streams.errors.LogAndFailExceptionHandler" => {
+                Ok(DeserializationHandler::LogAndFail)
+            }
+            v => Err(Self::bad(
+                key,
+                format!("`{v}` is not LogAndContinue or LogAndFail"),
+            )),
         }
     }
 
     pub(crate) fn processing_handler(&self) -> Result<ProcessingHandler, StreamsError> {
         let key = "processing.exception.handler";
         match self.get(key).unwrap_or("") {
-            "LogAndContinue" | "LogAndContinueProcessingExceptionHandler"
+            "LogAndContinue"
+            | "LogAndContinueProcessingExceptionHandler"
             | "org.apache.kafka.streams.errors.LogAndContinueProcessingExceptionHandler" => {
                 Ok(ProcessingHandler::LogAndContinue)
             }
-            "LogAndFail" | "LogAndFailProcessingExceptionHandler"
-            | "org.apache.kafka.streams.errors.LogAndFailProcessingExceptionHandler" => Ok(ProcessingHandler::LogAndFail),
-            v => Err(Self::bad(key, format!("`{v}` is not LogAndContinue or LogAndFail"))),
+            "LogAndFail"
+            | "LogAndFailProcessingExceptionHandler"
+            | "org.apache.kafka.streams.errors.LogAndFailProcessingExceptionHandler" => {
+                Ok(ProcessingHandler::LogAndFail)
+            }
+            v => Err(Self::bad(
+                key,
+                format!("`{v}` is not LogAndContinue or LogAndFail"),
+            )),
         }
     }
 
@@ -237,11 +263,23 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.commit_interval().unwrap(), Duration::from_secs(30));
         assert_eq!(c.cache_max_bytes().unwrap(), 10 * 1024 * 1024);
-        let e = c.clone().set("num.stream.thread", 2).validate().unwrap_err();
+        let e = c
+            .clone()
+            .set("num.stream.thread", 2)
+            .validate()
+            .unwrap_err();
         assert!(e.to_string().contains("num.stream.thread"), "{e}");
-        let e = c.clone().set("processing.guarantee", "exactly_once_v2").validate().unwrap_err();
+        let e = c
+            .clone()
+            .set("processing.guarantee", "exactly_once_v2")
+            .validate()
+            .unwrap_err();
         assert!(e.to_string().contains("not implemented"), "{e}");
-        let e = c.clone().set("commit.interval.ms", "soon").validate().unwrap_err();
+        let e = c
+            .clone()
+            .set("commit.interval.ms", "soon")
+            .validate()
+            .unwrap_err();
         assert!(e.to_string().contains("commit.interval.ms"), "{e}");
         assert!(StreamsConfig::new("bad app", "x").validate().is_err());
         c.set("consumer.fetch.max.bytes", 1).validate().unwrap();

@@ -113,7 +113,12 @@ impl TopologyTestDriver {
     }
 
     /// An input topic with explicit serdes.
-    pub fn input_topic_with<K: 'static, V: 'static>(&self, topic: &str, keys: SerdeRef<K>, values: SerdeRef<V>) -> TestInputTopic<K, V> {
+    pub fn input_topic_with<K: 'static, V: 'static>(
+        &self,
+        topic: &str,
+        keys: SerdeRef<K>,
+        values: SerdeRef<V>,
+    ) -> TestInputTopic<K, V> {
         TestInputTopic {
             inner: self.inner.clone(),
             topic: topic.to_string(),
@@ -125,12 +130,20 @@ impl TopologyTestDriver {
     }
 
     /// An input topic with the types' default serdes.
-    pub fn input_topic<K: DefaultSerde, V: DefaultSerde>(&self, topic: &str) -> TestInputTopic<K, V> {
+    pub fn input_topic<K: DefaultSerde, V: DefaultSerde>(
+        &self,
+        topic: &str,
+    ) -> TestInputTopic<K, V> {
         self.input_topic_with(topic, K::default_serde(), V::default_serde())
     }
 
     /// An output topic with explicit serdes.
-    pub fn output_topic_with<K: 'static, V: 'static>(&self, topic: &str, keys: SerdeRef<K>, values: SerdeRef<V>) -> TestOutputTopic<K, V> {
+    pub fn output_topic_with<K: 'static, V: 'static>(
+        &self,
+        topic: &str,
+        keys: SerdeRef<K>,
+        values: SerdeRef<V>,
+    ) -> TestOutputTopic<K, V> {
         TestOutputTopic {
             inner: self.inner.clone(),
             topic: topic.to_string(),
@@ -140,7 +153,10 @@ impl TopologyTestDriver {
     }
 
     /// An output topic with the types' default serdes.
-    pub fn output_topic<K: DefaultSerde, V: DefaultSerde>(&self, topic: &str) -> TestOutputTopic<K, V> {
+    pub fn output_topic<K: DefaultSerde, V: DefaultSerde>(
+        &self,
+        topic: &str,
+    ) -> TestOutputTopic<K, V> {
         self.output_topic_with(topic, K::default_serde(), V::default_serde())
     }
 
@@ -167,25 +183,45 @@ impl TopologyTestDriver {
     }
 
     /// A key-value store by name, to inspect.
-    pub fn key_value_store<K: 'static, V: 'static>(&self, name: &str) -> Result<KeyValueStore<K, V>, StreamsError> {
+    pub fn key_value_store<K: 'static, V: 'static>(
+        &self,
+        name: &str,
+    ) -> Result<KeyValueStore<K, V>, StreamsError> {
         let i = self.find_store(name)?;
         let inner = self.inner.borrow();
         let task = &inner.tasks[i];
-        let (store, spec) = task.shared.stores.get(name).cloned().ok_or_else(|| StreamsError::Topology(name.into()))?;
+        let (store, spec) = task
+            .shared
+            .stores
+            .get(name)
+            .cloned()
+            .ok_or_else(|| StreamsError::Topology(name.into()))?;
         if spec.kind != StoreKind::KeyValue {
-            return Err(StreamsError::Topology(format!("store `{name}` is not a key-value store")));
+            return Err(StreamsError::Topology(format!(
+                "store `{name}` is not a key-value store"
+            )));
         }
         KeyValueStore::new(name, store, &spec, task.shared.record_time.clone())
     }
 
     /// A window store by name, to inspect.
-    pub fn window_store<K: 'static, V: 'static>(&self, name: &str) -> Result<WindowStoreHandle<K, V>, StreamsError> {
+    pub fn window_store<K: 'static, V: 'static>(
+        &self,
+        name: &str,
+    ) -> Result<WindowStoreHandle<K, V>, StreamsError> {
         let i = self.find_store(name)?;
         let inner = self.inner.borrow();
         let task = &inner.tasks[i];
-        let (store, spec) = task.shared.stores.get(name).cloned().ok_or_else(|| StreamsError::Topology(name.into()))?;
+        let (store, spec) = task
+            .shared
+            .stores
+            .get(name)
+            .cloned()
+            .ok_or_else(|| StreamsError::Topology(name.into()))?;
         if !matches!(spec.kind, StoreKind::Window { .. }) {
-            return Err(StreamsError::Topology(format!("store `{name}` is not a window store")));
+            return Err(StreamsError::Topology(format!(
+                "store `{name}` is not a window store"
+            )));
         }
         WindowStoreHandle::new(name, store, &spec, task.shared.record_time.clone())
     }
@@ -221,7 +257,14 @@ impl Drop for TopologyTestDriver {
 }
 
 impl Inner {
-    fn pipe(&mut self, topic: &str, key: Option<Vec<u8>>, value: Option<Vec<u8>>, ts: i64, headers: Headers) -> Result<(), StreamsError> {
+    fn pipe(
+        &mut self,
+        topic: &str,
+        key: Option<Vec<u8>>,
+        value: Option<Vec<u8>>,
+        ts: i64,
+        headers: Headers,
+    ) -> Result<(), StreamsError> {
         let i = *self
             .readers
             .get(topic)
@@ -254,9 +297,18 @@ impl Inner {
                 continue;
             }
             if self.readers.contains_key(&r.topic) {
-                self.pipe(&r.topic.clone(), r.key.clone(), r.value.clone(), r.timestamp, r.headers.clone())?;
+                self.pipe(
+                    &r.topic.clone(),
+                    r.key.clone(),
+                    r.value.clone(),
+                    r.timestamp,
+                    r.headers.clone(),
+                )?;
             }
-            self.outputs.entry(r.topic.clone()).or_default().push_back(r);
+            self.outputs
+                .entry(r.topic.clone())
+                .or_default()
+                .push_back(r);
         }
         Ok(())
     }
@@ -300,11 +352,18 @@ impl<K: 'static, V: 'static> TestInputTopic<K, V> {
         };
         let k = self.keys.serialize(&r.key).map_err(err)?;
         let v = self.values.serialize(&r.value).map_err(err)?;
-        self.inner.borrow_mut().pipe(&self.topic, k, v, r.timestamp, r.headers)
+        self.inner
+            .borrow_mut()
+            .pipe(&self.topic, k, v, r.timestamp, r.headers)
     }
 
     /// Pipes raw bytes (e.g. to test bad input).
-    pub fn pipe_raw(&mut self, key: Option<&[u8]>, value: Option<&[u8]>, timestamp: i64) -> Result<(), StreamsError> {
+    pub fn pipe_raw(
+        &mut self,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        timestamp: i64,
+    ) -> Result<(), StreamsError> {
         self.inner.borrow_mut().pipe(
             &self.topic,
             key.map(|k| k.to_vec()),
@@ -361,7 +420,11 @@ impl<K: 'static, V: 'static> TestOutputTopic<K, V> {
 
     /// Every remaining value, in order.
     pub fn read_values(&self) -> Result<Vec<V>, StreamsError> {
-        Ok(self.read_key_values()?.into_iter().map(|(_, v)| v).collect())
+        Ok(self
+            .read_key_values()?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect())
     }
 
     /// Every remaining record collapsed to the last value per key.

@@ -23,9 +23,9 @@ mod window;
 pub use config::{DeserializationHandler, ProcessingHandler, StreamsConfig};
 pub use driver::{TestInputTopic, TestOutputTopic, TopologyTestDriver};
 pub use dsl::{
-    BranchedKStream, Consumed, Grouped, KGroupedStream, KGroupedTable, KStream, KTable, Materialized, Produced,
-    Repartitioned, SessionWindowedKStream, SlidingWindowedKStream, StreamJoined, StreamsBuilder, Suppressed,
-    TimeWindowedKStream,
+    BranchedKStream, Consumed, Grouped, KGroupedStream, KGroupedTable, KStream, KTable,
+    Materialized, Produced, Repartitioned, SessionWindowedKStream, SlidingWindowedKStream,
+    StreamJoined, StreamsBuilder, Suppressed, TimeWindowedKStream,
 };
 pub use error::{Result, SerdeError, StreamsError};
 pub use metrics::Metrics;
@@ -33,10 +33,12 @@ pub use processor::{Processor, ProcessorContext, PunctuationType, ScheduleId};
 pub use record::{Change, Data, Header, Headers, Record, RecordMetadata};
 pub use runtime::{KafkaStreams, State};
 pub use serde::{
-    BytesSerde, DecimalSerde, DefaultSerde, FnSerde, IntSerde, JsonSerde, OptionSerde, Serde, SerdeRef, Serdes,
-    StringSerde, UnitSerde,
+    BytesSerde, DecimalSerde, DefaultSerde, FnSerde, IntSerde, JsonSerde, OptionSerde, Serde,
+    SerdeRef, Serdes, StringSerde, UnitSerde,
 };
 pub use store_api::{KeyValueStore, StoreBuilder, Stores, WindowStoreHandle};
 pub use task::TaskId;
 pub use topology::{Topology, TopologyDescription};
-pub use window::{JoinWindows, SessionWindows, SlidingWindows, TimeWindows, Window, Windowed, WindowedSerde};
+pub use window::{
+    JoinWindows, SessionWindows, SlidingWindows, TimeWindows, Window, Windowed, WindowedSerde,
+};

@@ -282,8 +282,16 @@ impl<V: 'static> Serde<crate::record::Change<V>> for ChangeSerde<V> {
         if b.len() < 5 + n {
             return Err(decode_err("change", "old value runs past the end"));
         }
-        let old = if b[0] & 1 != 0 { Some(self.0.deserialize(Some(&b[5..5 + n]))?) } else { None };
-        let new = if b[0] & 2 != 0 { Some(self.0.deserialize(Some(&b[5 + n..]))?) } else { None };
+        let old = if b[0] & 1 != 0 {
+            Some(self.0.deserialize(Some(&b[5..5 + n]))?)
+        } else {
+            None
+        };
+        let new = if b[0] & 2 != 0 {
+            Some(self.0.deserialize(Some(&b[5 + n..]))?)
+        } else {
+            None
+        };
         Ok(crate::record::Change { new, old })
     }
 }
@@ -332,10 +340,17 @@ mod tests {
     #[test]
     fn roundtrips() {
         let s = Serdes::string();
-        assert_eq!(s.deserialize(s.serialize(&"hé".to_string()).unwrap().as_deref()).unwrap(), "hé");
+        assert_eq!(
+            s.deserialize(s.serialize(&"hé".to_string()).unwrap().as_deref())
+                .unwrap(),
+            "hé"
+        );
         assert_eq!(s.deserialize(None), Err(SerdeError::Null("string")));
         let l = Serdes::i64();
-        assert_eq!(l.serialize(&1).unwrap().unwrap(), vec![0, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(
+            l.serialize(&1).unwrap().unwrap(),
+            vec![0, 0, 0, 0, 0, 0, 0, 1]
+        );
         assert!(l.deserialize(Some(&[1, 2])).is_err());
         let d = Serdes::decimal::<i64>();
         assert_eq!(d.serialize(&42).unwrap().unwrap(), b"42");

@@ -8,7 +8,10 @@ use crate::error::StreamsError;
 use crate::serde::{DefaultSerde, SerdeRef};
 use crate::state::{StoreKind, StoreRef, StoreSpec};
 
-fn serdes_of<K: 'static, V: 'static>(name: &str, spec: &StoreSpec) -> Result<(SerdeRef<K>, SerdeRef<V>), StreamsError> {
+fn serdes_of<K: 'static, V: 'static>(
+    name: &str,
+    spec: &StoreSpec,
+) -> Result<(SerdeRef<K>, SerdeRef<V>), StreamsError> {
     spec.serdes
         .downcast_ref::<(SerdeRef<K>, SerdeRef<V>)>()
         .cloned()
@@ -50,7 +53,12 @@ pub struct KeyValueStore<K, V> {
 }
 
 impl<K: 'static, V: 'static> KeyValueStore<K, V> {
-    pub(crate) fn new(name: &str, store: StoreRef, spec: &StoreSpec, time: Arc<AtomicI64>) -> Result<Self, StreamsError> {
+    pub(crate) fn new(
+        name: &str,
+        store: StoreRef,
+        spec: &StoreSpec,
+        time: Arc<AtomicI64>,
+    ) -> Result<Self, StreamsError> {
         let (keys, values) = serdes_of::<K, V>(name, spec)?;
         Ok(KeyValueStore {
             name: name.to_string(),
@@ -89,7 +97,12 @@ impl<K: 'static, V: 'static> KeyValueStore<K, V> {
     pub fn all(&self) -> Result<Vec<(K, V)>, StreamsError> {
         let raw = self.store.lock().kv().range(&[], None)?;
         raw.into_iter()
-            .map(|(k, v)| Ok((de(&self.keys, &k, &self.name)?, de(&self.values, &v, &self.name)?)))
+            .map(|(k, v)| {
+                Ok((
+                    de(&self.keys, &k, &self.name)?,
+                    de(&self.values, &v, &self.name)?,
+                ))
+            })
             .collect()
     }
 }
@@ -104,7 +117,12 @@ pub struct WindowStoreHandle<K, V> {
 }
 
 impl<K: 'static, V: 'static> WindowStoreHandle<K, V> {
-    pub(crate) fn new(name: &str, store: StoreRef, spec: &StoreSpec, time: Arc<AtomicI64>) -> Result<Self, StreamsError> {
+    pub(crate) fn new(
+        name: &str,
+        store: StoreRef,
+        spec: &StoreSpec,
+        time: Arc<AtomicI64>,
+    ) -> Result<Self, StreamsError> {
         let (keys, values) = serdes_of::<K, V>(name, spec)?;
         Ok(WindowStoreHandle {
             name: name.to_string(),
@@ -120,7 +138,10 @@ impl<K: 'static, V: 'static> WindowStoreHandle<K, V> {
         let k = ser(&self.keys, key, &self.name)?;
         let v = ser(&self.values, value, &self.name)?;
         let ts = self.time.load(Ordering::Relaxed);
-        self.store.lock().window().put(&k, window_start, Some(&v), ts)
+        self.store
+            .lock()
+            .window()
+            .put(&k, window_start, Some(&v), ts)
     }
 
     /// Values of `key` for windows starting in `[from, to]`, oldest first.
@@ -170,7 +191,11 @@ impl Stores {
         Self::key_value_with(name, K::default_serde(), V::default_serde())
     }
     /// A persistent, logged key-value store with the given serdes.
-    pub fn key_value_with<K: 'static, V: 'static>(name: &str, keys: SerdeRef<K>, values: SerdeRef<V>) -> StoreBuilder<K, V> {
+    pub fn key_value_with<K: 'static, V: 'static>(
+        name: &str,
+        keys: SerdeRef<K>,
+        values: SerdeRef<V>,
+    ) -> StoreBuilder<K, V> {
         StoreBuilder {
             spec: StoreSpec {
                 name: name.to_string(),
@@ -184,7 +209,10 @@ impl Stores {
         }
     }
     /// A persistent, logged window store keeping `retention_ms` of windows.
-    pub fn window<K: DefaultSerde, V: DefaultSerde>(name: &str, retention_ms: i64) -> StoreBuilder<K, V> {
+    pub fn window<K: DefaultSerde, V: DefaultSerde>(
+        name: &str,
+        retention_ms: i64,
+    ) -> StoreBuilder<K, V> {
         StoreBuilder {
             spec: StoreSpec {
                 name: name.to_string(),

@@ -14,9 +14,9 @@ use crate::config::{DeserializationHandler, ProcessingHandler};
 use crate::error::StreamsError;
 use crate::metrics::Metrics;
 use crate::processor::{set_time_cell, Ctx, Node, OutRecord, PunctuationType, TaskShared};
-use crate::record::{DynRecord, Headers, RecordMetadata};
+use crate::record::{DynRecord, Headers};
 use crate::state::{RocksEnv, StoreRef};
-use crate::topology::{NodeKind, SubTopology, Topology, TsFn, DeserFn};
+use crate::topology::{DeserFn, NodeKind, SubTopology, Topology, TsFn};
 
 /// Identifies a task: sub-topology and partition, shown as `0_1` like Kafka.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -41,6 +41,7 @@ struct NodeMeta {
 
 struct SourceInfo {
     node: usize,
+    topic: Arc<str>,
     deser: DeserFn,
     timestamps: Option<TsFn>,
 }
@@ -101,7 +102,11 @@ impl Task {
             meta.push(NodeMeta {
                 name: def.name.clone(),
                 children: def.children.clone(),
-                child_names: def.children.iter().map(|&c| topology.nodes[c].name.clone()).collect(),
+                child_names: def
+                    .children
+                    .iter()
+                    .map(|&c| topology.nodes[c].name.clone())
+                    .collect(),
             });
         }
         let mut sources = HashMap::new();
@@ -119,6 +124,7 @@ impl Task {
                         t.resolve(app_id),
                         SourceInfo {
                             node: i,
+                            topic: Arc::from(t.resolve(app_id)),
                             deser: deser.clone(),
                             timestamps: timestamps.clone(),
                         },
@@ -137,7 +143,10 @@ impl Task {
             if let Some(cl) = topology.changelog_of(name) {
                 changelogs.insert(name.clone(), format!("{app_id}-{cl}"));
             }
-            stores.insert(name.clone(), (Arc::new(Mutex::new(store)) as StoreRef, spec));
+            stores.insert(
+                name.clone(),
+                (Arc::new(Mutex::new(store)) as StoreRef, spec),
+            );
         }
         let mut order = sub.nodes.clone();
         order.sort_unstable();
@@ -239,6 +248,7 @@ impl Task {
             )));
         };
         let node = src.node;
+        let topic = src.topic.clone();
         let (key, value) = match (src.deser)(input.key, input.value) {
             Ok(kv) => kv,
             Err(e) => {
@@ -250,8 +260,12 @@ impl Task {
                             offset = input.offset,
                             "skipping record that does not deserialise: {e}"
                         );
-                        self.shared.metrics.incr("skipped-records:deserialization", 1);
-                        self.shared.metrics.record_dropped(&self.meta[node].name, "deserialization");
+                        self.shared
+                            .metrics
+                            .incr("skipped-records:deserialization", 1);
+                        self.shared
+                            .metrics
+                            .record_dropped(&self.meta[node].name, "deserialization");
                         Ok(())
                     }
                     DeserializationHandler::LogAndFail => Err(StreamsError::Serde {
@@ -271,16 +285,14 @@ impl Task {
                 offset = input.offset,
                 "skipping record with invalid timestamp {ts}"
             );
-            self.shared.metrics.record_dropped(&self.meta[node].name, "invalid-timestamp");
+            self.shared
+                .metrics
+                .record_dropped(&self.meta[node].name, "invalid-timestamp");
             return Ok(());
         }
         self.shared.stream_time = self.shared.stream_time.max(ts);
         set_time_cell(&self.shared.record_time, ts);
-        self.shared.meta = Some(RecordMetadata {
-            topic: input.topic.to_string(),
-            partition: input.partition,
-            offset: input.offset,
-        });
+        self.shared.meta = Some((topic, input.partition, input.offset));
         let rec = DynRecord {
             key,
             value,
@@ -308,10 +320,15 @@ impl Task {
         };
         match (&err, self.handlers.processing) {
             // Store and client failures are not user errors: never skip them.
-            (StreamsError::Processing { .. } | StreamsError::Serde { .. }, ProcessingHandler::LogAndContinue) => {
+            (
+                StreamsError::Processing { .. } | StreamsError::Serde { .. },
+                ProcessingHandler::LogAndContinue,
+            ) => {
                 tracing::warn!(task = %self.id, "skipping record after processing error: {err}");
                 self.shared.metrics.incr("skipped-records:processing", 1);
-                self.shared.metrics.record_dropped(&self.meta[node].name, "processing-error");
+                self.shared
+                    .metrics
+                    .record_dropped(&self.meta[node].name, "processing-error");
                 Ok(())
             }
             _ => Err(err),
@@ -422,7 +439,10 @@ impl Task {
 
     /// Whether any store keeps state on local disk.
     pub fn has_persistent_stores(&self) -> bool {
-        self.shared.stores.values().any(|(s, _)| s.lock().persistent())
+        self.shared
+            .stores
+            .values()
+            .any(|(s, _)| s.lock().persistent())
     }
 
     pub fn close(&mut self) {

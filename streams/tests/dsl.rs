@@ -6,7 +6,11 @@ use std::time::Duration;
 use brook_streams::*;
 
 fn driver(b: StreamsBuilder) -> TopologyTestDriver {
-    TopologyTestDriver::new(b.build().unwrap(), StreamsConfig::new("test-app", "unused:9092")).unwrap()
+    TopologyTestDriver::new(
+        b.build().unwrap(),
+        StreamsConfig::new("test-app", "unused:9092"),
+    )
+    .unwrap()
 }
 
 fn s(x: &str) -> String {
@@ -28,18 +32,35 @@ fn stateless_operators() {
         .select_key(|_, w| w.len().to_string())
         .map(|k, v| (k, format!("{v}!")))
         .to("words");
-    input.flat_map(|k, v| vec![(k.clone(), v.len() as i64), (k, 0)]).to_with("lens", Produced::with(Serdes::string(), Serdes::decimal()));
+    input
+        .flat_map(|k, v| vec![(k.clone(), v.len() as i64), (k, 0)])
+        .to_with("lens", Produced::with(Serdes::string(), Serdes::decimal()));
     let d = driver(b);
     let mut i = d.input_topic::<String, String>("in");
     i.pipe(s("k"), s("ab cde")).unwrap();
     i.pipe(s("k"), s("")).unwrap();
     i.pipe(s("k"), s("#x")).unwrap();
-    assert_eq!(d.output_topic::<String, String>("upper").read_values().unwrap(), vec![s("AB CDE")]);
     assert_eq!(
-        d.output_topic::<String, String>("words").read_key_values().unwrap(),
-        vec![(s("2"), s("ab!")), (s("3"), s("cde!")), (s("0"), s("!")), (s("2"), s("#x!"))]
+        d.output_topic::<String, String>("upper")
+            .read_values()
+            .unwrap(),
+        vec![s("AB CDE")]
     );
-    let lens = d.output_topic_with("lens", Serdes::string(), Serdes::decimal::<i64>()).read_values().unwrap();
+    assert_eq!(
+        d.output_topic::<String, String>("words")
+            .read_key_values()
+            .unwrap(),
+        vec![
+            (s("2"), s("ab!")),
+            (s("3"), s("cde!")),
+            (s("0"), s("!")),
+            (s("2"), s("#x!"))
+        ]
+    );
+    let lens = d
+        .output_topic_with("lens", Serdes::string(), Serdes::decimal::<i64>())
+        .read_values()
+        .unwrap();
     assert_eq!(lens, vec![6, 0, 0, 0, 2, 0]);
 }
 
@@ -52,9 +73,15 @@ fn split_merge_and_repartition() {
         .branch("neg", |_, v| *v < 0)
         .branch("small", |_, v| *v < 10)
         .default_branch("big");
-    assert_eq!(branches.keys().cloned().collect::<Vec<_>>(), vec!["b-big", "b-neg", "b-small"]);
+    assert_eq!(
+        branches.keys().cloned().collect::<Vec<_>>(),
+        vec!["b-big", "b-neg", "b-small"]
+    );
     branches["b-neg"].to("neg");
-    branches["b-small"].merge(&branches["b-big"]).repartition().to("pos");
+    branches["b-small"]
+        .merge(&branches["b-big"])
+        .repartition()
+        .to("pos");
     let topo = b.build().unwrap();
     let text = topo.describe().to_string();
     assert!(text.contains("KSTREAM-REPARTITION"), "{text}");
@@ -64,16 +91,30 @@ fn split_merge_and_repartition() {
     for v in [-1, 5, 50, -7] {
         i.pipe(s("k"), v).unwrap();
     }
-    assert_eq!(d.output_topic::<String, i64>("neg").read_values().unwrap(), vec![-1, -7]);
-    assert_eq!(d.output_topic::<String, i64>("pos").read_values().unwrap(), vec![5, 50]);
-    assert!(d.produced_topics().iter().any(|t| t.starts_with("t-KSTREAM-REPARTITION") && t.ends_with("-repartition")));
+    assert_eq!(
+        d.output_topic::<String, i64>("neg").read_values().unwrap(),
+        vec![-1, -7]
+    );
+    assert_eq!(
+        d.output_topic::<String, i64>("pos").read_values().unwrap(),
+        vec![5, 50]
+    );
+    assert!(d
+        .produced_topics()
+        .iter()
+        .any(|t| t.starts_with("t-KSTREAM-REPARTITION") && t.ends_with("-repartition")));
 }
 
 #[test]
 fn word_count_with_group_by_repartitions_and_counts() {
     let b = StreamsBuilder::new();
     b.stream::<Option<String>, String>("text-lines")
-        .flat_map_values(|l: String| l.to_lowercase().split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .flat_map_values(|l: String| {
+            l.to_lowercase()
+                .split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
         .group_by(|_, w| w.clone())
         .count_with(Materialized::as_("counts"))
         .to_stream()
@@ -85,8 +126,19 @@ fn word_count_with_group_by_repartitions_and_counts() {
     let mut i = d.input_topic::<Option<String>, String>("text-lines");
     i.pipe(None, s("Hello world")).unwrap();
     i.pipe(None, s("hello again")).unwrap();
-    let out = d.output_topic::<String, String>("word-counts").read_key_values().unwrap();
-    assert_eq!(out, vec![(s("hello"), s("1")), (s("world"), s("1")), (s("hello"), s("2")), (s("again"), s("1"))]);
+    let out = d
+        .output_topic::<String, String>("word-counts")
+        .read_key_values()
+        .unwrap();
+    assert_eq!(
+        out,
+        vec![
+            (s("hello"), s("1")),
+            (s("world"), s("1")),
+            (s("hello"), s("2")),
+            (s("again"), s("1"))
+        ]
+    );
     let store = d.key_value_store::<String, i64>("counts").unwrap();
     assert_eq!(store.get(&s("hello")).unwrap(), Some(2));
     assert!(d.changelog_records() >= 4);
@@ -97,7 +149,9 @@ fn reduce_and_aggregate_and_cache_collapse() {
     let b = StreamsBuilder::new();
     let g = b.stream::<String, i64>("in").group_by_key();
     g.reduce(|a, b| a.max(b)).to_stream().to("max");
-    g.aggregate(|| s(""), |_, v, acc| format!("{acc}{v}")).to_stream().to("concat");
+    g.aggregate(|| s(""), |_, v, acc| format!("{acc}{v}"))
+        .to_stream()
+        .to("concat");
     let d = driver(b);
     d.commit_manually();
     let mut i = d.input_topic::<String, i64>("in");
@@ -108,9 +162,15 @@ fn reduce_and_aggregate_and_cache_collapse() {
     // Caching holds updates back until commit, then sends the latest per key.
     assert!(d.output_topic::<String, Option<i64>>("max").is_empty());
     d.commit().unwrap();
-    let max = d.output_topic::<String, Option<i64>>("max").read_key_values().unwrap();
+    let max = d
+        .output_topic::<String, Option<i64>>("max")
+        .read_key_values()
+        .unwrap();
     assert_eq!(max, vec![(s("a"), Some(9)), (s("b"), Some(7))]);
-    let concat = d.output_topic::<String, Option<String>>("concat").read_key_values_to_map().unwrap();
+    let concat = d
+        .output_topic::<String, Option<String>>("concat")
+        .read_key_values_to_map()
+        .unwrap();
     assert_eq!(concat[&s("a")], Some(s("319")));
 }
 
@@ -118,9 +178,13 @@ fn reduce_and_aggregate_and_cache_collapse() {
 fn tables_filter_map_tombstones_and_regroup() {
     let b = StreamsBuilder::new();
     let t = b.table::<String, String>("users");
-    t.filter(|_, v| v != "banned").map_values(|v| v.len() as i64).to("lens");
+    t.filter(|_, v| v != "banned")
+        .map_values(|v| v.len() as i64)
+        .to("lens");
     // Count users per region; moving a user subtracts from the old region.
-    t.group_by(|_, region| (region.clone(), 1i64)).count().to("per-region");
+    t.group_by(|_, region| (region.clone(), 1i64))
+        .count()
+        .to("per-region");
     let d = driver(b);
     let mut i = d.input_topic_with("users", Serdes::string(), Serdes::option(Serdes::string()));
     i.pipe(s("u1"), Some(s("eu"))).unwrap();
@@ -128,9 +192,23 @@ fn tables_filter_map_tombstones_and_regroup() {
     i.pipe(s("u1"), Some(s("us"))).unwrap();
     i.pipe(s("u2"), None).unwrap();
     i.pipe(s("u3"), Some(s("banned"))).unwrap();
-    let lens = d.output_topic::<String, Option<i64>>("lens").read_key_values().unwrap();
-    assert_eq!(lens, vec![(s("u1"), Some(2)), (s("u2"), Some(2)), (s("u1"), Some(2)), (s("u2"), None)]);
-    let regions = d.output_topic::<String, Option<i64>>("per-region").read_key_values().unwrap();
+    let lens = d
+        .output_topic::<String, Option<i64>>("lens")
+        .read_key_values()
+        .unwrap();
+    assert_eq!(
+        lens,
+        vec![
+            (s("u1"), Some(2)),
+            (s("u2"), Some(2)),
+            (s("u1"), Some(2)),
+            (s("u2"), None)
+        ]
+    );
+    let regions = d
+        .output_topic::<String, Option<i64>>("per-region")
+        .read_key_values()
+        .unwrap();
     assert_eq!(
         regions,
         vec![
@@ -158,7 +236,10 @@ fn tumbling_windows_grace_and_late_records() {
     let b = StreamsBuilder::new();
     b.stream::<String, String>("clicks")
         .group_by_key()
-        .windowed_by(TimeWindows::of_size_and_grace(Duration::from_millis(10), Duration::from_millis(5)))
+        .windowed_by(TimeWindows::of_size_and_grace(
+            Duration::from_millis(10),
+            Duration::from_millis(5),
+        ))
         .count()
         .to("counts");
     let d = driver(b);
@@ -188,7 +269,10 @@ fn hopping_windows_and_suppress_final_results() {
     let counts = b
         .stream::<String, String>("clicks")
         .group_by_key()
-        .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_millis(10)).advance_by(Duration::from_millis(5)))
+        .windowed_by(
+            TimeWindows::of_size_with_no_grace(Duration::from_millis(10))
+                .advance_by(Duration::from_millis(5)),
+        )
         .count();
     counts.to("all");
     counts.suppress(Suppressed::UntilWindowCloses).to("final");
@@ -214,7 +298,9 @@ fn session_windows_merge() {
     let b = StreamsBuilder::new();
     b.stream::<String, String>("ev")
         .group_by_key()
-        .windowed_by_session(SessionWindows::of_inactivity_gap_with_no_grace(Duration::from_millis(5)))
+        .windowed_by_session(SessionWindows::of_inactivity_gap_with_no_grace(
+            Duration::from_millis(5),
+        ))
         .count()
         .to("sessions");
     let d = driver(b);
@@ -245,7 +331,10 @@ fn sliding_windows() {
     let b = StreamsBuilder::new();
     b.stream::<String, String>("ev")
         .group_by_key()
-        .windowed_by_sliding(SlidingWindows::of_time_difference_and_grace(Duration::from_millis(10), Duration::from_millis(10)))
+        .windowed_by_sliding(SlidingWindows::of_time_difference_and_grace(
+            Duration::from_millis(10),
+            Duration::from_millis(10),
+        ))
         .count()
         .to("sliding");
     let d = driver(b);
@@ -254,7 +343,11 @@ fn sliding_windows() {
     i.pipe_at(s("a"), s("x"), 105).unwrap();
     assert_eq!(
         windowed_out(&d, "sliding"),
-        vec![(s("a"), 90, 100, 1), (s("a"), 95, 105, 2), (s("a"), 101, 111, 1)]
+        vec![
+            (s("a"), 90, 100, 1),
+            (s("a"), 95, 105, 2),
+            (s("a"), 101, 111, 1)
+        ]
     );
     // Out of order: 102 joins [95,105] and [101,111], creates [92,102] and its right window [103,113].
     i.pipe_at(s("a"), s("x"), 102).unwrap();
@@ -262,7 +355,12 @@ fn sliding_windows() {
     got.sort();
     assert_eq!(
         got,
-        vec![(s("a"), 92, 102, 2), (s("a"), 95, 105, 3), (s("a"), 101, 111, 2), (s("a"), 103, 113, 1)]
+        vec![
+            (s("a"), 92, 102, 2),
+            (s("a"), 95, 105, 3),
+            (s("a"), 101, 111, 2),
+            (s("a"), 103, 113, 1)
+        ]
     );
     // Far ahead: 100 + 10 + grace 10 < 200, so a record at 100 is dropped.
     i.pipe_at(s("a"), s("x"), 200).unwrap();
@@ -278,9 +376,20 @@ fn stream_stream_joins_with_null_sides_after_window_closes() {
     let r = b.stream::<String, String>("right");
     let w = JoinWindows::of_time_difference_without_grace(Duration::from_millis(10));
     l.join(&r, |a, b| format!("{a}+{b}"), w).to("inner");
-    l.left_join(&r, |a, b: Option<String>| format!("{a}+{}", b.unwrap_or(s("null"))), w).to("leftj");
-    l.outer_join(&r, |a: Option<String>, b: Option<String>| format!("{}+{}", a.unwrap_or(s("null")), b.unwrap_or(s("null"))), w)
-        .to("outer");
+    l.left_join(
+        &r,
+        |a, b: Option<String>| format!("{a}+{}", b.unwrap_or(s("null"))),
+        w,
+    )
+    .to("leftj");
+    l.outer_join(
+        &r,
+        |a: Option<String>, b: Option<String>| {
+            format!("{}+{}", a.unwrap_or(s("null")), b.unwrap_or(s("null")))
+        },
+        w,
+    )
+    .to("outer");
     let d = driver(b);
     let mut li = d.input_topic::<String, String>("left");
     let mut ri = d.input_topic::<String, String>("right");
@@ -288,14 +397,31 @@ fn stream_stream_joins_with_null_sides_after_window_closes() {
     ri.pipe_at(s("k"), s("b"), 5).unwrap();
     li.pipe_at(s("x"), s("lonely"), 6).unwrap();
     ri.pipe_at(s("y"), s("alone"), 7).unwrap();
-    assert_eq!(d.output_topic::<String, String>("inner").read_values().unwrap(), vec![s("a+b")]);
+    assert_eq!(
+        d.output_topic::<String, String>("inner")
+            .read_values()
+            .unwrap(),
+        vec![s("a+b")]
+    );
     // Unmatched records are not emitted while their window is open.
-    assert_eq!(d.output_topic::<String, String>("leftj").read_values().unwrap(), vec![s("a+b")]);
+    assert_eq!(
+        d.output_topic::<String, String>("leftj")
+            .read_values()
+            .unwrap(),
+        vec![s("a+b")]
+    );
     // Advance stream time past 6 + 10 and 7 + 10.
     li.pipe_at(s("z"), s("late-advance"), 30).unwrap();
-    assert_eq!(d.output_topic::<String, String>("leftj").read_values().unwrap(), vec![s("lonely+null")]);
     assert_eq!(
-        d.output_topic::<String, String>("outer").read_values().unwrap(),
+        d.output_topic::<String, String>("leftj")
+            .read_values()
+            .unwrap(),
+        vec![s("lonely+null")]
+    );
+    assert_eq!(
+        d.output_topic::<String, String>("outer")
+            .read_values()
+            .unwrap(),
         vec![s("a+b"), s("lonely+null"), s("null+alone")]
     );
     // A record older than stream time - window - grace is dropped.
@@ -309,8 +435,14 @@ fn stream_table_joins() {
     let b = StreamsBuilder::new();
     let users = b.table::<String, String>("users");
     let views = b.stream::<String, String>("views");
-    views.join_table(&users, |page, name| format!("{name}@{page}")).to("inner");
-    views.left_join_table(&users, |page, name: Option<String>| format!("{}@{page}", name.unwrap_or(s("?")))).to("left");
+    views
+        .join_table(&users, |page, name| format!("{name}@{page}"))
+        .to("inner");
+    views
+        .left_join_table(&users, |page, name: Option<String>| {
+            format!("{}@{page}", name.unwrap_or(s("?")))
+        })
+        .to("left");
     let d = driver(b);
     let mut u = d.input_topic_with("users", Serdes::string(), Serdes::option(Serdes::string()));
     let mut v = d.input_topic::<String, String>("views");
@@ -319,8 +451,18 @@ fn stream_table_joins() {
     v.pipe_at(s("u1"), s("/b"), 3).unwrap();
     u.pipe_at(s("u1"), None, 4).unwrap();
     v.pipe_at(s("u1"), s("/c"), 5).unwrap();
-    assert_eq!(d.output_topic::<String, String>("inner").read_values().unwrap(), vec![s("ann@/b")]);
-    assert_eq!(d.output_topic::<String, String>("left").read_values().unwrap(), vec![s("?@/a"), s("ann@/b"), s("?@/c")]);
+    assert_eq!(
+        d.output_topic::<String, String>("inner")
+            .read_values()
+            .unwrap(),
+        vec![s("ann@/b")]
+    );
+    assert_eq!(
+        d.output_topic::<String, String>("left")
+            .read_values()
+            .unwrap(),
+        vec![s("?@/a"), s("ann@/b"), s("?@/c")]
+    );
 }
 
 #[test]
@@ -329,18 +471,31 @@ fn table_table_joins() {
     let l = b.table::<String, String>("l");
     let r = b.table::<String, String>("r");
     l.join(&r, |a, b| format!("{a}{b}")).to("inner");
-    l.left_join(&r, |a, b: Option<String>| format!("{a}{}", b.unwrap_or(s("-")))).to("left");
-    l.outer_join(&r, |a: Option<String>, b: Option<String>| format!("{}{}", a.unwrap_or(s("-")), b.unwrap_or(s("-")))).to("outer");
+    l.left_join(&r, |a, b: Option<String>| {
+        format!("{a}{}", b.unwrap_or(s("-")))
+    })
+    .to("left");
+    l.outer_join(&r, |a: Option<String>, b: Option<String>| {
+        format!("{}{}", a.unwrap_or(s("-")), b.unwrap_or(s("-")))
+    })
+    .to("outer");
     let d = driver(b);
     let mut li = d.input_topic_with("l", Serdes::string(), Serdes::option(Serdes::string()));
     let mut ri = d.input_topic_with("r", Serdes::string(), Serdes::option(Serdes::string()));
     li.pipe(s("k"), Some(s("a"))).unwrap();
     ri.pipe(s("k"), Some(s("b"))).unwrap();
     li.pipe(s("k"), None).unwrap();
-    let out = |t| d.output_topic::<String, Option<String>>(t).read_values().unwrap();
+    let out = |t| {
+        d.output_topic::<String, Option<String>>(t)
+            .read_values()
+            .unwrap()
+    };
     assert_eq!(out("inner"), vec![Some(s("ab")), None]);
     assert_eq!(out("left"), vec![Some(s("a-")), Some(s("ab")), None]);
-    assert_eq!(out("outer"), vec![Some(s("a-")), Some(s("ab")), Some(s("-b"))]);
+    assert_eq!(
+        out("outer"),
+        vec![Some(s("a-")), Some(s("ab")), Some(s("-b"))]
+    );
 }
 
 struct Dedup {
@@ -355,9 +510,14 @@ impl Processor<String, String, String, String> for Dedup {
         ctx.schedule(1000, PunctuationType::WallClockTime);
         Ok(())
     }
-    fn process(&mut self, ctx: &mut ProcessorContext<'_, '_, String, String>, r: Record<String, String>) -> Result<()> {
-        let meta = ctx.record_metadata().cloned().expect("metadata while processing");
-        self.seen_topics.push(format!("{}:{}:{}", meta.topic, meta.partition, meta.offset));
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, '_, String, String>,
+        r: Record<String, String>,
+    ) -> Result<()> {
+        let meta = ctx.record_metadata().expect("metadata while processing");
+        self.seen_topics
+            .push(format!("{}:{}:{}", meta.topic, meta.partition, meta.offset));
         let store = self.store.as_ref().expect("init ran");
         if store.get(&r.value)?.is_none() {
             store.put(&r.value, &r.timestamp)?;
@@ -365,9 +525,18 @@ impl Processor<String, String, String, String> for Dedup {
         }
         Ok(())
     }
-    fn punctuate(&mut self, ctx: &mut ProcessorContext<'_, '_, String, String>, _id: ScheduleId, ts: i64) -> Result<()> {
+    fn punctuate(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, '_, String, String>,
+        _id: ScheduleId,
+        ts: i64,
+    ) -> Result<()> {
         let n = self.store.as_ref().expect("init ran").all()?.len();
-        ctx.forward(Record::new(s("tick"), format!("{ts}:{n}:{}", self.seen_topics.len()), ts));
+        ctx.forward(Record::new(
+            s("tick"),
+            format!("{ts}:{n}:{}", self.seen_topics.len()),
+            ts,
+        ));
         Ok(())
     }
 }
@@ -377,21 +546,49 @@ fn processor_api_with_store_metadata_and_punctuation() {
     let b = StreamsBuilder::new();
     b.add_state_store(Stores::key_value::<String, i64>("seen"));
     b.stream::<String, String>("in")
-        .process("dedup", || Dedup { store: None, seen_topics: vec![] }, &["seen"])
+        .process(
+            "dedup",
+            || Dedup {
+                store: None,
+                seen_topics: vec![],
+            },
+            &["seen"],
+        )
         .to("out");
     let d = driver(b);
     let mut i = d.input_topic::<String, String>("in");
     i.pipe_at(s("k"), s("a"), 10).unwrap();
     i.pipe_at(s("k"), s("a"), 20).unwrap();
     i.pipe_at(s("k"), s("b"), 150).unwrap();
-    let out = d.output_topic::<String, String>("out").read_key_values().unwrap();
+    let out = d
+        .output_topic::<String, String>("out")
+        .read_key_values()
+        .unwrap();
     // Stream-time punctuation first fires when stream time reaches 100.
-    assert_eq!(out, vec![(s("k"), s("a")), (s("k"), s("b")), (s("tick"), s("150:2:3"))]);
+    assert_eq!(
+        out,
+        vec![
+            (s("k"), s("a")),
+            (s("k"), s("b")),
+            (s("tick"), s("150:2:3"))
+        ]
+    );
     d.advance_wall_clock_time(999).unwrap();
     assert!(d.output_topic::<String, String>("out").is_empty());
     d.advance_wall_clock_time(1).unwrap();
-    assert_eq!(d.output_topic::<String, String>("out").read_values().unwrap(), vec![s("1000:2:3")]);
-    assert_eq!(d.key_value_store::<String, i64>("seen").unwrap().get(&s("a")).unwrap(), Some(10));
+    assert_eq!(
+        d.output_topic::<String, String>("out")
+            .read_values()
+            .unwrap(),
+        vec![s("1000:2:3")]
+    );
+    assert_eq!(
+        d.key_value_store::<String, i64>("seen")
+            .unwrap()
+            .get(&s("a"))
+            .unwrap(),
+        Some(10)
+    );
 }
 
 #[test]
@@ -405,27 +602,48 @@ fn error_handlers() {
     };
     // Default: fail on bad bytes, naming the topic.
     let d = TopologyTestDriver::new(build(), StreamsConfig::new("t", "x:1")).unwrap();
-    let err = d.input_topic::<String, i64>("in").pipe_raw(Some(b"k"), Some(b"abc"), 0).unwrap_err();
+    let err = d
+        .input_topic::<String, i64>("in")
+        .pipe_raw(Some(b"k"), Some(b"abc"), 0)
+        .unwrap_err();
     assert!(err.to_string().contains("in"), "{err}");
-    let err = d.input_topic::<String, i64>("in").pipe(s("k"), 13).unwrap_err();
+    let err = d
+        .input_topic::<String, i64>("in")
+        .pipe(s("k"), 13)
+        .unwrap_err();
     assert!(err.to_string().contains("unlucky"), "{err}");
     // LogAndContinue: skipped and counted, later records still flow.
     let cfg = StreamsConfig::new("t", "x:1")
-        .set("default.deserialization.exception.handler", "LogAndContinue")
+        .set(
+            "default.deserialization.exception.handler",
+            "LogAndContinue",
+        )
         .set("processing.exception.handler", "LogAndContinue");
     let d = TopologyTestDriver::new(build(), cfg).unwrap();
     let mut i = d.input_topic::<String, i64>("in");
     i.pipe_raw(Some(b"k"), Some(b"abc"), 0).unwrap();
     i.pipe(s("k"), 13).unwrap();
     i.pipe(s("k"), 1).unwrap();
-    assert_eq!(d.output_topic::<String, i64>("out").read_values().unwrap(), vec![1]);
+    assert_eq!(
+        d.output_topic::<String, i64>("out").read_values().unwrap(),
+        vec![1]
+    );
     assert_eq!(d.metrics().dropped_records(), 2);
 }
 
 #[test]
 fn build_errors_are_clear() {
     let b = StreamsBuilder::new();
-    b.stream::<String, String>("a").process("p", || Dedup { store: None, seen_topics: vec![] }, &["missing"]).to("o");
+    b.stream::<String, String>("a")
+        .process(
+            "p",
+            || Dedup {
+                store: None,
+                seen_topics: vec![],
+            },
+            &["missing"],
+        )
+        .to("o");
     let e = b.build().err().expect("must fail");
     assert!(e.to_string().contains("missing"), "{e}");
     let b = StreamsBuilder::new();

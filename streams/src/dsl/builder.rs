@@ -31,17 +31,30 @@ impl StreamsBuilder {
     }
 
     /// Reads a topic as a stream, with the types' default serdes.
-    pub fn stream<K: Data + DefaultSerde, V: Data + DefaultSerde>(&self, topic: &str) -> KStream<K, V> {
+    pub fn stream<K: Data + DefaultSerde, V: Data + DefaultSerde>(
+        &self,
+        topic: &str,
+    ) -> KStream<K, V> {
         self.stream_with(&[topic], Consumed::default())
     }
 
     /// Reads one or more topics as one stream.
-    pub fn stream_with<K: Data, V: Data>(&self, topics: &[&str], consumed: Consumed<K, V>) -> KStream<K, V> {
+    pub fn stream_with<K: Data, V: Data>(
+        &self,
+        topics: &[&str],
+        consumed: Consumed<K, V>,
+    ) -> KStream<K, V> {
         let mut g = self.g.borrow_mut();
-        let name = consumed.name.clone().unwrap_or_else(|| g.name("KSTREAM-SOURCE"));
+        let name = consumed
+            .name
+            .clone()
+            .unwrap_or_else(|| g.name("KSTREAM-SOURCE"));
         let node = g.source(
             name,
-            topics.iter().map(|t| TopicRef::User(t.to_string())).collect(),
+            topics
+                .iter()
+                .map(|t| TopicRef::User(t.to_string()))
+                .collect(),
             consumed.keys,
             consumed.values,
             consumed.timestamps,
@@ -52,14 +65,25 @@ impl StreamsBuilder {
 
     /// Reads a topic as a table (latest value per key; a null value deletes),
     /// materialised in a store with default serdes.
-    pub fn table<K: Data + DefaultSerde, V: Data + DefaultSerde>(&self, topic: &str) -> KTable<K, V> {
+    pub fn table<K: Data + DefaultSerde, V: Data + DefaultSerde>(
+        &self,
+        topic: &str,
+    ) -> KTable<K, V> {
         self.table_with(topic, Consumed::default(), Materialized::default())
     }
 
     /// Reads a topic as a table with explicit serdes and store options.
-    pub fn table_with<K: Data, V: Data>(&self, topic: &str, consumed: Consumed<K, V>, mat: Materialized<K, V>) -> KTable<K, V> {
+    pub fn table_with<K: Data, V: Data>(
+        &self,
+        topic: &str,
+        consumed: Consumed<K, V>,
+        mat: Materialized<K, V>,
+    ) -> KTable<K, V> {
         let mut g = self.g.borrow_mut();
-        let src_name = consumed.name.clone().unwrap_or_else(|| g.name("KTABLE-SOURCE"));
+        let src_name = consumed
+            .name
+            .clone()
+            .unwrap_or_else(|| g.name("KTABLE-SOURCE"));
         let src = g.source(
             src_name,
             vec![TopicRef::User(topic.to_string())],
@@ -81,7 +105,12 @@ impl StreamsBuilder {
             mat.caching,
         );
         let name = g.name("KTABLE-MATERIALIZE");
-        let (keys, values, cached, sn) = (mat.keys.clone(), mat.values.clone(), mat.caching, store.clone());
+        let (keys, values, cached, sn) = (
+            mat.keys.clone(),
+            mat.values.clone(),
+            mat.caching,
+            store.clone(),
+        );
         let node = g.processor(
             name,
             &[src],

@@ -29,7 +29,14 @@ impl Graph {
         n
     }
 
-    pub fn add(&mut self, name: String, kind: NodeKind, factory: NodeFactory, parents: &[usize], stores: Vec<String>) -> usize {
+    pub fn add(
+        &mut self,
+        name: String,
+        kind: NodeKind,
+        factory: NodeFactory,
+        parents: &[usize],
+        stores: Vec<String>,
+    ) -> usize {
         let id = self.nodes.len();
         if self.nodes.iter().any(|n| n.name == name) {
             self.fail(format!("two nodes are named `{name}`"));
@@ -48,7 +55,13 @@ impl Graph {
         id
     }
 
-    pub fn processor(&mut self, name: String, parents: &[usize], stores: Vec<String>, factory: NodeFactory) -> usize {
+    pub fn processor(
+        &mut self,
+        name: String,
+        parents: &[usize],
+        stores: Vec<String>,
+        factory: NodeFactory,
+    ) -> usize {
         self.add(name, NodeKind::Processor, factory, parents, stores)
     }
 
@@ -102,7 +115,9 @@ impl Graph {
                 _ => false,
             });
             if taken {
-                self.fail(format!("topic {t:?} is read by two sources; read it once and reuse the stream"));
+                self.fail(format!(
+                    "topic {t:?} is read by two sources; read it once and reuse the stream"
+                ));
             }
         }
         let deser: DeserFn = Arc::new(move |k: Option<&[u8]>, v: Option<&[u8]>| {
@@ -148,10 +163,18 @@ impl Graph {
 
     /// Writes the stream to `<name>-repartition` and reads it back in a new
     /// sub-topology, so records are partitioned by their new key.
-    pub fn repartition<K: crate::record::Data, V: crate::record::Data>(&mut self, parent: usize, name: &str, keys: SerdeRef<K>, values: SerdeRef<V>) -> usize {
+    pub fn repartition<K: crate::record::Data, V: crate::record::Data>(
+        &mut self,
+        parent: usize,
+        name: &str,
+        keys: SerdeRef<K>,
+        values: SerdeRef<V>,
+    ) -> usize {
         let topic_name = format!("{name}-repartition");
         if !self.repartition_topics.insert(topic_name.clone()) {
-            self.fail(format!("repartition topic `{topic_name}` is used twice; name the groupings differently"));
+            self.fail(format!(
+                "repartition topic `{topic_name}` is used twice; name the groupings differently"
+            ));
         }
         let topic = TopicRef::Internal(topic_name);
         let sink = format!("{name}-repartition-sink");
@@ -164,7 +187,11 @@ impl Graph {
         if let Some(e) = self.error.take() {
             return Err(StreamsError::Topology(e));
         }
-        if !self.nodes.iter().any(|n| matches!(n.kind, NodeKind::Source { .. })) {
+        if !self
+            .nodes
+            .iter()
+            .any(|n| matches!(n.kind, NodeKind::Source { .. }))
+        {
             return Err(StreamsError::Topology("the topology reads no topic".into()));
         }
         Ok(Topology::new(
@@ -207,8 +234,14 @@ impl<K: 'static, V: 'static> Node for SinkNode<K, V> {
             topic: self.topic.clone(),
             source: e,
         };
-        let key = self.keys.serialize(peek::<K>(&rec.key)).map_err(serde_err)?;
-        let value = self.values.serialize(peek::<V>(&rec.value)).map_err(serde_err)?;
+        let key = self
+            .keys
+            .serialize(peek::<K>(&rec.key))
+            .map_err(serde_err)?;
+        let value = self
+            .values
+            .serialize(peek::<V>(&rec.value))
+            .map_err(serde_err)?;
         ctx.shared.outputs.push(OutRecord {
             topic: self.topic.clone(),
             key,

@@ -31,7 +31,11 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         if !self.stream.needs_repartition {
             return self.stream.node;
         }
-        let name = self.grouped.name.clone().unwrap_or_else(|| store_name.to_string());
+        let name = self
+            .grouped
+            .name
+            .clone()
+            .unwrap_or_else(|| store_name.to_string());
         self.stream.g.borrow_mut().repartition(
             self.stream.node,
             &name,
@@ -63,7 +67,11 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
     }
 
     /// `reduce` into the given store.
-    pub fn reduce_with(&self, reducer: impl Fn(V, V) -> V + Send + Sync + 'static, mat: Materialized<K, V>) -> KTable<K, V> {
+    pub fn reduce_with(
+        &self,
+        reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
+        mat: Materialized<K, V>,
+    ) -> KTable<K, V> {
         self.fold(Fold::Reduce(Arc::new(reducer)), mat)
     }
 
@@ -98,7 +106,9 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
     fn fold<A: Data>(&self, fold: Fold<K, V, A>, mat: Materialized<K, A>) -> KTable<K, A> {
         let store = {
             let mut g = self.stream.g.borrow_mut();
-            mat.name.clone().unwrap_or_else(|| g.name("KSTREAM-AGGREGATE-STATE-STORE"))
+            mat.name
+                .clone()
+                .unwrap_or_else(|| g.name("KSTREAM-AGGREGATE-STATE-STORE"))
         };
         let input = self.input(&store);
         let mut g = self.stream.g.borrow_mut();
@@ -112,7 +122,12 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             mat.caching,
         );
         let name = g.name("KSTREAM-AGGREGATE");
-        let (keys, values, cached, sn) = (mat.keys.clone(), mat.values.clone(), mat.caching, store.clone());
+        let (keys, values, cached, sn) = (
+            mat.keys.clone(),
+            mat.values.clone(),
+            mat.caching,
+            store.clone(),
+        );
         let node = g.processor(
             name,
             &[input],
@@ -130,7 +145,11 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             }),
         );
         drop(g);
-        KTable::new(self.stream.g.clone(), node, Some((store, mat.keys, mat.values)))
+        KTable::new(
+            self.stream.g.clone(),
+            node,
+            Some((store, mat.keys, mat.values)),
+        )
     }
 
     /// Aggregates per tumbling or hopping window.
@@ -218,7 +237,8 @@ impl<K: Data, V: Data> KGroupedTable<K, V> {
             .clone()
             .unwrap_or_else(|| g.name("KTABLE-AGGREGATE-STATE-STORE"));
         let topic = self.grouped.name.clone().unwrap_or_else(|| store.clone());
-        let changes: SerdeRef<crate::record::Change<V>> = Arc::new(crate::serde::ChangeSerde(self.grouped.values.clone()));
+        let changes: SerdeRef<crate::record::Change<V>> =
+            Arc::new(crate::serde::ChangeSerde(self.grouped.values.clone()));
         let input = g.repartition(self.node, &topic, self.grouped.keys.clone(), changes);
         g.dsl_store(
             store.clone(),
@@ -230,7 +250,12 @@ impl<K: Data, V: Data> KGroupedTable<K, V> {
             mat.caching,
         );
         let name = g.name("KTABLE-AGGREGATE");
-        let (keys, values, cached, sn) = (mat.keys.clone(), mat.values.clone(), mat.caching, store.clone());
+        let (keys, values, cached, sn) = (
+            mat.keys.clone(),
+            mat.values.clone(),
+            mat.caching,
+            store.clone(),
+        );
         let (init, add, subtract) = (Arc::new(init), Arc::new(add), Arc::new(subtract));
         let node = g.processor(
             name,

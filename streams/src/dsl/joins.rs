@@ -47,8 +47,24 @@ impl<K: Data, V: Data> KStream<K, V> {
             retain_duplicates: true,
         };
         let persistent = !opts.in_memory;
-        let this_store = g.dsl_store(format!("{base}-this-join-store"), kind.clone(), opts.keys.clone(), opts.values.clone(), persistent, true, false);
-        let other_store = g.dsl_store(format!("{base}-other-join-store"), kind, opts.keys.clone(), opts.other_values.clone(), persistent, true, false);
+        let this_store = g.dsl_store(
+            format!("{base}-this-join-store"),
+            kind.clone(),
+            opts.keys.clone(),
+            opts.values.clone(),
+            persistent,
+            true,
+            false,
+        );
+        let other_store = g.dsl_store(
+            format!("{base}-other-join-store"),
+            kind,
+            opts.keys.clone(),
+            opts.other_values.clone(),
+            persistent,
+            true,
+            false,
+        );
         let outer_store = (emit_unmatched.0 || emit_unmatched.1).then(|| {
             g.dsl_store(
                 format!("{base}-outer-shared-join-store"),
@@ -69,7 +85,13 @@ impl<K: Data, V: Data> KStream<K, V> {
             };
             let mut stores = vec![this.clone(), that.clone()];
             stores.extend(outer_store.clone());
-            let (keys, lv, rv, j, outer) = (opts.keys.clone(), opts.values.clone(), opts.other_values.clone(), joiner.clone(), outer_store.clone());
+            let (keys, lv, rv, j, outer) = (
+                opts.keys.clone(),
+                opts.values.clone(),
+                opts.other_values.clone(),
+                joiner.clone(),
+                outer_store.clone(),
+            );
             let name = format!("{base}-{}", if is_left { "this" } else { "other" });
             let node = g.processor(
                 name,
@@ -203,9 +225,17 @@ impl<K: Data, V: Data> KStream<K, V> {
         let Some((store, keys, tvalues)) = table.store.clone() else {
             unreachable!("materialized_with always sets a store")
         };
-        let prefix = if left { "KSTREAM-LEFTJOIN" } else { "KSTREAM-JOIN" };
+        let prefix = if left {
+            "KSTREAM-LEFTJOIN"
+        } else {
+            "KSTREAM-JOIN"
+        };
         let name = self.g.borrow_mut().name(prefix);
-        let input = self.partitioned(&format!("{name}-left"), &K::default_serde(), &V::default_serde());
+        let input = self.partitioned(
+            &format!("{name}-left"),
+            &K::default_serde(),
+            &V::default_serde(),
+        );
         let mut g = self.g.borrow_mut();
         let sn = store.clone();
         let node = g.processor(
@@ -271,7 +301,8 @@ impl<K: Data + DefaultSerde, V: Data + DefaultSerde> KTable<K, V> {
     ) -> KTable<K, VR> {
         let l = self.materialized_with(Materialized::default());
         let r = other.materialized_with(Materialized::default());
-        let (Some((lstore, keys, lv)), Some((rstore, _, rv))) = (l.store.clone(), r.store.clone()) else {
+        let (Some((lstore, keys, lv)), Some((rstore, _, rv))) = (l.store.clone(), r.store.clone())
+        else {
             unreachable!("materialized_with always sets a store")
         };
         let mut g = self.g.borrow_mut();
@@ -281,8 +312,17 @@ impl<K: Data + DefaultSerde, V: Data + DefaultSerde> KTable<K, V> {
             JoinKind::Outer => "KTABLE-OUTERJOIN",
         });
         let mut sides = Vec::new();
-        for (is_left, parent, other_store) in [(true, l.node, rstore.clone()), (false, r.node, lstore.clone())] {
-            let (keys, lv, rv, j, os) = (keys.clone(), lv.clone(), rv.clone(), joiner.clone(), other_store.clone());
+        for (is_left, parent, other_store) in [
+            (true, l.node, rstore.clone()),
+            (false, r.node, lstore.clone()),
+        ] {
+            let (keys, lv, rv, j, os) = (
+                keys.clone(),
+                lv.clone(),
+                rv.clone(),
+                joiner.clone(),
+                other_store.clone(),
+            );
             let node = g.processor(
                 format!("{base}-{}", if is_left { "this" } else { "other" }),
                 &[parent],
@@ -306,14 +346,20 @@ impl<K: Data + DefaultSerde, V: Data + DefaultSerde> KTable<K, V> {
             format!("{base}-merge"),
             &sides,
             vec![],
-            Arc::new(|_| fn_node(|ctx: &mut Ctx<'_>, r: Record<K, Change<VR>>| ctx.forward_typed(r))),
+            Arc::new(|_| {
+                fn_node(|ctx: &mut Ctx<'_>, r: Record<K, Change<VR>>| ctx.forward_typed(r))
+            }),
         );
         drop(g);
         KTable::new(self.g.clone(), merge, None)
     }
 
     /// Inner table–table join: a row exists while both sides have one.
-    pub fn join<VO: Data + DefaultSerde, VR: Data>(&self, other: &KTable<K, VO>, joiner: impl Fn(V, VO) -> VR + Send + Sync + 'static) -> KTable<K, VR> {
+    pub fn join<VO: Data + DefaultSerde, VR: Data>(
+        &self,
+        other: &KTable<K, VO>,
+        joiner: impl Fn(V, VO) -> VR + Send + Sync + 'static,
+    ) -> KTable<K, VR> {
         self.table_table(
             other,
             JoinKind::Inner,
@@ -325,7 +371,11 @@ impl<K: Data + DefaultSerde, V: Data + DefaultSerde> KTable<K, V> {
     }
 
     /// Left table–table join: a row exists while the left side has one.
-    pub fn left_join<VO: Data + DefaultSerde, VR: Data>(&self, other: &KTable<K, VO>, joiner: impl Fn(V, Option<VO>) -> VR + Send + Sync + 'static) -> KTable<K, VR> {
+    pub fn left_join<VO: Data + DefaultSerde, VR: Data>(
+        &self,
+        other: &KTable<K, VO>,
+        joiner: impl Fn(V, Option<VO>) -> VR + Send + Sync + 'static,
+    ) -> KTable<K, VR> {
         self.table_table(
             other,
             JoinKind::Left,
@@ -342,6 +392,10 @@ impl<K: Data + DefaultSerde, V: Data + DefaultSerde> KTable<K, V> {
         other: &KTable<K, VO>,
         joiner: impl Fn(Option<V>, Option<VO>) -> VR + Send + Sync + 'static,
     ) -> KTable<K, VR> {
-        self.table_table(other, JoinKind::Outer, Arc::new(move |_, l, r| joiner(l, r)))
+        self.table_table(
+            other,
+            JoinKind::Outer,
+            Arc::new(move |_, l, r| joiner(l, r)),
+        )
     }
 }

@@ -45,7 +45,12 @@ impl<K: Data, V: Data> KStream<K, V> {
         }
     }
 
-    pub(crate) fn then<K2: Data, V2: Data>(&self, prefix: &str, repartition: bool, factory: NodeFactory) -> KStream<K2, V2> {
+    pub(crate) fn then<K2: Data, V2: Data>(
+        &self,
+        prefix: &str,
+        repartition: bool,
+        factory: NodeFactory,
+    ) -> KStream<K2, V2> {
         let mut g = self.g.borrow_mut();
         let name = g.name(prefix);
         let node = g.processor(name, &[self.node], vec![], factory);
@@ -71,12 +76,18 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// Drops records matching the predicate.
-    pub fn filter_not(&self, pred: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> KStream<K, V> {
+    pub fn filter_not(
+        &self,
+        pred: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+    ) -> KStream<K, V> {
         self.filter(move |k, v| !pred(k, v))
     }
 
     /// Transforms key and value (marks the stream for repartitioning).
-    pub fn map<K2: Data, V2: Data>(&self, f: impl Fn(K, V) -> (K2, V2) + Send + Sync + 'static) -> KStream<K2, V2> {
+    pub fn map<K2: Data, V2: Data>(
+        &self,
+        f: impl Fn(K, V) -> (K2, V2) + Send + Sync + 'static,
+    ) -> KStream<K2, V2> {
         let f = Arc::new(f);
         self.then(
             "KSTREAM-MAP",
@@ -97,12 +108,18 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// Transforms the value; the key and partitioning stay.
-    pub fn map_values<V2: Data>(&self, f: impl Fn(V) -> V2 + Send + Sync + 'static) -> KStream<K, V2> {
+    pub fn map_values<V2: Data>(
+        &self,
+        f: impl Fn(V) -> V2 + Send + Sync + 'static,
+    ) -> KStream<K, V2> {
         self.map_values_with_key(move |_, v| f(v))
     }
 
     /// Transforms the value, seeing the key.
-    pub fn map_values_with_key<V2: Data>(&self, f: impl Fn(&K, V) -> V2 + Send + Sync + 'static) -> KStream<K, V2> {
+    pub fn map_values_with_key<V2: Data>(
+        &self,
+        f: impl Fn(&K, V) -> V2 + Send + Sync + 'static,
+    ) -> KStream<K, V2> {
         let f = Arc::new(f);
         self.then(
             "KSTREAM-MAPVALUES",
@@ -123,7 +140,10 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// Zero or more records per record (marks the stream for repartitioning).
-    pub fn flat_map<K2: Data, V2: Data, I>(&self, f: impl Fn(K, V) -> I + Send + Sync + 'static) -> KStream<K2, V2>
+    pub fn flat_map<K2: Data, V2: Data, I>(
+        &self,
+        f: impl Fn(K, V) -> I + Send + Sync + 'static,
+    ) -> KStream<K2, V2>
     where
         I: IntoIterator<Item = (K2, V2)>,
     {
@@ -148,7 +168,10 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// Zero or more values per record, keeping the key.
-    pub fn flat_map_values<V2: Data, I>(&self, f: impl Fn(V) -> I + Send + Sync + 'static) -> KStream<K, V2>
+    pub fn flat_map_values<V2: Data, I>(
+        &self,
+        f: impl Fn(V) -> I + Send + Sync + 'static,
+    ) -> KStream<K, V2>
     where
         I: IntoIterator<Item = V2>,
     {
@@ -173,7 +196,10 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// Sets a new key computed from key and value (marks the stream for repartitioning).
-    pub fn select_key<K2: Data>(&self, f: impl Fn(&K, &V) -> K2 + Send + Sync + 'static) -> KStream<K2, V> {
+    pub fn select_key<K2: Data>(
+        &self,
+        f: impl Fn(&K, &V) -> K2 + Send + Sync + 'static,
+    ) -> KStream<K2, V> {
         let f = Arc::new(f);
         self.then(
             "KSTREAM-KEY-SELECT",
@@ -245,7 +271,11 @@ impl<K: Data, V: Data> KStream<K, V> {
             Arc::new(|_| fn_node(|ctx: &mut Ctx<'_>, r: Record<K, V>| ctx.forward_typed(r))),
         );
         drop(g);
-        KStream::new(self.g.clone(), node, self.needs_repartition || other.needs_repartition)
+        KStream::new(
+            self.g.clone(),
+            node,
+            self.needs_repartition || other.needs_repartition,
+        )
     }
 
     /// Writes the stream to a topic with default serdes.
@@ -261,7 +291,13 @@ impl<K: Data, V: Data> KStream<K, V> {
     pub fn to_with(&self, topic: &str, produced: Produced<K, V>) {
         let mut g = self.g.borrow_mut();
         let name = produced.name.unwrap_or_else(|| g.name("KSTREAM-SINK"));
-        g.sink(name, self.node, TopicRef::User(topic.to_string()), produced.keys, produced.values);
+        g.sink(
+            name,
+            self.node,
+            TopicRef::User(topic.to_string()),
+            produced.keys,
+            produced.values,
+        );
     }
 
     /// Repartitions by the current key through an internal topic.
@@ -297,7 +333,10 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// Groups by a new key (always repartitions), with default serdes.
-    pub fn group_by<K2: Data + DefaultSerde>(&self, f: impl Fn(&K, &V) -> K2 + Send + Sync + 'static) -> KGroupedStream<K2, V>
+    pub fn group_by<K2: Data + DefaultSerde>(
+        &self,
+        f: impl Fn(&K, &V) -> K2 + Send + Sync + 'static,
+    ) -> KGroupedStream<K2, V>
     where
         V: DefaultSerde,
     {
@@ -305,12 +344,21 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// Groups by a new key (always repartitions).
-    pub fn group_by_with<K2: Data>(&self, f: impl Fn(&K, &V) -> K2 + Send + Sync + 'static, grouped: Grouped<K2, V>) -> KGroupedStream<K2, V> {
+    pub fn group_by_with<K2: Data>(
+        &self,
+        f: impl Fn(&K, &V) -> K2 + Send + Sync + 'static,
+        grouped: Grouped<K2, V>,
+    ) -> KGroupedStream<K2, V> {
         self.select_key(f).group_by_key_with(grouped)
     }
 
     /// Runs a custom processor connected to the named stores.
-    pub fn process<K2: Data, V2: Data, P>(&self, name: &str, supplier: impl Fn() -> P + Send + Sync + 'static, stores: &[&str]) -> KStream<K2, V2>
+    pub fn process<K2: Data, V2: Data, P>(
+        &self,
+        name: &str,
+        supplier: impl Fn() -> P + Send + Sync + 'static,
+        stores: &[&str],
+    ) -> KStream<K2, V2>
     where
         P: Processor<K, V, K2, V2>,
     {
@@ -349,7 +397,11 @@ pub struct BranchedKStream<K, V> {
 
 impl<K: Data, V: Data> BranchedKStream<K, V> {
     /// Adds a branch named `<prefix><name>` for records matching `pred`.
-    pub fn branch(mut self, name: &str, pred: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> Self {
+    pub fn branch(
+        mut self,
+        name: &str,
+        pred: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+    ) -> Self {
         self.preds.push(Arc::new(pred));
         self.names.push(name.to_string());
         self
@@ -389,7 +441,10 @@ impl<K: Data, V: Data> BranchedKStream<K, V> {
                 vec![],
                 Arc::new(|_| fn_node(|ctx: &mut Ctx<'_>, r: Record<K, V>| ctx.forward_typed(r))),
             );
-            out.insert(full, KStream::new(self.stream.g.clone(), node, self.stream.needs_repartition));
+            out.insert(
+                full,
+                KStream::new(self.stream.g.clone(), node, self.stream.needs_repartition),
+            );
         }
         out
     }

@@ -62,7 +62,12 @@ impl<K: Data, V: Data> KTable<K, V> {
         }
     }
 
-    fn then<K2: Data, V2: Data>(&self, prefix: &str, stores: Vec<String>, factory: NodeFactory) -> KTable<K2, V2> {
+    fn then<K2: Data, V2: Data>(
+        &self,
+        prefix: &str,
+        stores: Vec<String>,
+        factory: NodeFactory,
+    ) -> KTable<K2, V2> {
         let mut g = self.g.borrow_mut();
         let name = g.name(prefix);
         let node = g.processor(name, &[self.node], stores, factory);
@@ -81,22 +86,38 @@ impl<K: Data, V: Data> KTable<K, V> {
         self.then(
             "KTABLE-FILTER",
             vec![],
-            Arc::new(move |_| Box::new(TableFilter { pred: pred.clone(), negate: false }) as Box<dyn Node>),
+            Arc::new(move |_| {
+                Box::new(TableFilter {
+                    pred: pred.clone(),
+                    negate: false,
+                }) as Box<dyn Node>
+            }),
         )
     }
 
     /// Drops rows matching the predicate.
-    pub fn filter_not(&self, pred: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> KTable<K, V> {
+    pub fn filter_not(
+        &self,
+        pred: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+    ) -> KTable<K, V> {
         let pred: Arc<dyn Fn(&K, &V) -> bool + Send + Sync> = Arc::new(pred);
         self.then(
             "KTABLE-FILTER",
             vec![],
-            Arc::new(move |_| Box::new(TableFilter { pred: pred.clone(), negate: true }) as Box<dyn Node>),
+            Arc::new(move |_| {
+                Box::new(TableFilter {
+                    pred: pred.clone(),
+                    negate: true,
+                }) as Box<dyn Node>
+            }),
         )
     }
 
     /// Transforms each row's value.
-    pub fn map_values<V2: Data>(&self, f: impl Fn(V) -> V2 + Send + Sync + 'static) -> KTable<K, V2> {
+    pub fn map_values<V2: Data>(
+        &self,
+        f: impl Fn(V) -> V2 + Send + Sync + 'static,
+    ) -> KTable<K, V2> {
         let f: Arc<dyn Fn(&K, V) -> V2 + Send + Sync> = Arc::new(move |_, v| f(v));
         self.then(
             "KTABLE-MAPVALUES",
@@ -125,7 +146,10 @@ impl<K: Data, V: Data> KTable<K, V> {
         K: DefaultSerde,
         V: DefaultSerde,
     {
-        self.to_stream().to_with(topic, Produced::with(K::default_serde(), <Option<V>>::default_serde()))
+        self.to_stream().to_with(
+            topic,
+            Produced::with(K::default_serde(), <Option<V>>::default_serde()),
+        )
     }
 
     /// Re-keys rows for a new aggregation (always repartitions).
@@ -161,7 +185,10 @@ impl<K: Data, V: Data> KTable<K, V> {
             return self.clone();
         }
         let mut g = self.g.borrow_mut();
-        let store = mat.name.clone().unwrap_or_else(|| g.name("KTABLE-STATE-STORE"));
+        let store = mat
+            .name
+            .clone()
+            .unwrap_or_else(|| g.name("KTABLE-STATE-STORE"));
         g.dsl_store(
             store.clone(),
             StoreKind::KeyValue,
@@ -221,7 +248,15 @@ impl<K: Data, V: Data> KTable<Windowed<K>, V> {
         };
         let name = g.name("KTABLE-SUPPRESS");
         let store = format!("{name}-STATE-STORE");
-        g.dsl_store(store.clone(), StoreKind::KeyValue, keys.clone(), values.clone(), false, true, false);
+        g.dsl_store(
+            store.clone(),
+            StoreKind::KeyValue,
+            keys.clone(),
+            values.clone(),
+            false,
+            true,
+            false,
+        );
         let sn = store.clone();
         let node = g.processor(
             name,

@@ -25,7 +25,10 @@ impl<K: 'static, V: 'static> Consumed<K, V> {
     }
     /// Event time from the record instead of the Kafka timestamp; the
     /// closure gets key, value and the Kafka timestamp.
-    pub fn with_timestamp_extractor(mut self, f: impl Fn(&K, &V, i64) -> i64 + Send + Sync + 'static) -> Self {
+    pub fn with_timestamp_extractor(
+        mut self,
+        f: impl Fn(&K, &V, i64) -> i64 + Send + Sync + 'static,
+    ) -> Self {
         self.timestamps = Some(Arc::new(f));
         self
     }

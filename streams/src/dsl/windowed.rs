@@ -34,7 +34,15 @@ fn windowed<K: Data, V: Data, A: Data>(
     };
     let input = grouped.input(&store);
     let mut g = grouped.stream.g.borrow_mut();
-    g.dsl_store(store.clone(), kind, store_values.0, store_values.1, !in_memory, logging, caching);
+    g.dsl_store(
+        store.clone(),
+        kind,
+        store_values.0,
+        store_values.1,
+        !in_memory,
+        logging,
+        caching,
+    );
     let name = g.name("KSTREAM-AGGREGATE");
     let node = g.processor(name, &[input], vec![store.clone()], make(store));
     drop(g);
@@ -55,11 +63,18 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
     where
         K: DefaultSerde,
     {
-        self.aggregate_with(|| 0i64, |_, _, c| c + 1, Materialized::with(K::default_serde(), Arc::new(IntSerde)))
+        self.aggregate_with(
+            || 0i64,
+            |_, _, c| c + 1,
+            Materialized::with(K::default_serde(), Arc::new(IntSerde)),
+        )
     }
 
     /// Combines values per key and window.
-    pub fn reduce(&self, reducer: impl Fn(V, V) -> V + Send + Sync + 'static) -> KTable<Windowed<K>, V>
+    pub fn reduce(
+        &self,
+        reducer: impl Fn(V, V) -> V + Send + Sync + 'static,
+    ) -> KTable<Windowed<K>, V>
     where
         K: DefaultSerde,
         V: DefaultSerde,
@@ -95,7 +110,11 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         )
     }
 
-    fn fold<A: Data>(&self, fold: Fold<K, V, A>, mat: Materialized<K, A>) -> KTable<Windowed<K>, A> {
+    fn fold<A: Data>(
+        &self,
+        fold: Fold<K, V, A>,
+        mat: Materialized<K, A>,
+    ) -> KTable<Windowed<K>, A> {
         let w = self.windows;
         let retention = mat.retention_ms.unwrap_or(0).max(w.size + w.grace);
         let (keys, values, cached) = (mat.keys.clone(), mat.values.clone(), mat.caching);
@@ -141,7 +160,12 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
     where
         K: DefaultSerde,
     {
-        self.aggregate_with(|| 0i64, |_, _, c| c + 1, self.grouped.grouped.values.clone(), Materialized::with(K::default_serde(), Arc::new(IntSerde)))
+        self.aggregate_with(
+            || 0i64,
+            |_, _, c| c + 1,
+            self.grouped.grouped.values.clone(),
+            Materialized::with(K::default_serde(), Arc::new(IntSerde)),
+        )
     }
 
     /// Folds values per key and sliding window. The store keeps raw values,
@@ -247,7 +271,13 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
             (mat.in_memory, mat.logging, mat.caching),
             w.gap + w.grace,
             move |store| {
-                let (keys, values, init, add, merge) = (keys.clone(), values.clone(), init.clone(), add.clone(), merge.clone());
+                let (keys, values, init, add, merge) = (
+                    keys.clone(),
+                    values.clone(),
+                    init.clone(),
+                    add.clone(),
+                    merge.clone(),
+                );
                 Arc::new(move |_| {
                     Box::new(SessionAggregate::<K, V, A> {
                         store_name: store.clone(),

@@ -191,7 +191,11 @@ impl<K: Data, V: Data, A: Data> Node for TableAggregate<K, V, A> {
         };
         let mut agg = old.clone();
         if let Some(o) = r.value.old {
-            agg = Some((self.subtract)(&r.key, o, agg.unwrap_or_else(|| (self.init)())));
+            agg = Some((self.subtract)(
+                &r.key,
+                o,
+                agg.unwrap_or_else(|| (self.init)()),
+            ));
         }
         if let Some(n) = r.value.new {
             agg = Some((self.add)(&r.key, n, agg.unwrap_or_else(|| (self.init)())));

@@ -92,7 +92,10 @@ impl<K: Data, V: Data> Emitter<K, V> {
             }
             ctx.forward_typed(Record {
                 key: p.key,
-                value: Change { new: p.new, old: p.old },
+                value: Change {
+                    new: p.new,
+                    old: p.old,
+                },
                 timestamp: p.ts,
                 headers: p.headers,
             });

@@ -14,7 +14,11 @@ use crate::error::StreamsError;
 use crate::serde::SerdeRef;
 
 /// Encodes a key or value for a store; a null would be ambiguous there.
-pub(crate) fn to_bytes<T: 'static>(serde: &SerdeRef<T>, v: &T, store: &str) -> Result<Vec<u8>, StreamsError> {
+pub(crate) fn to_bytes<T: 'static>(
+    serde: &SerdeRef<T>,
+    v: &T,
+    store: &str,
+) -> Result<Vec<u8>, StreamsError> {
     serde
         .serialize(v)
         .map_err(|e| StreamsError::Store {
@@ -27,7 +31,11 @@ pub(crate) fn to_bytes<T: 'static>(serde: &SerdeRef<T>, v: &T, store: &str) -> R
         })
 }
 
-pub(crate) fn from_bytes<T: 'static>(serde: &SerdeRef<T>, b: &[u8], store: &str) -> Result<T, StreamsError> {
+pub(crate) fn from_bytes<T: 'static>(
+    serde: &SerdeRef<T>,
+    b: &[u8],
+    store: &str,
+) -> Result<T, StreamsError> {
     serde.deserialize(Some(b)).map_err(|e| StreamsError::Store {
         store: store.to_string(),
         reason: e.to_string(),

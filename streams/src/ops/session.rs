@@ -56,10 +56,11 @@ impl<K: Data, V: Data, A: Data> Node for SessionAggregate<K, V, A> {
             return Ok(());
         };
         let gap = self.windows.gap;
-        let found = store
-            .lock()
-            .session()
-            .find(&kb, ts.saturating_sub(gap), ts.saturating_add(gap))?;
+        let found =
+            store
+                .lock()
+                .session()
+                .find(&kb, ts.saturating_sub(gap), ts.saturating_add(gap))?;
         let mut merged = Window { start: ts, end: ts };
         let mut agg = (self.init)();
         let mut old_sessions = Vec::with_capacity(found.len());
@@ -68,7 +69,13 @@ impl<K: Data, V: Data, A: Data> Node for SessionAggregate<K, V, A> {
             agg = (self.merge)(&r.key, agg, v.clone());
             merged.start = merged.start.min(s.start);
             merged.end = merged.end.max(s.end);
-            old_sessions.push((Window { start: s.start, end: s.end }, v));
+            old_sessions.push((
+                Window {
+                    start: s.start,
+                    end: s.end,
+                },
+                v,
+            ));
         }
         if merged.end < close {
             ctx.record_dropped("expired-window");
@@ -77,9 +84,20 @@ impl<K: Data, V: Data, A: Data> Node for SessionAggregate<K, V, A> {
         if merged != (Window { start: ts, end: ts }) {
             for (w, v) in old_sessions {
                 store.lock().session().put(&kb, w.start, w.end, None, ts)?;
-                let key = Windowed { key: r.key.clone(), window: w };
-                self.emitter
-                    .emit(ctx, Self::ekey(&kb, w), key, None, Some(v), ts, r.headers.clone(), 0);
+                let key = Windowed {
+                    key: r.key.clone(),
+                    window: w,
+                };
+                self.emitter.emit(
+                    ctx,
+                    Self::ekey(&kb, w),
+                    key,
+                    None,
+                    Some(v),
+                    ts,
+                    r.headers.clone(),
+                    0,
+                );
             }
         }
         let agg = (self.add)(&r.key, r.value, agg);
@@ -92,8 +110,16 @@ impl<K: Data, V: Data, A: Data> Node for SessionAggregate<K, V, A> {
             key: r.key,
             window: merged,
         };
-        self.emitter
-            .emit(ctx, Self::ekey(&kb, merged), key, Some(agg), None, ts, r.headers, vb.len());
+        self.emitter.emit(
+            ctx,
+            Self::ekey(&kb, merged),
+            key,
+            Some(agg),
+            None,
+            ts,
+            r.headers,
+            vb.len(),
+        );
         Ok(())
     }
 

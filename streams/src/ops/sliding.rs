@@ -86,7 +86,10 @@ impl<K: Data, V: Data, A: Data> Node for SlidingAggregate<K, V, A> {
             .fetch(&kb, t - 2 * d - 1, t + 2 * d + 1)?;
         let mut old_records = Vec::with_capacity(raw.len());
         for (_, e) in raw {
-            old_records.push((e.start, from_bytes(&self.values, &e.value, &self.store_name)?));
+            old_records.push((
+                e.start,
+                from_bytes(&self.values, &e.value, &self.store_name)?,
+            ));
         }
         let vb = to_bytes(&self.values, &r.value, &self.store_name)?;
         store.lock().window().put(&kb, t, Some(&vb), t)?;
@@ -126,7 +129,10 @@ impl<K: Data, V: Data, A: Data> Node for SlidingAggregate<K, V, A> {
             ekey.extend_from_slice(&s.to_be_bytes());
             let key = Windowed {
                 key: r.key.clone(),
-                window: Window { start: s, end: s + d },
+                window: Window {
+                    start: s,
+                    end: s + d,
+                },
             };
             self.emitter
                 .emit(ctx, ekey, key, Some(new), old, ts, r.headers.clone(), 64);

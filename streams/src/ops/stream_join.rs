@@ -80,7 +80,11 @@ impl<K: Data, VL: Data, VR: Data, VO: Data> JoinSide<K, VL, VR, VO> {
             let ts = crate::state::dec_ts(&k);
             let left = k[8] == 0;
             // A left record waits for right records up to `after`, a right one up to `before`.
-            let ahead = if left { self.windows.after } else { self.windows.before };
+            let ahead = if left {
+                self.windows.after
+            } else {
+                self.windows.before
+            };
             if ts + ahead + g >= now {
                 continue;
             }
@@ -112,7 +116,11 @@ impl<K: Data, VL: Data, VR: Data, VO: Data> Node for JoinSide<K, VL, VR, VO> {
             Some(n) => Some(ctx.store(n)?),
             None => None,
         };
-        self.stores = Some((ctx.store(&self.this_store_name)?, ctx.store(&self.other_store_name)?, outer));
+        self.stores = Some((
+            ctx.store(&self.this_store_name)?,
+            ctx.store(&self.other_store_name)?,
+            outer,
+        ));
         Ok(())
     }
 
@@ -127,10 +135,18 @@ impl<K: Data, VL: Data, VR: Data, VO: Data> Node for JoinSide<K, VL, VR, VO> {
         );
         let (this_val_bytes, this_l, this_r): (Vec<u8>, Option<VL>, Option<VR>) = if self.is_left {
             let v = crate::record::take::<VL>(rec.value);
-            (to_bytes(&self.left_values, &v, &self.this_store_name)?, Some(v), None)
+            (
+                to_bytes(&self.left_values, &v, &self.this_store_name)?,
+                Some(v),
+                None,
+            )
         } else {
             let v = crate::record::take::<VR>(rec.value);
-            (to_bytes(&self.right_values, &v, &self.this_store_name)?, None, Some(v))
+            (
+                to_bytes(&self.right_values, &v, &self.this_store_name)?,
+                None,
+                Some(v),
+            )
         };
         let (back, ahead) = self.reach();
         if ts + ahead + self.windows.grace < ctx.stream_time() {
@@ -138,13 +154,24 @@ impl<K: Data, VL: Data, VR: Data, VO: Data> Node for JoinSide<K, VL, VR, VO> {
             return Ok(());
         }
         let kb = to_bytes(&self.keys, &key, &self.this_store_name)?;
-        this.lock().window().put(&kb, ts, Some(&this_val_bytes), ts)?;
-        let matches = other
-            .lock()
+        this.lock()
             .window()
-            .fetch(&kb, ts.saturating_sub(back).max(0), ts.saturating_add(ahead))?;
-        let other_emits = if self.is_left { self.emit_unmatched.1 } else { self.emit_unmatched.0 };
-        let this_emits = if self.is_left { self.emit_unmatched.0 } else { self.emit_unmatched.1 };
+            .put(&kb, ts, Some(&this_val_bytes), ts)?;
+        let matches = other.lock().window().fetch(
+            &kb,
+            ts.saturating_sub(back).max(0),
+            ts.saturating_add(ahead),
+        )?;
+        let other_emits = if self.is_left {
+            self.emit_unmatched.1
+        } else {
+            self.emit_unmatched.0
+        };
+        let this_emits = if self.is_left {
+            self.emit_unmatched.0
+        } else {
+            self.emit_unmatched.1
+        };
         for (_, m) in &matches {
             let out = if self.is_left {
                 let o: VR = from_bytes(&self.right_values, &m.value, &self.other_store_name)?;

@@ -87,13 +87,34 @@ impl<K: Data, V: Data, K2: Data + PartialEq, V2: Data> Node for TableGroupBy<K, 
             })
         };
         match (old, new) {
-            (Some((ok, ov)), Some((nk, nv))) if ok == nk => fwd(ctx, nk, Change { new: Some(nv), old: Some(ov) }),
+            (Some((ok, ov)), Some((nk, nv))) if ok == nk => fwd(
+                ctx,
+                nk,
+                Change {
+                    new: Some(nv),
+                    old: Some(ov),
+                },
+            ),
             (old, new) => {
                 if let Some((ok, ov)) = old {
-                    fwd(ctx, ok, Change { new: None, old: Some(ov) });
+                    fwd(
+                        ctx,
+                        ok,
+                        Change {
+                            new: None,
+                            old: Some(ov),
+                        },
+                    );
                 }
                 if let Some((nk, nv)) = new {
-                    fwd(ctx, nk, Change { new: Some(nv), old: None });
+                    fwd(
+                        ctx,
+                        nk,
+                        Change {
+                            new: Some(nv),
+                            old: None,
+                        },
+                    );
                 }
             }
         }

@@ -9,7 +9,13 @@ use crate::record::{Change, Data, DynRecord, Record};
 use crate::serde::SerdeRef;
 use crate::state::StoreRef;
 
-fn lookup<K: 'static, V: 'static>(store: &StoreRef, keys: &SerdeRef<K>, values: &SerdeRef<V>, key: &K, name: &str) -> Result<Option<V>, StreamsError> {
+fn lookup<K: 'static, V: 'static>(
+    store: &StoreRef,
+    keys: &SerdeRef<K>,
+    values: &SerdeRef<V>,
+    key: &K,
+    name: &str,
+) -> Result<Option<V>, StreamsError> {
     let kb = to_bytes(keys, key, name)?;
     let found = store.lock().kv().get(&kb)?;
     match found {
@@ -41,7 +47,13 @@ impl<K: Data, V: Data, VT: Data, VO: Data> Node for StreamTableJoin<K, V, VT, VO
         let Some(store) = &self.store else {
             return Ok(());
         };
-        let t = lookup(store, &self.keys, &self.table_values, &r.key, &self.store_name)?;
+        let t = lookup(
+            store,
+            &self.keys,
+            &self.table_values,
+            &r.key,
+            &self.store_name,
+        )?;
         if t.is_none() && !self.left {
             return Ok(());
         }
@@ -100,13 +112,25 @@ impl<K: Data, VL: Data, VR: Data, VO: Data> Node for TableTableJoin<K, VL, VR, V
         };
         let (key, ts, headers, new, old) = if self.is_left {
             let r = rec.typed::<K, Change<VL>>();
-            let other = lookup(&store, &self.keys, &self.right_values, &r.key, &self.other_store_name)?;
+            let other = lookup(
+                &store,
+                &self.keys,
+                &self.right_values,
+                &r.key,
+                &self.other_store_name,
+            )?;
             let new = self.join(&r.key, r.value.new, other.clone());
             let old = self.join(&r.key, r.value.old, other);
             (r.key, r.timestamp, r.headers, new, old)
         } else {
             let r = rec.typed::<K, Change<VR>>();
-            let other = lookup(&store, &self.keys, &self.left_values, &r.key, &self.other_store_name)?;
+            let other = lookup(
+                &store,
+                &self.keys,
+                &self.left_values,
+                &r.key,
+                &self.other_store_name,
+            )?;
             let new = self.join(&r.key, other.clone(), r.value.new);
             let old = self.join(&r.key, other, r.value.old);
             (r.key, r.timestamp, r.headers, new, old)

@@ -65,8 +65,16 @@ impl<K: Data, V: Data, A: Data> Node for WindowAggregate<K, V, A> {
                 key: r.key.clone(),
                 window: Window { start, end },
             };
-            self.emitter
-                .emit(ctx, ekey, key, Some(new), old, ts, r.headers.clone(), vb.len());
+            self.emitter.emit(
+                ctx,
+                ekey,
+                key,
+                Some(new),
+                old,
+                ts,
+                r.headers.clone(),
+                vb.len(),
+            );
         }
         Ok(())
     }

@@ -50,7 +50,8 @@ pub(crate) struct TaskShared {
     pub app_id: String,
     pub stores: HashMap<String, (StoreRef, Arc<StoreSpec>)>,
     pub outputs: Vec<OutRecord>,
-    pub meta: Option<RecordMetadata>,
+    /// Topic, partition, offset of the record being processed.
+    pub meta: Option<(Arc<str>, i32, i64)>,
     pub stream_time: i64,
     pub wall_time: i64,
     /// Timestamp of the record (or punctuation) being processed, for store writes.
@@ -138,20 +139,34 @@ impl<'c, 'a, KOut: Data, VOut: Data> ProcessorContext<'c, 'a, KOut, VOut> {
     }
 
     /// Sends a record to the named child only.
-    pub fn forward_to(&mut self, child: &str, record: Record<KOut, VOut>) -> Result<(), StreamsError> {
+    pub fn forward_to(
+        &mut self,
+        child: &str,
+        record: Record<KOut, VOut>,
+    ) -> Result<(), StreamsError> {
         let i = self
             .ctx
             .child_names
             .iter()
             .position(|c| c == child)
-            .ok_or_else(|| StreamsError::Topology(format!("`{}` has no child `{child}`", self.ctx.node_name)))?;
+            .ok_or_else(|| {
+                StreamsError::Topology(format!("`{}` has no child `{child}`", self.ctx.node_name))
+            })?;
         self.ctx.forward_to_index(i, DynRecord::erase(record));
         Ok(())
     }
 
     /// Topic, partition and offset of the input record; `None` inside a punctuation.
-    pub fn record_metadata(&self) -> Option<&RecordMetadata> {
-        self.ctx.shared.meta.as_ref()
+    pub fn record_metadata(&self) -> Option<RecordMetadata> {
+        self.ctx
+            .shared
+            .meta
+            .as_ref()
+            .map(|(t, p, o)| RecordMetadata {
+                topic: t.to_string(),
+                partition: *p,
+                offset: *o,
+            })
     }
 
     /// The task's stream time: the largest timestamp it has processed.
@@ -203,35 +218,40 @@ impl<'c, 'a, KOut: Data, VOut: Data> ProcessorContext<'c, 'a, KOut, VOut> {
     }
 
     /// A key-value store connected to this processor.
-    pub fn key_value_store<K: 'static, V: 'static>(&self, name: &str) -> Result<KeyValueStore<K, V>, StreamsError> {
+    pub fn key_value_store<K: 'static, V: 'static>(
+        &self,
+        name: &str,
+    ) -> Result<KeyValueStore<K, V>, StreamsError> {
         let (store, spec) = self.lookup(name)?;
         if spec.kind != StoreKind::KeyValue {
-            return Err(StreamsError::Topology(format!("store `{name}` is not a key-value store")));
+            return Err(StreamsError::Topology(format!(
+                "store `{name}` is not a key-value store"
+            )));
         }
         KeyValueStore::new(name, store, &spec, self.ctx.shared.record_time.clone())
     }
 
     /// A window store connected to this processor.
-    pub fn window_store<K: 'static, V: 'static>(&self, name: &str) -> Result<WindowStoreHandle<K, V>, StreamsError> {
+    pub fn window_store<K: 'static, V: 'static>(
+        &self,
+        name: &str,
+    ) -> Result<WindowStoreHandle<K, V>, StreamsError> {
         let (store, spec) = self.lookup(name)?;
         if !matches!(spec.kind, StoreKind::Window { .. }) {
-            return Err(StreamsError::Topology(format!("store `{name}` is not a window store")));
+            return Err(StreamsError::Topology(format!(
+                "store `{name}` is not a window store"
+            )));
         }
         WindowStoreHandle::new(name, store, &spec, self.ctx.shared.record_time.clone())
     }
 
     fn lookup(&self, name: &str) -> Result<(StoreRef, Arc<StoreSpec>), StreamsError> {
-        self.ctx
-            .shared
-            .stores
-            .get(name)
-            .cloned()
-            .ok_or_else(|| {
-                StreamsError::Topology(format!(
-                    "processor `{}` uses store `{name}` which is not connected to it",
-                    self.ctx.node_name
-                ))
-            })
+        self.ctx.shared.stores.get(name).cloned().ok_or_else(|| {
+            StreamsError::Topology(format!(
+                "processor `{}` uses store `{name}` which is not connected to it",
+                self.ctx.node_name
+            ))
+        })
     }
 }
 

@@ -5,8 +5,8 @@ mod context;
 
 use std::marker::PhantomData;
 
-pub use context::{ProcessorContext, PunctuationType, ScheduleId};
 pub(crate) use context::{now_ms, set_time_cell, Ctx, OutRecord, Schedule, TaskShared};
+pub use context::{ProcessorContext, PunctuationType, ScheduleId};
 
 use crate::error::StreamsError;
 use crate::record::{Data, DynRecord, Record};
@@ -15,7 +15,10 @@ use crate::record::{Data, DynRecord, Record};
 /// `(KOut, VOut)` records to its children.
 pub trait Processor<KIn, VIn, KOut, VOut>: Send + 'static {
     /// Called once when the task starts; fetch stores and schedule punctuations here.
-    fn init(&mut self, _ctx: &mut ProcessorContext<'_, '_, KOut, VOut>) -> Result<(), StreamsError> {
+    fn init(
+        &mut self,
+        _ctx: &mut ProcessorContext<'_, '_, KOut, VOut>,
+    ) -> Result<(), StreamsError> {
         Ok(())
     }
     /// Handles one record.
@@ -43,7 +46,12 @@ pub(crate) trait Node: Send {
         Ok(())
     }
     fn process(&mut self, ctx: &mut Ctx<'_>, rec: DynRecord) -> Result<(), StreamsError>;
-    fn punctuate(&mut self, _ctx: &mut Ctx<'_>, _id: ScheduleId, _ts: i64) -> Result<(), StreamsError> {
+    fn punctuate(
+        &mut self,
+        _ctx: &mut Ctx<'_>,
+        _id: ScheduleId,
+        _ts: i64,
+    ) -> Result<(), StreamsError> {
         Ok(())
     }
     /// Commit time: emit what a cache held back.
@@ -74,8 +82,14 @@ where
         self.inner
             .process(&mut ProcessorContext::new(ctx), rec.typed::<KIn, VIn>())
     }
-    fn punctuate(&mut self, ctx: &mut Ctx<'_>, id: ScheduleId, ts: i64) -> Result<(), StreamsError> {
-        self.inner.punctuate(&mut ProcessorContext::new(ctx), id, ts)
+    fn punctuate(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        id: ScheduleId,
+        ts: i64,
+    ) -> Result<(), StreamsError> {
+        self.inner
+            .punctuate(&mut ProcessorContext::new(ctx), id, ts)
     }
     fn close(&mut self) {
         self.inner.close()
@@ -104,8 +118,5 @@ pub(crate) fn fn_node<KIn: Data, VIn: Data, F>(f: F) -> Box<dyn Node>
 where
     F: FnMut(&mut Ctx<'_>, Record<KIn, VIn>) + Send + 'static,
 {
-    Box::new(FnNode {
-        f,
-        _t: PhantomData,
-    })
+    Box::new(FnNode { f, _t: PhantomData })
 }

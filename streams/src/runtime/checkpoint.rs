@@ -25,7 +25,8 @@ pub(crate) fn read(dir: &Path) -> BTreeMap<String, i64> {
 pub(crate) fn write(dir: &Path, offsets: &BTreeMap<String, i64>) -> Result<(), StreamsError> {
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(".checkpoint.tmp");
-    let data = serde_json::to_vec(offsets).map_err(|e| StreamsError::IllegalState(e.to_string()))?;
+    let data =
+        serde_json::to_vec(offsets).map_err(|e| StreamsError::IllegalState(e.to_string()))?;
     {
         use std::io::Write;
         let mut f = std::fs::File::create(&tmp)?;
@@ -70,13 +71,21 @@ pub(crate) fn restore(
     let mut done: BTreeMap<String, bool> = ends.keys().map(|t| (t.clone(), false)).collect();
     while done.values().any(|d| !d) {
         if Instant::now() > deadline {
-            return Err(StreamsError::IllegalState(format!("task {} restoration timed out", task.id)));
+            return Err(StreamsError::IllegalState(format!(
+                "task {} restoration timed out",
+                task.id
+            )));
         }
-        let Some(msg) = consumer.poll(Duration::from_millis(100)) else { continue };
+        let Some(msg) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
         let msg = msg?;
-        let Some((store, high)) = ends.get(msg.topic()) else { continue };
+        let Some((store, high)) = ends.get(msg.topic()) else {
+            continue;
+        };
         if let Some(s) = task.store(store) {
-            s.lock().restore(msg.key().unwrap_or_default(), msg.payload())?;
+            s.lock()
+                .restore(msg.key().unwrap_or_default(), msg.payload())?;
             applied += 1;
         }
         if msg.offset() + 1 >= *high {

@@ -157,12 +157,15 @@ impl KafkaStreams {
     /// Creates internal topics, checks co-partitioning and starts the threads.
     pub fn start(&mut self) -> Result<(), StreamsError> {
         if self.state() != State::Created {
-            return Err(StreamsError::IllegalState("start() may only be called once".into()));
+            return Err(StreamsError::IllegalState(
+                "start() may only be called once".into(),
+            ));
         }
         let cfg = &self.shared.config;
         let app_id = cfg.application_id()?.to_string();
         let mut ac = ClientConfig::new();
-        ac.set("bootstrap.servers", cfg.bootstrap_servers()).set("log_level", "3");
+        ac.set("bootstrap.servers", cfg.bootstrap_servers())
+            .set("log_level", "3");
         for (k, v) in cfg.client_overrides("admin.") {
             ac.set(k, v);
         }
@@ -192,13 +195,19 @@ impl KafkaStreams {
             match self.state() {
                 State::Running => return Ok(()),
                 State::Error => {
-                    return Err(StreamsError::IllegalState(self.error().unwrap_or_else(|| "failed".into())))
+                    return Err(StreamsError::IllegalState(
+                        self.error().unwrap_or_else(|| "failed".into()),
+                    ))
                 }
                 State::NotRunning | State::PendingShutdown => {
-                    return Err(StreamsError::IllegalState("the application is shutting down".into()))
+                    return Err(StreamsError::IllegalState(
+                        "the application is shutting down".into(),
+                    ))
                 }
                 _ if Instant::now() > deadline => {
-                    return Err(StreamsError::IllegalState("timed out waiting for RUNNING".into()))
+                    return Err(StreamsError::IllegalState(
+                        "timed out waiting for RUNNING".into(),
+                    ))
                 }
                 _ => std::thread::sleep(Duration::from_millis(20)),
             }
@@ -223,10 +232,19 @@ impl KafkaStreams {
 
     /// Deletes this application's local state (Kafka's `cleanUp()`); only before start or after close.
     pub fn clean_up(&self) -> Result<(), StreamsError> {
-        if matches!(self.state(), State::Running | State::Rebalancing | State::PendingShutdown) {
-            return Err(StreamsError::IllegalState("clean_up() while running".into()));
+        if matches!(
+            self.state(),
+            State::Running | State::Rebalancing | State::PendingShutdown
+        ) {
+            return Err(StreamsError::IllegalState(
+                "clean_up() while running".into(),
+            ));
         }
-        let dir = self.shared.config.state_dir().join(self.shared.config.application_id()?);
+        let dir = self
+            .shared
+            .config
+            .state_dir()
+            .join(self.shared.config.application_id()?);
         match std::fs::remove_dir_all(dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),

@@ -14,7 +14,10 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Partition count of an existing topic. Asks for all topics: a metadata
 /// request naming the topic would auto-create it on brokers that allow that.
-fn partitions_of(admin: &AdminClient<DefaultClientContext>, topic: &str) -> Result<Option<i32>, StreamsError> {
+fn partitions_of(
+    admin: &AdminClient<DefaultClientContext>,
+    topic: &str,
+) -> Result<Option<i32>, StreamsError> {
     let md = admin.inner().fetch_metadata(None, TIMEOUT)?;
     Ok(md
         .topics()
@@ -36,7 +39,8 @@ pub(crate) fn prepare(
     for sub in &topology.subtopologies {
         for t in &sub.source_topics {
             if let TopicRef::User(name) = t {
-                let n = partitions_of(admin, name)?.ok_or_else(|| StreamsError::MissingSourceTopic(name.clone()))?;
+                let n = partitions_of(admin, name)?
+                    .ok_or_else(|| StreamsError::MissingSourceTopic(name.clone()))?;
                 counts.insert(t.clone(), n);
             }
         }
@@ -46,14 +50,24 @@ pub(crate) fn prepare(
     let mut tasks: BTreeMap<u32, i32> = BTreeMap::new();
     for _ in 0..=topology.subtopologies.len() {
         for sub in &topology.subtopologies {
-            let n = sub.source_topics.iter().filter_map(|t| counts.get(t)).max().copied();
+            let n = sub
+                .source_topics
+                .iter()
+                .filter_map(|t| counts.get(t))
+                .max()
+                .copied();
             if let Some(n) = n {
                 tasks.insert(sub.id, n);
             }
         }
         for name in &topology.repartition_topics {
             let t = TopicRef::Internal(name.clone());
-            let n = topology.writers_of(&t).iter().filter_map(|s| tasks.get(s)).max().copied();
+            let n = topology
+                .writers_of(&t)
+                .iter()
+                .filter_map(|s| tasks.get(s))
+                .max()
+                .copied();
             if let Some(n) = n {
                 counts.insert(t, n);
             }
@@ -61,14 +75,25 @@ pub(crate) fn prepare(
     }
     for sub in &topology.subtopologies {
         if !tasks.contains_key(&sub.id) {
-            return Err(StreamsError::Topology(format!("cannot size sub-topology {}", sub.id)));
+            return Err(StreamsError::Topology(format!(
+                "cannot size sub-topology {}",
+                sub.id
+            )));
         }
         // Stateful sub-topologies joining several inputs need equal partition counts.
         if sub.source_topics.len() > 1 && !sub.stores.is_empty() {
-            let ns: Vec<i32> = sub.source_topics.iter().map(|t| counts.get(t).copied().unwrap_or(0)).collect();
+            let ns: Vec<i32> = sub
+                .source_topics
+                .iter()
+                .map(|t| counts.get(t).copied().unwrap_or(0))
+                .collect();
             if ns.windows(2).any(|w| w[0] != w[1]) {
                 return Err(StreamsError::CoPartitioning {
-                    topics: sub.source_topics.iter().map(|t| t.resolve(app_id)).collect(),
+                    topics: sub
+                        .source_topics
+                        .iter()
+                        .map(|t| t.resolve(app_id))
+                        .collect(),
                     counts: ns,
                 });
             }
@@ -77,13 +102,24 @@ pub(crate) fn prepare(
     let mut wanted: Vec<(String, i32, Vec<(&'static str, String)>)> = Vec::new();
     for name in &topology.repartition_topics {
         let n = counts[&TopicRef::Internal(name.clone())];
-        wanted.push((format!("{app_id}-{name}"), n, vec![("cleanup.policy", "delete".into()), ("retention.ms", "-1".into())]));
+        wanted.push((
+            format!("{app_id}-{name}"),
+            n,
+            vec![
+                ("cleanup.policy", "delete".into()),
+                ("retention.ms", "-1".into()),
+            ],
+        ));
     }
     for sub in &topology.subtopologies {
         for store in &sub.stores {
             if let Some(cl) = topology.changelog_of(store) {
                 let spec = &topology.stores[store];
-                wanted.push((format!("{app_id}-{cl}"), tasks[&sub.id], spec.changelog_configs()));
+                wanted.push((
+                    format!("{app_id}-{cl}"),
+                    tasks[&sub.id],
+                    spec.changelog_configs(),
+                ));
             }
         }
     }
@@ -110,11 +146,15 @@ pub(crate) fn prepare(
                 t
             })
             .collect();
-        let results = futures::executor::block_on(admin.create_topics(&new, &AdminOptions::new().operation_timeout(Some(TIMEOUT))))?;
+        let results = futures::executor::block_on(
+            admin.create_topics(&new, &AdminOptions::new().operation_timeout(Some(TIMEOUT))),
+        )?;
         for r in results {
             if let Err((topic, code)) = r {
                 if code != RDKafkaErrorCode::TopicAlreadyExists {
-                    return Err(StreamsError::Topology(format!("cannot create internal topic `{topic}`: {code}")));
+                    return Err(StreamsError::Topology(format!(
+                        "cannot create internal topic `{topic}`: {code}"
+                    )));
                 }
             }
         }

@@ -65,7 +65,8 @@ impl ThreadState {
                     value: h.value.as_deref(),
                 });
             }
-            let mut rec: BaseRecord<'_, [u8], [u8], ()> = BaseRecord::to(&r.topic).timestamp(r.timestamp);
+            let mut rec: BaseRecord<'_, [u8], [u8], ()> =
+                BaseRecord::to(&r.topic).timestamp(r.timestamp);
             if let Some(k) = &r.key {
                 rec = rec.key(k.as_slice());
             }
@@ -82,7 +83,12 @@ impl ThreadState {
             loop {
                 match self.producer.send(rec) {
                     Ok(()) => break,
-                    Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
+                    Err((
+                        rdkafka::error::KafkaError::MessageProduction(
+                            rdkafka::types::RDKafkaErrorCode::QueueFull,
+                        ),
+                        back,
+                    )) => {
                         rec = back;
                         std::thread::sleep(Duration::from_millis(1));
                     }
@@ -131,7 +137,8 @@ impl ThreadState {
                     s.lock().persist()?;
                 }
                 if let Some(topic) = t.changelogs.get(&name) {
-                    let (_, high) = consumer.fetch_watermarks(topic, t.id.partition, CLIENT_TIMEOUT)?;
+                    let (_, high) =
+                        consumer.fetch_watermarks(topic, t.id.partition, CLIENT_TIMEOUT)?;
                     offsets.insert(name.clone(), high);
                 }
             }
@@ -214,7 +221,8 @@ impl StreamThread {
             .set("linger.ms", "5")
             .set("partitioner", "murmur2_random")
             .set("enable.idempotence", "true");
-        let producer: ThreadedProducer<Deliveries> = pc.create_with_context(Deliveries::default())?;
+        let producer: ThreadedProducer<Deliveries> =
+            pc.create_with_context(Deliveries::default())?;
         let state = Arc::new(Mutex::new(ThreadState {
             tasks: BTreeMap::new(),
             offsets: HashMap::new(),
@@ -248,7 +256,9 @@ impl StreamThread {
             .iter()
             .flat_map(|s| {
                 let app_id = &app_id;
-                s.source_topics.iter().map(move |t| (t.resolve(app_id), s.id))
+                s.source_topics
+                    .iter()
+                    .map(move |t| (t.resolve(app_id), s.id))
             })
             .collect();
         let handlers = Handlers {
@@ -263,7 +273,9 @@ impl StreamThread {
             if self.stop.load(Ordering::Relaxed) {
                 break Ok(());
             }
-            let r = self.step(&consumer, &restore, &state, &topic_sub, handlers, poll, &mut batch);
+            let r = self.step(
+                &consumer, &restore, &state, &topic_sub, handlers, poll, &mut batch,
+            );
             if let Err(e) = r {
                 break Err(e);
             }
@@ -384,7 +396,11 @@ impl StreamThread {
     }
 }
 
-fn process(st: &mut ThreadState, topic_sub: &HashMap<String, u32>, m: &BorrowedMessage<'_>) -> Result<(), StreamsError> {
+fn process(
+    st: &mut ThreadState,
+    topic_sub: &HashMap<String, u32>,
+    m: &BorrowedMessage<'_>,
+) -> Result<(), StreamsError> {
     let Some(&sub) = topic_sub.get(m.topic()) else {
         return Ok(());
     };
@@ -412,6 +428,7 @@ fn process(st: &mut ThreadState, topic_sub: &HashMap<String, u32>, m: &BorrowedM
     })?;
     let mut out = Vec::new();
     task.drain_outputs(&mut out);
-    st.offsets.insert((m.topic().to_string(), m.partition()), m.offset() + 1);
+    st.offsets
+        .insert((m.topic().to_string(), m.partition()), m.offset() + 1);
     st.produce(out)
 }

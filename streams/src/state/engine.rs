@@ -57,10 +57,7 @@ impl Engine for MemoryEngine {
             Some(t) => Bound::Excluded(t),
             None => Bound::Unbounded,
         };
-        for (k, v) in self
-            .map
-            .range::<[u8], _>((Bound::Included(from), upper))
-        {
+        for (k, v) in self.map.range::<[u8], _>((Bound::Included(from), upper)) {
             if !f(k, v) {
                 break;
             }
@@ -99,8 +96,11 @@ impl RocksEnv {
     pub fn new(total_bytes: usize) -> Self {
         let cache = rocksdb::Cache::new_lru_cache(total_bytes);
         // Write buffers are charged to the cache and may use half of it.
-        let wbm =
-            rocksdb::WriteBufferManager::new_write_buffer_manager_with_cache(total_bytes / 2, false, cache.clone());
+        let wbm = rocksdb::WriteBufferManager::new_write_buffer_manager_with_cache(
+            total_bytes / 2,
+            false,
+            cache.clone(),
+        );
         RocksEnv { cache, wbm }
     }
 
@@ -174,9 +174,10 @@ impl Engine for RocksEngine {
         if let Some(t) = to {
             ro.set_iterate_upper_bound(t.to_vec());
         }
-        let it = self
-            .db
-            .iterator_opt(rocksdb::IteratorMode::From(from, rocksdb::Direction::Forward), ro);
+        let it = self.db.iterator_opt(
+            rocksdb::IteratorMode::From(from, rocksdb::Direction::Forward),
+            ro,
+        );
         for item in it {
             let (k, v) = item.map_err(|e| self.err(e))?;
             if !f(&k, &v) {

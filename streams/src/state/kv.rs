@@ -63,7 +63,12 @@ impl KvStore {
         self.write_through(key, value, ts)
     }
 
-    fn write_through(&mut self, key: &[u8], value: Option<&[u8]>, ts: i64) -> Result<(), StreamsError> {
+    fn write_through(
+        &mut self,
+        key: &[u8],
+        value: Option<&[u8]>,
+        ts: i64,
+    ) -> Result<(), StreamsError> {
         self.engine.put(key, value)?;
         if let Some(log) = &mut self.log {
             log.push(ChangelogRecord {

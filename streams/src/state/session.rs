@@ -69,7 +69,11 @@ impl SessionStore {
         }
         self.observed = end;
         let min_live = self.retention_floor();
-        let drop_below = if min_live <= 0 { 0 } else { min_live / self.segment_interval };
+        let drop_below = if min_live <= 0 {
+            0
+        } else {
+            min_live / self.segment_interval
+        };
         if drop_below > self.live_from {
             self.engine.delete_range(
                 &(self.live_from as u64).to_be_bytes(),
@@ -81,7 +85,14 @@ impl SessionStore {
     }
 
     /// Writes (`None`: removes) a session.
-    pub fn put(&mut self, key: &[u8], start: i64, end: i64, value: Option<&[u8]>, ts: i64) -> Result<(), StreamsError> {
+    pub fn put(
+        &mut self,
+        key: &[u8],
+        start: i64,
+        end: i64,
+        value: Option<&[u8]>,
+        ts: i64,
+    ) -> Result<(), StreamsError> {
         self.observe(end)?;
         if end < self.min_live() {
             return Ok(());
@@ -102,7 +113,12 @@ impl SessionStore {
     }
 
     /// Sessions of `key` with `end >= earliest_end` and `start <= latest_start`.
-    pub fn find(&self, key: &[u8], earliest_end: i64, latest_start: i64) -> Result<Vec<SessionEntry>, StreamsError> {
+    pub fn find(
+        &self,
+        key: &[u8],
+        earliest_end: i64,
+        latest_start: i64,
+    ) -> Result<Vec<SessionEntry>, StreamsError> {
         let earliest_end = earliest_end.max(self.min_live());
         let mut out = Vec::new();
         let want_len = 8 + key.len() + 16;

@@ -12,8 +12,13 @@ use crate::error::StreamsError;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum StoreKind {
     KeyValue,
-    Window { retention: i64, retain_duplicates: bool },
-    Session { retention: i64 },
+    Window {
+        retention: i64,
+        retain_duplicates: bool,
+    },
+    Session {
+        retention: i64,
+    },
 }
 
 /// A store declared in a topology; each task opens its own instance.
@@ -62,7 +67,12 @@ impl StoreSpec {
             StoreKind::Window {
                 retention,
                 retain_duplicates,
-            } => Store::Window(WindowStore::new(engine, self.logged, retention, retain_duplicates)),
+            } => Store::Window(WindowStore::new(
+                engine,
+                self.logged,
+                retention,
+                retain_duplicates,
+            )),
             StoreKind::Session { retention } => {
                 Store::Session(SessionStore::new(engine, self.logged, retention))
             }

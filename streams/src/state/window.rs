@@ -30,7 +30,12 @@ pub(crate) struct WindowEntry {
 }
 
 impl WindowStore {
-    pub fn new(engine: Box<dyn Engine>, logged: bool, retention: i64, retain_duplicates: bool) -> Self {
+    pub fn new(
+        engine: Box<dyn Engine>,
+        logged: bool,
+        retention: i64,
+        retain_duplicates: bool,
+    ) -> Self {
         WindowStore {
             engine,
             log: logged.then(Vec::new),
@@ -82,7 +87,13 @@ impl WindowStore {
 
     /// Writes (or with `None` deletes) the value of a window. Writes to
     /// expired windows are ignored, as in Kafka.
-    pub fn put(&mut self, key: &[u8], start: i64, value: Option<&[u8]>, ts: i64) -> Result<(), StreamsError> {
+    pub fn put(
+        &mut self,
+        key: &[u8],
+        start: i64,
+        value: Option<&[u8]>,
+        ts: i64,
+    ) -> Result<(), StreamsError> {
         self.observe(start)?;
         if start < self.min_live() {
             return Ok(());
@@ -116,7 +127,11 @@ impl WindowStore {
         self.observed = ts;
         let min_live = self.retention_floor();
         // A segment can go once every window in it is older than retention.
-        let drop_below = if min_live <= 0 { 0 } else { min_live / self.segment_interval };
+        let drop_below = if min_live <= 0 {
+            0
+        } else {
+            min_live / self.segment_interval
+        };
         if drop_below > self.live_from {
             let from = (self.live_from as u64).to_be_bytes();
             let to = (drop_below as u64).to_be_bytes();
@@ -135,7 +150,12 @@ impl WindowStore {
 
     /// Entries of `key` with `from <= start <= to`, oldest first; each with
     /// its engine key (for [`delete_exact`](Self::delete_exact)).
-    pub fn fetch(&self, key: &[u8], from: i64, to: i64) -> Result<Vec<(Vec<u8>, WindowEntry)>, StreamsError> {
+    pub fn fetch(
+        &self,
+        key: &[u8],
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(Vec<u8>, WindowEntry)>, StreamsError> {
         let from = from.max(self.min_live());
         let mut out = Vec::new();
         if from > to {
@@ -196,7 +216,12 @@ mod tests {
         s.put(b"a", 0, Some(b"1"), 0).unwrap();
         s.put(b"ab", 0, Some(b"2"), 0).unwrap();
         s.put(b"a", 60_000, Some(b"3"), 0).unwrap();
-        let got: Vec<i64> = s.fetch(b"a", 0, 200_000).unwrap().iter().map(|(_, e)| e.start).collect();
+        let got: Vec<i64> = s
+            .fetch(b"a", 0, 200_000)
+            .unwrap()
+            .iter()
+            .map(|(_, e)| e.start)
+            .collect();
         assert_eq!(got, vec![0, 60_000]);
         s.put(b"a", 400_000, Some(b"4"), 0).unwrap();
         assert_eq!(s.get(b"a", 0).unwrap(), None);
@@ -217,7 +242,12 @@ mod tests {
         for c in &log {
             r.restore(&c.key, c.value.as_deref()).unwrap();
         }
-        let vals: Vec<Vec<u8>> = r.fetch(b"k", 0, 10).unwrap().into_iter().map(|(_, e)| e.value).collect();
+        let vals: Vec<Vec<u8>> = r
+            .fetch(b"k", 0, 10)
+            .unwrap()
+            .into_iter()
+            .map(|(_, e)| e.value)
+            .collect();
         assert_eq!(vals, vec![b"x".to_vec(), b"y".to_vec()]);
     }
 }

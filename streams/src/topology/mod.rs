@@ -215,17 +215,32 @@ impl fmt::Display for TopologyDescription<'_> {
                         let names: Vec<String> = topics.iter().map(|t| t.shown()).collect();
                         writeln!(f, "    Source: {} (topics: [{}])", n.name, names.join(", "))?
                     }
-                    NodeKind::Processor => writeln!(f, "    Processor: {} (stores: [{}])", n.name, n.stores.join(", "))?,
-                    NodeKind::Sink { topic } => writeln!(f, "    Sink: {} (topic: {})", n.name, topic.shown())?,
+                    NodeKind::Processor => writeln!(
+                        f,
+                        "    Processor: {} (stores: [{}])",
+                        n.name,
+                        n.stores.join(", ")
+                    )?,
+                    NodeKind::Sink { topic } => {
+                        writeln!(f, "    Sink: {} (topic: {})", n.name, topic.shown())?
+                    }
                 }
                 if !n.children.is_empty() {
-                    let c: Vec<&str> = n.children.iter().map(|&c| t.nodes[c].name.as_str()).collect();
+                    let c: Vec<&str> = n
+                        .children
+                        .iter()
+                        .map(|&c| t.nodes[c].name.as_str())
+                        .collect();
                     writeln!(f, "      --> {}", c.join(", "))?;
                 } else if !matches!(n.kind, NodeKind::Sink { .. }) {
                     writeln!(f, "      --> none")?;
                 }
                 if !n.parents.is_empty() {
-                    let p: Vec<&str> = n.parents.iter().map(|&c| t.nodes[c].name.as_str()).collect();
+                    let p: Vec<&str> = n
+                        .parents
+                        .iter()
+                        .map(|&c| t.nodes[c].name.as_str())
+                        .collect();
                     writeln!(f, "      <-- {}", p.join(", "))?;
                 }
             }

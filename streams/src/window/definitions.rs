@@ -144,7 +144,8 @@ mod tests {
         assert_eq!(t.windows_for(0), vec![0]);
         assert_eq!(t.windows_for(9), vec![0]);
         assert_eq!(t.windows_for(10), vec![10]);
-        let h = TimeWindows::of_size_with_no_grace(Duration::from_millis(10)).advance_by(Duration::from_millis(5));
+        let h = TimeWindows::of_size_with_no_grace(Duration::from_millis(10))
+            .advance_by(Duration::from_millis(5));
         assert_eq!(h.windows_for(12), vec![5, 10]);
         assert_eq!(h.windows_for(3), vec![0]);
         assert_eq!(h.windows_for(5), vec![0, 5]);
