@@ -8,6 +8,7 @@ mod config;
 mod driver;
 mod dsl;
 mod error;
+mod fns;
 mod metrics;
 mod ops;
 mod processor;

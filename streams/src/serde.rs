@@ -225,9 +225,12 @@ impl<T: DefaultSerde> DefaultSerde for Option<T> {
 
 /// Wraps a closure pair as a serde, for one-off formats.
 pub struct FnSerde<T> {
-    ser: Box<dyn Fn(&T) -> Result<Option<Vec<u8>>, SerdeError> + Send + Sync>,
-    de: Box<dyn Fn(Option<&[u8]>) -> Result<T, SerdeError> + Send + Sync>,
+    ser: Box<SerFn<T>>,
+    de: Box<DeFn<T>>,
 }
+
+type SerFn<T> = dyn Fn(&T) -> Result<Option<Vec<u8>>, SerdeError> + Send + Sync;
+type DeFn<T> = dyn Fn(Option<&[u8]>) -> Result<T, SerdeError> + Send + Sync;
 
 impl<T> FnSerde<T> {
     /// A serde from an encoder and a decoder.

@@ -1,5 +1,6 @@
 //! The graph under construction: node naming, sources, sinks, repartitions, stores.
 
+use crate::fns::TsExtractor;
 use std::collections::{BTreeMap, BTreeSet};
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -81,6 +82,7 @@ impl Graph {
     }
 
     /// Declares a store for a DSL operator.
+    #[allow(clippy::too_many_arguments)]
     pub fn dsl_store<K: 'static, V: 'static>(
         &mut self,
         name: String,
@@ -107,7 +109,7 @@ impl Graph {
         topics: Vec<TopicRef>,
         keys: SerdeRef<K>,
         values: SerdeRef<V>,
-        timestamps: Option<Arc<dyn Fn(&K, &V, i64) -> i64 + Send + Sync>>,
+        timestamps: Option<TsExtractor<K, V>>,
     ) -> usize {
         for t in &topics {
             let taken = self.nodes.iter().any(|n| match &n.kind {

@@ -1,11 +1,12 @@
 //! Join operators: stream–stream (windowed), stream–table and table–table.
 
+use crate::fns::{Joiner, LookupJoiner};
 use std::sync::Arc;
 
 use super::kstream::KStream;
 use super::ktable::KTable;
 use super::options::{Materialized, StreamJoined};
-use crate::ops::stream_join::{JoinSide, Joiner};
+use crate::ops::stream_join::JoinSide;
 use crate::ops::table_join::{JoinKind, StreamTableJoin, TableTableJoin};
 use crate::processor::{fn_node, Ctx, Node};
 use crate::record::{Change, Data, Record};
@@ -215,7 +216,7 @@ impl<K: Data, V: Data> KStream<K, V> {
         &self,
         table: &KTable<K, VT>,
         left: bool,
-        joiner: Arc<dyn Fn(&K, V, Option<VT>) -> VR + Send + Sync>,
+        joiner: LookupJoiner<K, V, VT, VR>,
     ) -> KStream<K, VR>
     where
         K: DefaultSerde,
@@ -297,7 +298,7 @@ impl<K: Data + DefaultSerde, V: Data + DefaultSerde> KTable<K, V> {
         &self,
         other: &KTable<K, VO>,
         kind: JoinKind,
-        joiner: Arc<dyn Fn(&K, Option<V>, Option<VO>) -> VR + Send + Sync>,
+        joiner: Joiner<K, V, VO, VR>,
     ) -> KTable<K, VR> {
         let l = self.materialized_with(Materialized::default());
         let r = other.materialized_with(Materialized::default());

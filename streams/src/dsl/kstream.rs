@@ -1,5 +1,6 @@
 //! `KStream`: an unbounded sequence of records and its stateless operators.
 
+use crate::fns::Pred;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -390,7 +391,7 @@ impl<K: Data, V: Data> KStream<K, V> {
 pub struct BranchedKStream<K, V> {
     stream: KStream<K, V>,
     prefix: String,
-    preds: Vec<Arc<dyn Fn(&K, &V) -> bool + Send + Sync>>,
+    preds: Vec<Pred<K, V>>,
     names: Vec<String>,
     node: Option<usize>,
 }

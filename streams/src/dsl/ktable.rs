@@ -1,5 +1,6 @@
 //! `KTable`: a changelog stream read as the latest value per key.
 
+use crate::fns::{KeyValueMapper, Pred, ValueMapper};
 use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::rc::Rc;
@@ -82,7 +83,7 @@ impl<K: Data, V: Data> KTable<K, V> {
 
     /// Keeps rows matching the predicate (others read as deleted).
     pub fn filter(&self, pred: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> KTable<K, V> {
-        let pred: Arc<dyn Fn(&K, &V) -> bool + Send + Sync> = Arc::new(pred);
+        let pred: Pred<K, V> = Arc::new(pred);
         self.then(
             "KTABLE-FILTER",
             vec![],
@@ -100,7 +101,7 @@ impl<K: Data, V: Data> KTable<K, V> {
         &self,
         pred: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
     ) -> KTable<K, V> {
-        let pred: Arc<dyn Fn(&K, &V) -> bool + Send + Sync> = Arc::new(pred);
+        let pred: Pred<K, V> = Arc::new(pred);
         self.then(
             "KTABLE-FILTER",
             vec![],
@@ -118,7 +119,7 @@ impl<K: Data, V: Data> KTable<K, V> {
         &self,
         f: impl Fn(V) -> V2 + Send + Sync + 'static,
     ) -> KTable<K, V2> {
-        let f: Arc<dyn Fn(&K, V) -> V2 + Send + Sync> = Arc::new(move |_, v| f(v));
+        let f: ValueMapper<K, V, V2> = Arc::new(move |_, v| f(v));
         self.then(
             "KTABLE-MAPVALUES",
             vec![],
@@ -166,7 +167,7 @@ impl<K: Data, V: Data> KTable<K, V> {
         f: impl Fn(&K, &V) -> (K2, V2) + Send + Sync + 'static,
         grouped: Grouped<K2, V2>,
     ) -> KGroupedTable<K2, V2> {
-        let f: Arc<dyn Fn(&K, &V) -> (K2, V2) + Send + Sync> = Arc::new(f);
+        let f: KeyValueMapper<K, V, K2, V2> = Arc::new(f);
         let t: KTable<K2, V2> = self.then(
             "KTABLE-SELECT",
             vec![],

@@ -1,6 +1,7 @@
 //! Per-operation options: serdes, names, store choices (Kafka's `Consumed`,
 //! `Produced`, `Grouped`, `Materialized`, `Repartitioned`, `StreamJoined`).
 
+use crate::fns::TsExtractor;
 use std::sync::Arc;
 
 use crate::serde::{DefaultSerde, SerdeRef};
@@ -9,7 +10,7 @@ use crate::serde::{DefaultSerde, SerdeRef};
 pub struct Consumed<K, V> {
     pub(crate) keys: SerdeRef<K>,
     pub(crate) values: SerdeRef<V>,
-    pub(crate) timestamps: Option<Arc<dyn Fn(&K, &V, i64) -> i64 + Send + Sync>>,
+    pub(crate) timestamps: Option<TsExtractor<K, V>>,
     pub(crate) name: Option<String>,
 }
 

@@ -1,5 +1,6 @@
 //! Windowed grouped streams: time (tumbling/hopping), sliding and session windows.
 
+use crate::fns::{Adder, Init, Merger};
 use std::sync::Arc;
 
 use super::grouped::KGroupedStream;
@@ -260,9 +261,9 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         let w = self.windows;
         let retention = mat.retention_ms.unwrap_or(0).max(w.gap + w.grace + 1);
         let (keys, values, cached) = (mat.keys.clone(), mat.values.clone(), mat.caching);
-        let init: Arc<dyn Fn() -> A + Send + Sync> = Arc::new(init);
-        let add: Arc<dyn Fn(&K, V, A) -> A + Send + Sync> = Arc::new(add);
-        let merge: Arc<dyn Fn(&K, A, A) -> A + Send + Sync> = Arc::new(merge);
+        let init: Init<A> = Arc::new(init);
+        let add: Adder<K, V, A> = Arc::new(add);
+        let merge: Merger<K, A> = Arc::new(merge);
         windowed(
             &self.grouped,
             mat.name.clone(),

@@ -1,6 +1,7 @@
 //! Key-value aggregations: stream aggregate/reduce/count, table sources and
 //! table re-aggregation with adder and subtractor.
 
+use crate::fns::{Adder, Init};
 use std::sync::Arc;
 
 use super::emit::Emitter;
@@ -14,10 +15,7 @@ use crate::state::StoreRef;
 /// How a stream aggregation folds a value into the aggregate.
 pub(crate) enum Fold<K, V, A> {
     /// `aggregate(initializer, adder)`.
-    Aggregate {
-        init: Arc<dyn Fn() -> A + Send + Sync>,
-        add: Arc<dyn Fn(&K, V, A) -> A + Send + Sync>,
-    },
+    Aggregate { init: Init<A>, add: Adder<K, V, A> },
     /// `reduce(reducer)`: the first value is the initial aggregate (A = V).
     Reduce(Arc<dyn Fn(A, V) -> A + Send + Sync>),
 }
@@ -160,9 +158,9 @@ pub(crate) struct TableAggregate<K, V, A> {
     pub store_name: String,
     pub keys: SerdeRef<K>,
     pub values: SerdeRef<A>,
-    pub init: Arc<dyn Fn() -> A + Send + Sync>,
-    pub add: Arc<dyn Fn(&K, V, A) -> A + Send + Sync>,
-    pub subtract: Arc<dyn Fn(&K, V, A) -> A + Send + Sync>,
+    pub init: Init<A>,
+    pub add: Adder<K, V, A>,
+    pub subtract: Adder<K, V, A>,
     pub cached: bool,
     pub store: Option<StoreRef>,
     pub emitter: Emitter<K, A>,

@@ -1,7 +1,7 @@
 //! Session window aggregation: sessions of a key merge when a record falls
 //! within the inactivity gap of more than one.
 
-use std::sync::Arc;
+use crate::fns::{Adder, Init, Merger};
 
 use super::emit::Emitter;
 use super::{from_bytes, to_bytes};
@@ -18,9 +18,9 @@ pub(crate) struct SessionAggregate<K, V, A> {
     pub windows: SessionWindows,
     pub keys: SerdeRef<K>,
     pub values: SerdeRef<A>,
-    pub init: Arc<dyn Fn() -> A + Send + Sync>,
-    pub add: Arc<dyn Fn(&K, V, A) -> A + Send + Sync>,
-    pub merge: Arc<dyn Fn(&K, A, A) -> A + Send + Sync>,
+    pub init: Init<A>,
+    pub add: Adder<K, V, A>,
+    pub merge: Merger<K, A>,
     pub cached: bool,
     pub store: Option<StoreRef>,
     pub emitter: Emitter<Windowed<K>, A>,

@@ -5,7 +5,7 @@
 //! joins emit a record with a missing side only once its window has closed
 //! (Kafka ≥ 3.1), keeping unmatched records in a shared "outer" store until then.
 
-use std::sync::Arc;
+use crate::fns::Joiner;
 
 use super::{from_bytes, to_bytes};
 use crate::error::StreamsError;
@@ -14,9 +14,6 @@ use crate::record::{Data, DynRecord, Headers, Record};
 use crate::serde::SerdeRef;
 use crate::state::StoreRef;
 use crate::window::JoinWindows;
-
-/// The user's joiner with both sides optional (left/right are absolute).
-pub(crate) type Joiner<K, VL, VR, VO> = Arc<dyn Fn(&K, Option<VL>, Option<VR>) -> VO + Send + Sync>;
 
 /// One side of the join; the topology has one for the left and one for the right stream.
 pub(crate) struct JoinSide<K, VL, VR, VO> {

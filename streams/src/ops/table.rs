@@ -1,6 +1,6 @@
 //! Stateless table operators over `Change` records.
 
-use std::sync::Arc;
+use crate::fns::{KeyValueMapper, Pred, ValueMapper};
 
 use crate::error::StreamsError;
 use crate::processor::{Ctx, Node};
@@ -8,7 +8,7 @@ use crate::record::{Change, Data, DynRecord, Record};
 
 /// `KTable::filter`: a value failing the predicate reads as absent.
 pub(crate) struct TableFilter<K, V> {
-    pub pred: Arc<dyn Fn(&K, &V) -> bool + Send + Sync>,
+    pub pred: Pred<K, V>,
     pub negate: bool,
 }
 
@@ -33,7 +33,7 @@ impl<K: Data, V: Data> Node for TableFilter<K, V> {
 
 /// `KTable::map_values`.
 pub(crate) struct TableMapValues<K, V, V2> {
-    pub f: Arc<dyn Fn(&K, V) -> V2 + Send + Sync>,
+    pub f: ValueMapper<K, V, V2>,
 }
 
 impl<K: Data, V: Data, V2: Data> Node for TableMapValues<K, V, V2> {
@@ -70,7 +70,7 @@ impl<K: Data, V: Data> Node for TableToStream<K, V> {
 /// `KTable::group_by`: re-keys each update, sending the old value to the
 /// old key (to be subtracted) and the new value to the new key (to be added).
 pub(crate) struct TableGroupBy<K, V, K2, V2> {
-    pub f: Arc<dyn Fn(&K, &V) -> (K2, V2) + Send + Sync>,
+    pub f: KeyValueMapper<K, V, K2, V2>,
 }
 
 impl<K: Data, V: Data, K2: Data + PartialEq, V2: Data> Node for TableGroupBy<K, V, K2, V2> {

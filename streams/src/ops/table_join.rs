@@ -1,6 +1,6 @@
 //! Stream–table and table–table joins: lookups into the other side's store.
 
-use std::sync::Arc;
+use crate::fns::{Joiner, LookupJoiner};
 
 use super::{from_bytes, to_bytes};
 use crate::error::StreamsError;
@@ -32,7 +32,7 @@ pub(crate) struct StreamTableJoin<K, V, VT, VO> {
     pub table_values: SerdeRef<VT>,
     /// `true`: left join (a missing table value joins as `None`).
     pub left: bool,
-    pub joiner: Arc<dyn Fn(&K, V, Option<VT>) -> VO + Send + Sync>,
+    pub joiner: LookupJoiner<K, V, VT, VO>,
     pub store: Option<StoreRef>,
 }
 
@@ -85,7 +85,7 @@ pub(crate) struct TableTableJoin<K, VL, VR, VO> {
     pub keys: SerdeRef<K>,
     pub left_values: SerdeRef<VL>,
     pub right_values: SerdeRef<VR>,
-    pub joiner: Arc<dyn Fn(&K, Option<VL>, Option<VR>) -> VO + Send + Sync>,
+    pub joiner: Joiner<K, VL, VR, VO>,
     pub store: Option<StoreRef>,
 }
 

@@ -12,6 +12,9 @@ use crate::topology::{TopicRef, Topology};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// An internal topic: name, partitions, configs.
+type TopicSpec = (String, i32, Vec<(&'static str, String)>);
+
 /// Partition count of an existing topic. Asks for all topics: a metadata
 /// request naming the topic would auto-create it on brokers that allow that.
 fn partitions_of(
@@ -99,7 +102,7 @@ pub(crate) fn prepare(
             }
         }
     }
-    let mut wanted: Vec<(String, i32, Vec<(&'static str, String)>)> = Vec::new();
+    let mut wanted: Vec<TopicSpec> = Vec::new();
     for name in &topology.repartition_topics {
         let n = counts[&TopicRef::Internal(name.clone())];
         wanted.push((

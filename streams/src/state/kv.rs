@@ -6,6 +6,9 @@ use super::engine::Engine;
 use super::ChangelogRecord;
 use crate::error::StreamsError;
 
+/// A key and its value.
+pub(crate) type Entry = (Vec<u8>, Vec<u8>);
+
 /// Byte-level key-value store of one task.
 pub(crate) struct KvStore {
     pub(super) engine: Box<dyn Engine>,
@@ -93,11 +96,7 @@ impl KvStore {
     }
 
     /// Entries with `from <= key < to`, cache included.
-    pub fn range(
-        &mut self,
-        from: &[u8],
-        to: Option<&[u8]>,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StreamsError> {
+    pub fn range(&mut self, from: &[u8], to: Option<&[u8]>) -> Result<Vec<Entry>, StreamsError> {
         self.write_back()?;
         let mut out = Vec::new();
         self.engine.range(from, to, &mut |k, v| {

@@ -139,7 +139,7 @@ impl Topology {
 /// in order of their first node (sources come first, like Kafka's numbering).
 fn split(nodes: &[NodeDef]) -> Vec<SubTopology> {
     let mut parent: Vec<usize> = (0..nodes.len()).collect();
-    fn find(p: &mut Vec<usize>, x: usize) -> usize {
+    fn find(p: &mut [usize], x: usize) -> usize {
         let mut r = x;
         while p[r] != r {
             r = p[r];
