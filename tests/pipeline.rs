@@ -1,0 +1,51 @@
+//! The Quick start pipeline (examples/log_pipeline.rs), shortened: generator →
+//! FileTailSource → streams windows with suppress → SqliteSink, across a log
+//! rotation; the program itself checks that SQLite's counts equal the lines
+//! generated minus the malformed ones, and exits non-zero otherwise.
+
+use std::process::Command;
+
+#[test]
+fn log_pipeline_totals_match() {
+    let exe = std::env::current_exe().expect("test exe");
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .join("examples")
+        .join("log_pipeline");
+    assert!(
+        bin.exists(),
+        "build the example first: cargo build --example log_pipeline"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(&bin)
+        .args(["--duration", "6", "--rate", "1500", "--quiet", "--data-dir"])
+        .arg(dir.path())
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("run log_pipeline");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "pipeline failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let ok = stdout
+        .lines()
+        .find(|l| l.starts_with("OK: "))
+        .expect("an OK line");
+    // "OK: <requests> requests in SQLite = <generated> lines generated - <malformed> malformed ..."
+    let nums: Vec<u64> = ok
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(nums.len(), 3, "{ok}");
+    assert_eq!(nums[0], nums[1] - nums[2], "{ok}");
+    assert!(nums[2] > 0, "the generator writes malformed lines: {ok}");
+    assert!(
+        dir.path().join("logs").join("access.log.1").exists(),
+        "the log was rotated"
+    );
+    assert!(stdout.contains("last window in"), "{stdout}");
+}
