@@ -1,7 +1,7 @@
 //! A stream thread: one consumer in the application's group, one producer,
 //! and the tasks of the partitions assigned to it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::message::{BorrowedMessage, Header, Headers as _, Message, OwnedHeaders};
+use rdkafka::message::{Header, Headers as _, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 
@@ -49,6 +49,8 @@ pub(crate) struct ThreadState {
     pub tasks: BTreeMap<TaskId, Task>,
     /// Next offset to commit per input partition.
     pub offsets: HashMap<(String, i32), i64>,
+    /// Fetched records not yet processed, per task and input partition.
+    pub buffered: BTreeMap<TaskId, BTreeMap<(String, i32), VecDeque<OwnedMessage>>>,
     pub pending_assignment: Option<Vec<(String, i32)>>,
     pub producer: ThreadedProducer<Deliveries>,
     pub error: Option<StreamsError>,
@@ -129,6 +131,8 @@ impl ThreadState {
         if self.tasks.is_empty() {
             return Ok(());
         }
+        // Fetched but unprocessed records are fetched again by the next owner.
+        self.buffered.clear();
         self.commit(consumer)?;
         for (_, mut t) in std::mem::take(&mut self.tasks) {
             let mut offsets = BTreeMap::new();
@@ -226,6 +230,7 @@ impl StreamThread {
         let state = Arc::new(Mutex::new(ThreadState {
             tasks: BTreeMap::new(),
             offsets: HashMap::new(),
+            buffered: BTreeMap::new(),
             pending_assignment: None,
             producer,
             error: None,
@@ -320,7 +325,26 @@ impl StreamThread {
         }
         let mut st = state.lock();
         if let Some(msg) = msg {
-            process(&mut st, topic_sub, &msg?)?;
+            buffer(&mut st, topic_sub, msg?.detach());
+            // Take what else is already fetched, so records of a task's
+            // partitions can be processed in timestamp order.
+            for _ in 0..MAX_BUFFERED {
+                match consumer.poll(Duration::ZERO) {
+                    Some(m) => buffer(&mut st, topic_sub, m?.detach()),
+                    None => break,
+                }
+            }
+            // A rebalance inside those polls may have closed tasks and dropped buffers.
+            if let Some(e) = st.error.take() {
+                return Err(e);
+            }
+            drop(st);
+            if let Some(parts) = state.lock().pending_assignment.take() {
+                self.assign(state, restore, parts, topic_sub, handlers)?;
+                self.shared.thread_running(&self.name);
+            }
+            st = state.lock();
+            process_buffered(&mut st)?;
         }
         let now = now_ms();
         for t in st.tasks.values_mut() {
@@ -396,18 +420,50 @@ impl StreamThread {
     }
 }
 
-fn process(
-    st: &mut ThreadState,
-    topic_sub: &HashMap<String, u32>,
-    m: &BorrowedMessage<'_>,
-) -> Result<(), StreamsError> {
+/// Records taken from the consumer per poll, at most.
+const MAX_BUFFERED: usize = 1000;
+
+fn buffer(st: &mut ThreadState, topic_sub: &HashMap<String, u32>, m: OwnedMessage) {
     let Some(&sub) = topic_sub.get(m.topic()) else {
-        return Ok(());
+        return;
     };
     let id = TaskId {
         subtopology: sub,
         partition: m.partition(),
     };
+    st.buffered
+        .entry(id)
+        .or_default()
+        .entry((m.topic().to_string(), m.partition()))
+        .or_default()
+        .push_back(m);
+}
+
+/// Processes buffered records task by task, always taking the partition
+/// whose next record has the lowest timestamp (Kafka's choice with
+/// `max.task.idle.ms` = 0: no waiting for partitions without data).
+fn process_buffered(st: &mut ThreadState) -> Result<(), StreamsError> {
+    let buffered = std::mem::take(&mut st.buffered);
+    for (id, mut queues) in buffered {
+        loop {
+            let next = queues
+                .iter()
+                .filter_map(|(k, q)| {
+                    q.front()
+                        .map(|m| (m.timestamp().to_millis().unwrap_or(-1), k.clone()))
+                })
+                .min();
+            let Some((_, k)) = next else { break };
+            let Some(m) = queues.get_mut(&k).and_then(|q| q.pop_front()) else {
+                break;
+            };
+            process(st, id, &m)?;
+        }
+    }
+    Ok(())
+}
+
+fn process(st: &mut ThreadState, id: TaskId, m: &OwnedMessage) -> Result<(), StreamsError> {
     let Some(task) = st.tasks.get_mut(&id) else {
         return Ok(());
     };
