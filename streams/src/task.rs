@@ -180,24 +180,7 @@ impl Task {
     /// Initialises processors (after restoration).
     pub fn init(&mut self) -> Result<(), StreamsError> {
         for i in self.order.clone() {
-            let mut out = Vec::new();
-            {
-                let m = &self.meta[i];
-                let mut ctx = Ctx {
-                    shared: &mut self.shared,
-                    node: i,
-                    node_name: &m.name,
-                    children: &m.children,
-                    child_names: &m.child_names,
-                    out: &mut out,
-                };
-                if let Some(p) = self.procs[i].as_mut() {
-                    p.init(&mut ctx)?;
-                }
-            }
-            for (c, r) in out {
-                self.run(c, r)?;
-            }
+            self.call(i, |p, ctx| p.init(ctx))?;
         }
         Ok(())
     }
@@ -207,8 +190,18 @@ impl Task {
     }
 
     fn run(&mut self, node: usize, rec: DynRecord) -> Result<(), StreamsError> {
+        self.call(node, |p, ctx| p.process(ctx, rec))
+    }
+
+    /// Calls one node with its context, then runs what it forwarded,
+    /// depth first, in order.
+    fn call(
+        &mut self,
+        node: usize,
+        f: impl FnOnce(&mut dyn Node, &mut Ctx<'_>) -> Result<(), StreamsError>,
+    ) -> Result<(), StreamsError> {
         let mut out = self.pool.pop().unwrap_or_default();
-        let r = {
+        let mut result = {
             let m = &self.meta[node];
             let mut ctx = Ctx {
                 shared: &mut self.shared,
@@ -219,20 +212,17 @@ impl Task {
                 out: &mut out,
             };
             match self.procs[node].as_mut() {
-                Some(p) => p.process(&mut ctx, rec),
+                Some(p) => f(p.as_mut(), &mut ctx),
                 None => Ok(()),
             }
         };
-        let mut result = r;
         if result.is_ok() {
-            let mut pending = std::mem::take(&mut out);
-            for (c, r) in pending.drain(..) {
+            for (c, r) in out.drain(..) {
                 if let Err(e) = self.run(c, r) {
                     result = Err(e);
                     break;
                 }
             }
-            out = pending;
         }
         out.clear();
         self.pool.push(out);
@@ -357,27 +347,7 @@ impl Task {
         for (id, node) in due {
             self.shared.meta = None;
             set_time_cell(&self.shared.record_time, now);
-            self.guarded(node, |t| {
-                let mut out = Vec::new();
-                {
-                    let m = &t.meta[node];
-                    let mut ctx = Ctx {
-                        shared: &mut t.shared,
-                        node,
-                        node_name: &m.name,
-                        children: &m.children,
-                        child_names: &m.child_names,
-                        out: &mut out,
-                    };
-                    if let Some(p) = t.procs[node].as_mut() {
-                        p.punctuate(&mut ctx, id, now)?;
-                    }
-                }
-                for (c, r) in out {
-                    t.run(c, r)?;
-                }
-                Ok(())
-            })?;
+            self.guarded(node, |t| t.call(node, |p, ctx| p.punctuate(ctx, id, now)))?;
         }
         Ok(())
     }
@@ -385,24 +355,7 @@ impl Task {
     /// Commit preparation: processors emit what caches held back, stores write through.
     pub fn flush(&mut self) -> Result<(), StreamsError> {
         for i in self.order.clone() {
-            let mut out = Vec::new();
-            {
-                let m = &self.meta[i];
-                let mut ctx = Ctx {
-                    shared: &mut self.shared,
-                    node: i,
-                    node_name: &m.name,
-                    children: &m.children,
-                    child_names: &m.child_names,
-                    out: &mut out,
-                };
-                if let Some(p) = self.procs[i].as_mut() {
-                    p.flush(&mut ctx)?;
-                }
-            }
-            for (c, r) in out {
-                self.run(c, r)?;
-            }
+            self.call(i, |p, ctx| p.flush(ctx))?;
         }
         for (store, _) in self.shared.stores.values() {
             store.lock().flush()?;

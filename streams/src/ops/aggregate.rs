@@ -58,10 +58,7 @@ pub(crate) struct StreamAggregate<K, V, A> {
 
 impl<K: Data, V: Data, A: Data> Node for StreamAggregate<K, V, A> {
     fn init(&mut self, ctx: &mut Ctx<'_>) -> Result<(), StreamsError> {
-        self.store = Some(ctx.store(&self.store_name)?);
-        if self.cached {
-            self.emitter = Emitter::new(ctx.shared.cache_bytes);
-        }
+        self.store = Some(self.emitter.init(ctx, &self.store_name, self.cached)?);
         Ok(())
     }
 
@@ -107,10 +104,7 @@ pub(crate) struct TableSource<K, V> {
 
 impl<K: Data, V: Data> Node for TableSource<K, V> {
     fn init(&mut self, ctx: &mut Ctx<'_>) -> Result<(), StreamsError> {
-        self.store = Some(ctx.store(&self.store_name)?);
-        if self.cached {
-            self.emitter = Emitter::new(ctx.shared.cache_bytes);
-        }
+        self.store = Some(self.emitter.init(ctx, &self.store_name, self.cached)?);
         Ok(())
     }
 
@@ -168,10 +162,7 @@ pub(crate) struct TableAggregate<K, V, A> {
 
 impl<K: Data, V: Data, A: Data> Node for TableAggregate<K, V, A> {
     fn init(&mut self, ctx: &mut Ctx<'_>) -> Result<(), StreamsError> {
-        self.store = Some(ctx.store(&self.store_name)?);
-        if self.cached {
-            self.emitter = Emitter::new(ctx.shared.cache_bytes);
-        }
+        self.store = Some(self.emitter.init(ctx, &self.store_name, self.cached)?);
         Ok(())
     }
 

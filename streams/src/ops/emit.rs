@@ -2,8 +2,10 @@
 
 use indexmap::IndexMap;
 
+use crate::error::StreamsError;
 use crate::processor::Ctx;
 use crate::record::{Change, Data, Headers, Record};
+use crate::state::StoreRef;
 
 /// Holds back table updates until commit when caching is on, so a key updated
 /// many times between commits is forwarded once with its first old value and
@@ -31,6 +33,20 @@ impl<K: Data, V: Data> Emitter<K, V> {
             bytes: 0,
             pending: IndexMap::new(),
         }
+    }
+
+    /// Fetches the operator's store and, with caching on, takes the task's
+    /// cache budget.
+    pub fn init(
+        &mut self,
+        ctx: &Ctx<'_>,
+        store: &str,
+        cached: bool,
+    ) -> Result<StoreRef, StreamsError> {
+        if cached {
+            self.max_bytes = ctx.shared.cache_bytes;
+        }
+        ctx.store(store)
     }
 
     /// Forwards (or holds back) one update; `size` estimates its bytes.

@@ -26,10 +26,7 @@ pub(crate) struct WindowAggregate<K, V, A> {
 
 impl<K: Data, V: Data, A: Data> Node for WindowAggregate<K, V, A> {
     fn init(&mut self, ctx: &mut Ctx<'_>) -> Result<(), StreamsError> {
-        self.store = Some(ctx.store(&self.store_name)?);
-        if self.cached {
-            self.emitter = Emitter::new(ctx.shared.cache_bytes);
-        }
+        self.store = Some(self.emitter.init(ctx, &self.store_name, self.cached)?);
         Ok(())
     }
 

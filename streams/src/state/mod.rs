@@ -3,6 +3,7 @@
 
 pub(crate) mod engine;
 pub(crate) mod kv;
+pub(crate) mod segments;
 pub(crate) mod session;
 pub(crate) mod spec;
 pub(crate) mod window;

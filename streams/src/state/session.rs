@@ -4,6 +4,7 @@
 //! Changelog key (Kafka's session key schema): `key end(8) start(8)`.
 
 use super::engine::Engine;
+use super::segments::Segments;
 use super::{dec_ts, enc_ts, read_i64, ChangelogRecord};
 use crate::error::StreamsError;
 
@@ -11,10 +12,7 @@ use crate::error::StreamsError;
 pub(crate) struct SessionStore {
     pub(super) engine: Box<dyn Engine>,
     pub(super) log: Option<Vec<ChangelogRecord>>,
-    retention: i64,
-    segment_interval: i64,
-    observed: i64,
-    live_from: i64,
+    segments: Segments,
 }
 
 /// One stored session.
@@ -30,58 +28,17 @@ impl SessionStore {
         SessionStore {
             engine,
             log: logged.then(Vec::new),
-            retention,
-            segment_interval: (retention / 2).max(60_000),
-            observed: i64::MIN,
-            live_from: 0,
+            segments: Segments::new(retention),
         }
-    }
-
-    fn segment(&self, ts: i64) -> i64 {
-        ts.max(0) / self.segment_interval
     }
 
     fn engine_key(&self, key: &[u8], start: i64, end: i64) -> Vec<u8> {
         let mut k = Vec::with_capacity(key.len() + 24);
-        k.extend_from_slice(&(self.segment(end) as u64).to_be_bytes());
+        k.extend_from_slice(&self.segments.prefix(end));
         k.extend_from_slice(key);
         k.extend_from_slice(&enc_ts(end));
         k.extend_from_slice(&enc_ts(start));
         k
-    }
-
-    /// Earliest time still retained (whole segments expire, as in Kafka).
-    fn min_live(&self) -> i64 {
-        self.live_from * self.segment_interval
-    }
-
-    fn retention_floor(&self) -> i64 {
-        if self.observed == i64::MIN {
-            i64::MIN
-        } else {
-            self.observed - self.retention + 1
-        }
-    }
-
-    fn observe(&mut self, end: i64) -> Result<(), StreamsError> {
-        if end <= self.observed {
-            return Ok(());
-        }
-        self.observed = end;
-        let min_live = self.retention_floor();
-        let drop_below = if min_live <= 0 {
-            0
-        } else {
-            min_live / self.segment_interval
-        };
-        if drop_below > self.live_from {
-            self.engine.delete_range(
-                &(self.live_from as u64).to_be_bytes(),
-                &(drop_below as u64).to_be_bytes(),
-            )?;
-            self.live_from = drop_below;
-        }
-        Ok(())
     }
 
     /// Writes (`None`: removes) a session.
@@ -93,8 +50,8 @@ impl SessionStore {
         value: Option<&[u8]>,
         ts: i64,
     ) -> Result<(), StreamsError> {
-        self.observe(end)?;
-        if end < self.min_live() {
+        self.segments.observe(end, self.engine.as_mut())?;
+        if end < self.segments.min_live() {
             return Ok(());
         }
         self.engine.put(&self.engine_key(key, start, end), value)?;
@@ -119,11 +76,11 @@ impl SessionStore {
         earliest_end: i64,
         latest_start: i64,
     ) -> Result<Vec<SessionEntry>, StreamsError> {
-        let earliest_end = earliest_end.max(self.min_live());
+        let earliest_end = earliest_end.max(self.segments.min_live());
         let mut out = Vec::new();
         let want_len = 8 + key.len() + 16;
-        let last_seg = self.segment(self.observed.max(earliest_end));
-        for seg in self.segment(earliest_end)..=last_seg {
+        let last_seg = self.segments.id(self.segments.observed().max(earliest_end));
+        for seg in self.segments.id(earliest_end)..=last_seg {
             let mut lo = Vec::with_capacity(want_len);
             lo.extend_from_slice(&(seg as u64).to_be_bytes());
             lo.extend_from_slice(key);
@@ -156,8 +113,8 @@ impl SessionStore {
         let klen = ck.len() - 16;
         let end = read_i64(&ck[klen..]);
         let start = read_i64(&ck[klen + 8..]);
-        self.observe(end)?;
-        if end < self.min_live() {
+        self.segments.observe(end, self.engine.as_mut())?;
+        if end < self.segments.min_live() {
             return Ok(());
         }
         let k = self.engine_key(&ck[..klen], start, end);

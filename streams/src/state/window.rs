@@ -5,6 +5,7 @@
 //! Changelog key (Kafka's window key schema): `key start(8) seq(4)`.
 
 use super::engine::Engine;
+use super::segments::Segments;
 use super::{dec_ts, enc_ts, read_i64, ChangelogRecord};
 use crate::error::StreamsError;
 
@@ -12,15 +13,11 @@ use crate::error::StreamsError;
 pub(crate) struct WindowStore {
     pub(super) engine: Box<dyn Engine>,
     pub(super) log: Option<Vec<ChangelogRecord>>,
-    retention: i64,
-    segment_interval: i64,
+    segments: Segments,
     /// Joins keep every record of a key in a window (a sequence number
     /// disambiguates); aggregations keep one value per window.
     retain_duplicates: bool,
     seq: u32,
-    observed: i64,
-    /// Segments below this id have been dropped.
-    live_from: i64,
 }
 
 /// One stored window entry.
@@ -39,22 +36,15 @@ impl WindowStore {
         WindowStore {
             engine,
             log: logged.then(Vec::new),
-            retention,
-            segment_interval: (retention / 2).max(60_000),
+            segments: Segments::new(retention),
             retain_duplicates,
             seq: 0,
-            observed: i64::MIN,
-            live_from: 0,
         }
-    }
-
-    fn segment(&self, ts: i64) -> i64 {
-        ts.max(0) / self.segment_interval
     }
 
     fn engine_key(&self, key: &[u8], start: i64, seq: Option<u32>) -> Vec<u8> {
         let mut k = Vec::with_capacity(key.len() + 20);
-        k.extend_from_slice(&(self.segment(start) as u64).to_be_bytes());
+        k.extend_from_slice(&self.segments.prefix(start));
         k.extend_from_slice(key);
         k.extend_from_slice(&enc_ts(start));
         if let Some(s) = seq {
@@ -71,20 +61,6 @@ impl WindowStore {
         }
     }
 
-    /// Earliest time still retained: whole segments expire, as in Kafka, so
-    /// a window lives until its segment is older than the retention period.
-    pub fn min_live(&self) -> i64 {
-        self.live_from * self.segment_interval
-    }
-
-    fn retention_floor(&self) -> i64 {
-        if self.observed == i64::MIN {
-            i64::MIN
-        } else {
-            self.observed - self.retention + 1
-        }
-    }
-
     /// Writes (or with `None` deletes) the value of a window. Writes to
     /// expired windows are ignored, as in Kafka.
     pub fn put(
@@ -94,8 +70,8 @@ impl WindowStore {
         value: Option<&[u8]>,
         ts: i64,
     ) -> Result<(), StreamsError> {
-        self.observe(start)?;
-        if start < self.min_live() {
+        self.segments.observe(start, self.engine.as_mut())?;
+        if start < self.segments.min_live() {
             return Ok(());
         }
         let seq = if self.retain_duplicates {
@@ -120,29 +96,8 @@ impl WindowStore {
         Ok(())
     }
 
-    fn observe(&mut self, ts: i64) -> Result<(), StreamsError> {
-        if ts <= self.observed {
-            return Ok(());
-        }
-        self.observed = ts;
-        let min_live = self.retention_floor();
-        // A segment can go once every window in it is older than retention.
-        let drop_below = if min_live <= 0 {
-            0
-        } else {
-            min_live / self.segment_interval
-        };
-        if drop_below > self.live_from {
-            let from = (self.live_from as u64).to_be_bytes();
-            let to = (drop_below as u64).to_be_bytes();
-            self.engine.delete_range(&from, &to)?;
-            self.live_from = drop_below;
-        }
-        Ok(())
-    }
-
     pub fn get(&self, key: &[u8], start: i64) -> Result<Option<Vec<u8>>, StreamsError> {
-        if start < self.min_live() {
+        if start < self.segments.min_live() {
             return Ok(None);
         }
         self.engine.get(&self.engine_key(key, start, None))
@@ -156,13 +111,13 @@ impl WindowStore {
         from: i64,
         to: i64,
     ) -> Result<Vec<(Vec<u8>, WindowEntry)>, StreamsError> {
-        let from = from.max(self.min_live());
+        let from = from.max(self.segments.min_live());
         let mut out = Vec::new();
         if from > to {
             return Ok(out);
         }
         let want_len = 8 + key.len() + self.suffix();
-        for seg in self.segment(from)..=self.segment(to) {
+        for seg in self.segments.id(from)..=self.segments.id(to) {
             let mut lo = Vec::with_capacity(want_len);
             lo.extend_from_slice(&(seg as u64).to_be_bytes());
             lo.extend_from_slice(key);
@@ -193,8 +148,8 @@ impl WindowStore {
         let klen = ck.len() - 12;
         let start = read_i64(&ck[klen..]);
         let seq = u32::from_be_bytes([ck[klen + 8], ck[klen + 9], ck[klen + 10], ck[klen + 11]]);
-        self.observe(start)?;
-        if start < self.min_live() {
+        self.segments.observe(start, self.engine.as_mut())?;
+        if start < self.segments.min_live() {
             return Ok(());
         }
         if self.retain_duplicates {
