@@ -31,6 +31,10 @@ struct Args {
     /// Distinct keys.
     #[arg(long, default_value_t = 10_000)]
     keys: u64,
+    /// Test-driver commit cadence in records (a running app commits every
+    /// `commit.interval.ms`, 30 s by default).
+    #[arg(long, default_value_t = 100_000)]
+    commit_every: u64,
     /// Skip the end-to-end runs.
     #[arg(long)]
     driver_only: bool,
@@ -55,9 +59,10 @@ fn report(name: &str, n: u64, elapsed: Duration, hist: Option<&Histogram<u64>>) 
     }
 }
 
-/// Pipes `n` raw records through a driver; commits every 10,000 records as a
-/// running app would between commit intervals.
-fn drive(name: &str, b: StreamsBuilder, n: u64, keys: u64, ts_step: i64) -> Result<()> {
+/// Pipes `n` raw records through a driver, committing every `commit_every`
+/// records as a running app would at its commit interval.
+fn drive(name: &str, b: StreamsBuilder, args: &Args) -> Result<()> {
+    let (n, keys, ts_step) = (args.records, args.keys, 1);
     let dir = tempfile::tempdir()?;
     let cfg = StreamsConfig::new("bench", "unused:9092").set("state.dir", dir.path().display());
     let d = TopologyTestDriver::new(b.build()?, cfg)?;
@@ -69,7 +74,7 @@ fn drive(name: &str, b: StreamsBuilder, n: u64, keys: u64, ts_step: i64) -> Resu
     for i in 0..n {
         let t0 = Instant::now();
         input.pipe_raw(Some(&key(i, keys)), Some(&value), i as i64 * ts_step)?;
-        if i % 10_000 == 9_999 {
+        if i % args.commit_every == args.commit_every - 1 {
             d.commit()?;
         }
         hist.record(t0.elapsed().as_nanos() as u64)?;
@@ -105,25 +110,13 @@ fn driver_runs(args: &Args) -> Result<()> {
     let b = StreamsBuilder::new();
     let (_, sink) = counting_sink();
     stateless(&b).foreach(sink);
-    drive(
-        "stateless filter → map_values → filter",
-        b,
-        args.records,
-        args.keys,
-        1,
-    )?;
+    drive("stateless filter → map_values → filter", b, args)?;
 
     let b = StreamsBuilder::new();
     b.stream::<Vec<u8>, Vec<u8>>("in")
         .group_by_key()
         .count_with(Materialized::with(Serdes::bytes(), Serdes::i64()).named("counts"));
-    drive(
-        "count by key, RocksDB + cache",
-        b,
-        args.records,
-        args.keys,
-        1,
-    )?;
+    drive("count by key, RocksDB + cache", b, args)?;
 
     let b = StreamsBuilder::new();
     b.stream::<Vec<u8>, Vec<u8>>("in")
@@ -133,13 +126,7 @@ fn driver_runs(args: &Args) -> Result<()> {
                 .named("counts")
                 .with_caching_disabled(),
         );
-    drive(
-        "count by key, RocksDB, no cache",
-        b,
-        args.records,
-        args.keys,
-        1,
-    )?;
+    drive("count by key, RocksDB, no cache", b, args)?;
 
     let b = StreamsBuilder::new();
     b.stream::<Vec<u8>, Vec<u8>>("in")
@@ -149,13 +136,7 @@ fn driver_runs(args: &Args) -> Result<()> {
                 .named("counts")
                 .in_memory(),
         );
-    drive(
-        "count by key, in-memory store + cache",
-        b,
-        args.records,
-        args.keys,
-        1,
-    )?;
+    drive("count by key, in-memory store + cache", b, args)?;
 
     let b = StreamsBuilder::new();
     b.stream::<Vec<u8>, Vec<u8>>("in")
@@ -169,13 +150,7 @@ fn driver_runs(args: &Args) -> Result<()> {
             |_, _, c| c + 1,
             Materialized::with(Serdes::bytes(), Serdes::i64()).named("w"),
         );
-    drive(
-        "1-min tumbling count, RocksDB + cache",
-        b,
-        args.records,
-        args.keys,
-        1,
-    )?;
+    drive("1-min tumbling count, RocksDB + cache", b, args)?;
     Ok(())
 }
 

@@ -296,7 +296,7 @@ impl Inner {
                 self.changelog_records += 1;
                 continue;
             }
-            if self.readers.contains_key(&r.topic) {
+            if self.readers.contains_key(&*r.topic) {
                 self.pipe(
                     &r.topic.clone(),
                     r.key.clone(),
@@ -306,7 +306,7 @@ impl Inner {
                 )?;
             }
             self.outputs
-                .entry(r.topic.clone())
+                .entry(r.topic.to_string())
                 .or_default()
                 .push_back(r);
         }

@@ -74,7 +74,7 @@ pub(crate) struct Task {
     pool: Vec<Vec<(usize, DynRecord)>>,
     handlers: Handlers,
     /// Store name → resolved changelog topic.
-    pub changelogs: HashMap<String, String>,
+    pub changelogs: HashMap<String, Arc<str>>,
     pub dir: Option<PathBuf>,
 }
 
@@ -141,7 +141,7 @@ impl Task {
             let store_dir = dir.as_ref().map(|d| d.join(name));
             let store = spec.open(store_dir.as_deref(), env, cache_bytes)?;
             if let Some(cl) = topology.changelog_of(name) {
-                changelogs.insert(name.clone(), format!("{app_id}-{cl}"));
+                changelogs.insert(name.clone(), Arc::from(format!("{app_id}-{cl}")));
             }
             stores.insert(
                 name.clone(),

@@ -154,7 +154,7 @@ impl Graph {
         let t = topic.clone();
         let factory: NodeFactory = Arc::new(move |app: &str| {
             Box::new(SinkNode::<K, V> {
-                topic: t.resolve(app),
+                topic: Arc::from(t.resolve(app)),
                 keys: keys.clone(),
                 values: values.clone(),
                 _t: PhantomData,
@@ -224,7 +224,7 @@ impl Node for SourceNode {
 }
 
 struct SinkNode<K, V> {
-    topic: String,
+    topic: Arc<str>,
     keys: SerdeRef<K>,
     values: SerdeRef<V>,
     _t: PhantomData<fn(K, V)>,
@@ -233,7 +233,7 @@ struct SinkNode<K, V> {
 impl<K: 'static, V: 'static> Node for SinkNode<K, V> {
     fn process(&mut self, ctx: &mut Ctx<'_>, rec: DynRecord) -> Result<(), StreamsError> {
         let serde_err = |e| StreamsError::Serde {
-            topic: self.topic.clone(),
+            topic: self.topic.to_string(),
             source: e,
         };
         let key = self

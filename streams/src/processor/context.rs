@@ -27,7 +27,8 @@ pub type ScheduleId = u64;
 /// A record leaving the task for a topic.
 #[derive(Debug, Clone)]
 pub(crate) struct OutRecord {
-    pub topic: String,
+    /// Shared: one allocation per sink, not per record.
+    pub topic: Arc<str>,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
     pub timestamp: i64,

@@ -59,7 +59,7 @@ pub(crate) fn restore(
         let from = start.get(&store).copied().unwrap_or(low).max(low);
         if from < high {
             tpl.add_partition_offset(&topic, partition, Offset::Offset(from))?;
-            ends.insert(topic.clone(), (store, high));
+            ends.insert(topic.to_string(), (store, high));
         }
     }
     if ends.is_empty() {

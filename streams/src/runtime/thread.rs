@@ -43,14 +43,21 @@ impl ProducerContext for Deliveries {
     }
 }
 
+/// Fetched records of one input partition.
+pub(crate) struct PartitionQueue {
+    topic: String,
+    partition: i32,
+    records: VecDeque<OwnedMessage>,
+}
+
 /// What a thread owns; shared with the consumer's rebalance callbacks, which
 /// run inside `poll` on the same thread.
 pub(crate) struct ThreadState {
     pub tasks: BTreeMap<TaskId, Task>,
     /// Next offset to commit per input partition.
-    pub offsets: HashMap<(String, i32), i64>,
+    pub offsets: HashMap<String, HashMap<i32, i64>>,
     /// Fetched records not yet processed, per task and input partition.
-    pub buffered: BTreeMap<TaskId, BTreeMap<(String, i32), VecDeque<OwnedMessage>>>,
+    pub buffered: BTreeMap<TaskId, Vec<PartitionQueue>>,
     pub pending_assignment: Option<Vec<(String, i32)>>,
     pub producer: ThreadedProducer<Deliveries>,
     pub error: Option<StreamsError>,
@@ -60,13 +67,6 @@ pub(crate) struct ThreadState {
 impl ThreadState {
     fn produce(&self, records: Vec<OutRecord>) -> Result<(), StreamsError> {
         for r in records {
-            let mut headers = OwnedHeaders::new();
-            for h in r.headers.iter() {
-                headers = headers.insert(Header {
-                    key: &h.key,
-                    value: h.value.as_deref(),
-                });
-            }
             let mut rec: BaseRecord<'_, [u8], [u8], ()> =
                 BaseRecord::to(&r.topic).timestamp(r.timestamp);
             if let Some(k) = &r.key {
@@ -79,6 +79,13 @@ impl ThreadState {
                 rec = rec.partition(p);
             }
             if !r.headers.is_empty() {
+                let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
+                for h in r.headers.iter() {
+                    headers = headers.insert(Header {
+                        key: &h.key,
+                        value: h.value.as_deref(),
+                    });
+                }
                 rec = rec.headers(headers);
             }
             let mut rec = rec;
@@ -118,8 +125,10 @@ impl ThreadState {
             return Ok(());
         }
         let mut tpl = TopicPartitionList::new();
-        for ((t, p), o) in &self.offsets {
-            tpl.add_partition_offset(t, *p, Offset::Offset(*o))?;
+        for (t, parts) in &self.offsets {
+            for (p, o) in parts {
+                tpl.add_partition_offset(t, *p, Offset::Offset(*o))?;
+            }
         }
         consumer.commit(&tpl, CommitMode::Sync)?;
         self.offsets.clear();
@@ -197,12 +206,17 @@ pub(crate) struct StreamThread {
 }
 
 impl StreamThread {
-    fn client_config(&self, kind: &str) -> ClientConfig {
+    /// A client config: Brook's defaults for this client, then the user's
+    /// `<kind>.*` overrides on top.
+    fn client_config(&self, kind: &str, defaults: &[(&str, &str)]) -> ClientConfig {
         let cfg = &self.shared.config;
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", cfg.bootstrap_servers())
             .set("client.id", format!("{}-{kind}", self.name))
             .set("log_level", "3");
+        for (k, v) in defaults {
+            c.set(*k, *v);
+        }
         for (k, v) in cfg.client_overrides(&format!("{kind}.")) {
             c.set(k, v);
         }
@@ -220,11 +234,16 @@ impl StreamThread {
     fn run_inner(&self) -> Result<(), StreamsError> {
         let cfg = &self.shared.config;
         let app_id = cfg.application_id()?.to_string();
-        let mut pc = self.client_config("producer");
-        pc.set("acks", "all")
-            .set("linger.ms", "5")
-            .set("partitioner", "murmur2_random")
-            .set("enable.idempotence", "true");
+        let pc = self.client_config(
+            "producer",
+            &[
+                ("acks", "all"),
+                ("linger.ms", "5"),
+                // Java's default partitioner, so keys land where Java clients put them.
+                ("partitioner", "murmur2_random"),
+                ("enable.idempotence", "true"),
+            ],
+        );
         let producer: ThreadedProducer<Deliveries> =
             pc.create_with_context(Deliveries::default())?;
         let state = Arc::new(Mutex::new(ThreadState {
@@ -236,18 +255,27 @@ impl StreamThread {
             error: None,
             state_dir: cfg.state_dir().join(&app_id),
         }));
-        let mut cc = self.client_config("consumer");
+        let mut cc = self.client_config(
+            "consumer",
+            &[
+                ("auto.offset.reset", "earliest"),
+                // Range assigns partition p of every co-partitioned topic to the same member.
+                ("partition.assignment.strategy", "range"),
+                // librdkafka pauses fetching for fetch.queue.backoff.ms (1 s) whenever
+                // its local queue passes queued.min.messages; a stream thread drains
+                // that queue in milliseconds, so a long pause only idles it.
+                ("fetch.queue.backoff.ms", "10"),
+            ],
+        );
+        // Not overridable: the runtime owns the group and its commits.
         cc.set("group.id", &app_id)
             .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            // Range assigns partition p of every co-partitioned topic to the same member.
-            .set("partition.assignment.strategy", "range")
             .set("enable.partition.eof", "false");
         let consumer: BaseConsumer<ThreadCtx> = cc.create_with_context(ThreadCtx {
             state: state.clone(),
             shared: self.shared.clone(),
         })?;
-        let mut rc = self.client_config("restore.consumer");
+        let mut rc = self.client_config("restore.consumer", &[]);
         rc.set("group.id", format!("{app_id}-restore-unused"))
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false");
@@ -431,12 +459,18 @@ fn buffer(st: &mut ThreadState, topic_sub: &HashMap<String, u32>, m: OwnedMessag
         subtopology: sub,
         partition: m.partition(),
     };
-    st.buffered
-        .entry(id)
-        .or_default()
-        .entry((m.topic().to_string(), m.partition()))
-        .or_default()
-        .push_back(m);
+    let queues = st.buffered.entry(id).or_default();
+    match queues
+        .iter_mut()
+        .find(|q| q.partition == m.partition() && q.topic == m.topic())
+    {
+        Some(q) => q.records.push_back(m),
+        None => queues.push(PartitionQueue {
+            topic: m.topic().to_string(),
+            partition: m.partition(),
+            records: VecDeque::from([m]),
+        }),
+    }
 }
 
 /// Processes buffered records task by task, always taking the partition
@@ -448,13 +482,15 @@ fn process_buffered(st: &mut ThreadState) -> Result<(), StreamsError> {
         loop {
             let next = queues
                 .iter()
-                .filter_map(|(k, q)| {
-                    q.front()
-                        .map(|m| (m.timestamp().to_millis().unwrap_or(-1), k.clone()))
+                .enumerate()
+                .filter_map(|(i, q)| {
+                    q.records
+                        .front()
+                        .map(|m| (m.timestamp().to_millis().unwrap_or(-1), i))
                 })
                 .min();
-            let Some((_, k)) = next else { break };
-            let Some(m) = queues.get_mut(&k).and_then(|q| q.pop_front()) else {
+            let Some((_, i)) = next else { break };
+            let Some(m) = queues[i].records.pop_front() else {
                 break;
             };
             process(st, id, &m)?;
@@ -484,7 +520,14 @@ fn process(st: &mut ThreadState, id: TaskId, m: &OwnedMessage) -> Result<(), Str
     })?;
     let mut out = Vec::new();
     task.drain_outputs(&mut out);
-    st.offsets
-        .insert((m.topic().to_string(), m.partition()), m.offset() + 1);
+    match st.offsets.get_mut(m.topic()) {
+        Some(parts) => {
+            parts.insert(m.partition(), m.offset() + 1);
+        }
+        None => {
+            let parts = HashMap::from([(m.partition(), m.offset() + 1)]);
+            st.offsets.insert(m.topic().to_string(), parts);
+        }
+    }
     st.produce(out)
 }
