@@ -243,6 +243,10 @@ async fn e2e_runs(args: &Args) -> Result<()> {
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 let e = start.elapsed();
+                println!(
+                    "   RocksDB block cache + write buffers in use: {:.1} MiB (budget 64 MiB)",
+                    app.rocksdb_memory_usage() as f64 / (1 << 20) as f64
+                );
                 app.close()?;
                 Ok((e, app))
             })
