@@ -64,7 +64,9 @@ impl DefaultSerde for EnrichedOrder {
 #[tokio::main]
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .init();
     let args = Args::parse();
     let dir = tempfile::tempdir()?;
@@ -81,20 +83,33 @@ async fn main() -> Result<()> {
             (Some(broker), b)
         }
     };
-    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &bootstrap).create()?;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()?;
     let send = |topic: &'static str, key: String, value: String| {
         let p = producer.clone();
         async move {
-            p.send(FutureRecord::to(topic).key(&key).payload(&value), Duration::from_secs(10))
-                .await
-                .map_err(|(e, _)| e)
+            p.send(
+                FutureRecord::to(topic).key(&key).payload(&value),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)
         }
     };
     for (id, name, tier) in [("c1", "Ada", "gold"), ("c2", "Brian", "silver")] {
-        let c = serde_json::to_string(&Customer { name: name.into(), tier: tier.into() })?;
+        let c = serde_json::to_string(&Customer {
+            name: name.into(),
+            tier: tier.into(),
+        })?;
         send("customers", id.into(), c).await?;
     }
-    let orders = [("c1", 1, 1250), ("c2", 2, 900), ("c3", 3, 4000), ("c1", 4, 75)];
+    let orders = [
+        ("c1", 1, 1250),
+        ("c2", 2, 900),
+        ("c3", 3, 4000),
+        ("c1", 4, 75),
+    ];
 
     let out: Arc<Mutex<Vec<EnrichedOrder>>> = Arc::default();
     let sink = out.clone();
@@ -109,13 +124,21 @@ async fn main() -> Result<()> {
             tier: c.map(|c| c.tier),
         })
         .peek(move |k, e| {
-            println!("order {} of {k}: {} cents, customer {:?} ({:?})", e.id, e.amount_cents, e.customer, e.tier);
+            println!(
+                "order {} of {k}: {} cents, customer {:?} ({:?})",
+                e.id, e.amount_cents, e.customer, e.tier
+            );
             sink.lock().expect("not poisoned").push(e.clone());
         })
         .to("orders-enriched");
     // Source topics must exist when the app starts, as in Kafka Streams.
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", &bootstrap).create()?;
-    let topics = [NewTopic::new("orders", 1, TopicReplication::Fixed(1)), NewTopic::new("orders-enriched", 1, TopicReplication::Fixed(1))];
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()?;
+    let topics = [
+        NewTopic::new("orders", 1, TopicReplication::Fixed(1)),
+        NewTopic::new("orders-enriched", 1, TopicReplication::Fixed(1)),
+    ];
     admin.create_topics(&topics, &AdminOptions::new()).await?;
     let config = StreamsConfig::new("enrich-example", &bootstrap)
         .set("state.dir", dir.path().join("state").display())
@@ -131,7 +154,10 @@ async fn main() -> Result<()> {
     // to load before the orders arrive.
     tokio::time::sleep(Duration::from_secs(1)).await;
     for (cust, id, amount) in orders {
-        let o = serde_json::to_string(&Order { id, amount_cents: amount })?;
+        let o = serde_json::to_string(&Order {
+            id,
+            amount_cents: amount,
+        })?;
         send("orders", cust.into(), o).await?;
     }
     let mut app = app;
@@ -139,12 +165,18 @@ async fn main() -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(30);
         while out.lock().expect("not poisoned").len() < orders.len() {
             if Instant::now() > deadline {
-                bail!("only {} orders enriched", out.lock().expect("not poisoned").len());
+                bail!(
+                    "only {} orders enriched",
+                    out.lock().expect("not poisoned").len()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         app.close()?;
-        println!("enrich: {} orders joined with the customers table", orders.len());
+        println!(
+            "enrich: {} orders joined with the customers table",
+            orders.len()
+        );
         Ok(())
     })
     .await??;

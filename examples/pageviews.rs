@@ -13,7 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use brook_streams::{KafkaStreams, Produced, Serdes, StreamsBuilder, StreamsConfig, Suppressed, TimeWindows, Windowed};
+use brook_streams::{
+    KafkaStreams, Produced, Serdes, StreamsBuilder, StreamsConfig, Suppressed, TimeWindows,
+    Windowed,
+};
 use clap::Parser;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
@@ -34,7 +37,9 @@ const BASE: i64 = 1_700_000_000_000 - 1_700_000_000_000 % 60_000;
 #[tokio::main]
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .init();
     let args = Args::parse();
     let dir = tempfile::tempdir()?;
@@ -53,14 +58,22 @@ async fn main() -> Result<()> {
     };
 
     // 1. Page views over five minutes of event time, one partition per user pair.
-    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &bootstrap).create()?;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()?;
     let mut expected = 0usize;
     for i in 0..args.views {
         let user = USERS[i % USERS.len()];
         let ts = BASE + (i as i64 * 300_000) / args.views as i64;
         let page = format!("/page/{}", i % 7);
         producer
-            .send(FutureRecord::to("pageviews").key(user).payload(&page).timestamp(ts), Duration::from_secs(10))
+            .send(
+                FutureRecord::to("pageviews")
+                    .key(user)
+                    .payload(&page)
+                    .timestamp(ts),
+                Duration::from_secs(10),
+            )
             .await
             .map_err(|(e, _)| e)?;
         expected += 1;
@@ -71,7 +84,13 @@ async fn main() -> Result<()> {
     for user in USERS {
         let ts = BASE + 400_000;
         producer
-            .send(FutureRecord::to("pageviews").key(user).payload("tick").timestamp(ts), Duration::from_secs(10))
+            .send(
+                FutureRecord::to("pageviews")
+                    .key(user)
+                    .payload("tick")
+                    .timestamp(ts),
+                Duration::from_secs(10),
+            )
             .await
             .map_err(|(e, _)| e)?;
     }
@@ -83,19 +102,36 @@ async fn main() -> Result<()> {
     let per_minute = builder
         .stream::<String, String>("pageviews")
         .group_by_key()
-        .windowed_by(TimeWindows::of_size_and_grace(Duration::from_secs(60), Duration::from_secs(10)))
+        .windowed_by(TimeWindows::of_size_and_grace(
+            Duration::from_secs(60),
+            Duration::from_secs(10),
+        ))
         .count()
         .suppress(Suppressed::UntilWindowCloses)
         .to_stream();
     per_minute.foreach(move |w, count| {
         if let Some(c) = count {
-            println!("{:>6} [{}s, {}s) {:>4} views", w.key, (w.window.start - BASE) / 1000, (w.window.end - BASE) / 1000, c);
+            println!(
+                "{:>6} [{}s, {}s) {:>4} views",
+                w.key,
+                (w.window.start - BASE) / 1000,
+                (w.window.end - BASE) / 1000,
+                c
+            );
             sink.lock().expect("not poisoned").push((w.clone(), *c));
         }
     });
     per_minute
-        .map(|w, c| (format!("{}@{}", w.key, w.window.start), c.map(|c| c.to_string())))
-        .to_with("pageviews-per-minute", Produced::with(Serdes::string(), Serdes::option(Serdes::string())));
+        .map(|w, c| {
+            (
+                format!("{}@{}", w.key, w.window.start),
+                c.map(|c| c.to_string()),
+            )
+        })
+        .to_with(
+            "pageviews-per-minute",
+            Produced::with(Serdes::string(), Serdes::option(Serdes::string())),
+        );
     let config = StreamsConfig::new("pageviews-example", &bootstrap)
         .set("state.dir", dir.path().join("state").display())
         .set("commit.interval.ms", 200);

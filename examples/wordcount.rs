@@ -80,7 +80,9 @@ fn main() -> Result<()> {
     app.set_state_listener(|old, new| println!("state {old:?} -> {new:?}"));
     app.start()?;
 
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let timer = async {

@@ -7,10 +7,17 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use brook_streams::{JoinWindows, KafkaStreams, Materialized, State, StreamsBuilder, StreamsConfig, StreamsError};
+use brook_streams::{
+    JoinWindows, KafkaStreams, Materialized, State, StreamsBuilder, StreamsConfig, StreamsError,
+};
 use common::*;
 
-fn count_app(bootstrap: &str, app: &str, dir: &std::path::Path, extra: &[(&str, &str)]) -> KafkaStreams {
+fn count_app(
+    bootstrap: &str,
+    app: &str,
+    dir: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> KafkaStreams {
     let b = StreamsBuilder::new();
     b.stream::<String, String>("events")
         .group_by_key()
@@ -30,7 +37,9 @@ fn count_app(bootstrap: &str, app: &str, dir: &std::path::Path, extra: &[(&str, 
 
 async fn produce_events(bootstrap: &str, n: usize, partitions: usize) {
     let p = producer(bootstrap, false);
-    let recs: Vec<Out> = (0..n).map(|i| Out::kv(format!("k{}", i % 20), "x").to(((i % 20) % partitions) as i32)).collect();
+    let recs: Vec<Out> = (0..n)
+        .map(|i| Out::kv(format!("k{}", i % 20), "x").to(((i % 20) % partitions) as i32))
+        .collect();
     for r in produce_all(&p, "events", &recs).await {
         r.unwrap();
     }
@@ -86,7 +95,12 @@ async fn clean_restart_replays_nothing_and_lost_state_is_restored() {
     assert_eq!(app.state(), State::NotRunning);
     assert_eq!(
         states.lock().unwrap().as_slice(),
-        &[State::Rebalancing, State::Running, State::PendingShutdown, State::NotRunning]
+        &[
+            State::Rebalancing,
+            State::Running,
+            State::PendingShutdown,
+            State::NotRunning
+        ]
     );
     drop_blocking(app).await;
 
@@ -121,7 +135,11 @@ async fn clean_restart_replays_nothing_and_lost_state_is_restored() {
     })
     .await;
     wait_total(&b, 400).await;
-    assert!(app.metrics().get("restored-records") >= 20, "{:?}", app.metrics().snapshot());
+    assert!(
+        app.metrics().get("restored-records") >= 20,
+        "{:?}",
+        app.metrics().snapshot()
+    );
     blocking(move || app.close().unwrap()).await;
 }
 
@@ -138,7 +156,11 @@ async fn bad_setups_fail_with_clear_errors() {
         // Missing source topic.
         let bld = StreamsBuilder::new();
         bld.stream::<String, String>("nope").to("out");
-        let mut app = KafkaStreams::new(bld.build().unwrap(), StreamsConfig::new("bad1", &bb).set("state.dir", dir.path().display())).unwrap();
+        let mut app = KafkaStreams::new(
+            bld.build().unwrap(),
+            StreamsConfig::new("bad1", &bb).set("state.dir", dir.path().display()),
+        )
+        .unwrap();
         match app.start() {
             Err(StreamsError::MissingSourceTopic(t)) => assert_eq!(t, "nope"),
             other => panic!("expected missing topic, got {other:?}"),
@@ -147,15 +169,32 @@ async fn bad_setups_fail_with_clear_errors() {
         let bld = StreamsBuilder::new();
         let l = bld.stream::<String, String>("left");
         let r = bld.stream::<String, String>("right");
-        l.join(&r, |a, b| a + &b, JoinWindows::of_time_difference_without_grace(Duration::from_secs(1))).to("out");
-        let mut app = KafkaStreams::new(bld.build().unwrap(), StreamsConfig::new("bad2", &bb).set("state.dir", dir.path().display())).unwrap();
+        l.join(
+            &r,
+            |a, b| a + &b,
+            JoinWindows::of_time_difference_without_grace(Duration::from_secs(1)),
+        )
+        .to("out");
+        let mut app = KafkaStreams::new(
+            bld.build().unwrap(),
+            StreamsConfig::new("bad2", &bb).set("state.dir", dir.path().display()),
+        )
+        .unwrap();
         let e = app.start().unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("left") && msg.contains("right") && msg.contains("co-partitioned"), "{msg}");
+        assert!(
+            msg.contains("left") && msg.contains("right") && msg.contains("co-partitioned"),
+            "{msg}"
+        );
         // Bad config is named.
         let bld = StreamsBuilder::new();
         bld.stream::<String, String>("left").to("out");
-        let e = KafkaStreams::new(bld.build().unwrap(), StreamsConfig::new("bad3", &bb).set("num.stream.threads", "two")).err().unwrap();
+        let e = KafkaStreams::new(
+            bld.build().unwrap(),
+            StreamsConfig::new("bad3", &bb).set("num.stream.threads", "two"),
+        )
+        .err()
+        .unwrap();
         assert!(e.to_string().contains("num.stream.threads"), "{e}");
     })
     .await;
@@ -173,7 +212,15 @@ async fn rocksdb_memory_stays_within_budget_across_many_tasks() {
     let (bb, d) = (b.clone(), dir.path().to_path_buf());
     let budget = 8 << 20;
     let mut app = blocking(move || {
-        let mut app = count_app(&bb, "mem", &d, &[("statestore.rocksdb.memory.bytes", "8388608"), ("num.stream.threads", "2")]);
+        let mut app = count_app(
+            &bb,
+            "mem",
+            &d,
+            &[
+                ("statestore.rocksdb.memory.bytes", "8388608"),
+                ("num.stream.threads", "2"),
+            ],
+        );
         app.start().unwrap();
         app.wait_until_running(TIMEOUT).unwrap();
         app
@@ -181,6 +228,9 @@ async fn rocksdb_memory_stays_within_budget_across_many_tasks() {
     .await;
     wait_total(&b, 4000).await;
     let used = app.rocksdb_memory_usage();
-    assert!(used <= budget, "RocksDB uses {used} bytes over a budget of {budget}");
+    assert!(
+        used <= budget,
+        "RocksDB uses {used} bytes over a budget of {budget}"
+    );
     blocking(move || app.close().unwrap()).await;
 }

@@ -15,7 +15,11 @@ fn example_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test exe");
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
     let bin = dir.join("examples").join("wordcount");
-    assert!(bin.exists(), "build the example first: cargo build --example wordcount ({})", bin.display());
+    assert!(
+        bin.exists(),
+        "build the example first: cargo build --example wordcount ({})",
+        bin.display()
+    );
     bin
 }
 
@@ -24,7 +28,14 @@ struct App(Child);
 impl App {
     fn start(bootstrap: &str, app_id: &str, state: &std::path::Path, threads: usize) -> App {
         let child = Command::new(example_bin())
-            .args(["--bootstrap-server", bootstrap, "--application-id", app_id, "--commit-interval-ms", "100"])
+            .args([
+                "--bootstrap-server",
+                bootstrap,
+                "--application-id",
+                app_id,
+                "--commit-interval-ms",
+                "100",
+            ])
             .args(["--threads", &threads.to_string()])
             // A killed member leaves the group only when its session expires.
             .args(["--config", "consumer.session.timeout.ms=6000"])
@@ -41,7 +52,9 @@ impl App {
         let _ = self.0.wait();
     }
     fn stop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
         let status = self.0.wait().expect("wait");
         assert!(status.success(), "wordcount exited with {status}");
     }
@@ -53,7 +66,10 @@ impl Drop for App {
     }
 }
 
-const WORDS: [&str; 12] = ["apple", "Banana", "cherry", "date", "elder", "fig", "grape", "HONEY", "ice", "jam", "kiwi", "lemon"];
+const WORDS: [&str; 12] = [
+    "apple", "Banana", "cherry", "date", "elder", "fig", "grape", "HONEY", "ice", "jam", "kiwi",
+    "lemon",
+];
 
 /// Deterministic lines and the counts they produce.
 fn lines(from: usize, to: usize) -> (Vec<String>, BTreeMap<String, i64>) {
@@ -61,7 +77,9 @@ fn lines(from: usize, to: usize) -> (Vec<String>, BTreeMap<String, i64>) {
     let mut out = Vec::new();
     for i in from..to {
         let n = 1 + i % 5;
-        let words: Vec<&str> = (0..n).map(|j| WORDS[(i * 7 + j * 3) % WORDS.len()]).collect();
+        let words: Vec<&str> = (0..n)
+            .map(|j| WORDS[(i * 7 + j * 3) % WORDS.len()])
+            .collect();
         for w in &words {
             *counts.entry(w.to_lowercase()).or_insert(0) += 1;
         }
@@ -77,7 +95,11 @@ fn merge(a: &mut BTreeMap<String, i64>, b: BTreeMap<String, i64>) {
 }
 
 async fn produce_lines(bootstrap: &str, lines: &[String]) {
-    let recs: Vec<Out> = lines.iter().enumerate().map(|(i, l)| Out::kv(format!("line-{i}"), l.as_str())).collect();
+    let recs: Vec<Out> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| Out::kv(format!("line-{i}"), l.as_str()))
+        .collect();
     let p = producer(bootstrap, false);
     for r in produce_all(&p, "text-lines", &recs).await {
         r.expect("produce");
@@ -103,7 +125,10 @@ async fn wait_for_counts(bootstrap: &str, expected: &BTreeMap<String, i64>) {
         if &got == expected {
             return;
         }
-        assert!(Instant::now() < deadline, "counts never matched:\n got {got:?}\nwant {expected:?}");
+        assert!(
+            Instant::now() < deadline,
+            "counts never matched:\n got {got:?}\nwant {expected:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -141,7 +166,10 @@ async fn word_count_end_to_end_survives_kill_and_restart() {
     // A clean stop writes checkpoints: the next start replays nothing.
     let ckpt = state.path().join("wc").join("0_0").join(".checkpoint");
     let ckpt1 = state.path().join("wc").join("1_0").join(".checkpoint");
-    assert!(ckpt.exists() || ckpt1.exists(), "no checkpoint after a clean stop");
+    assert!(
+        ckpt.exists() || ckpt1.exists(),
+        "no checkpoint after a clean stop"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
