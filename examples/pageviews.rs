@@ -31,6 +31,9 @@ struct Args {
     views: usize,
 }
 
+/// Final count per user and window, as printed.
+type FinalCounts = Vec<(Windowed<String>, i64)>;
+
 const USERS: [&str; 4] = ["alice", "bob", "carol", "dave"];
 const BASE: i64 = 1_700_000_000_000 - 1_700_000_000_000 % 60_000;
 
@@ -96,7 +99,7 @@ async fn main() -> Result<()> {
     }
 
     // 2. The streams application.
-    let finals: Arc<Mutex<Vec<(Windowed<String>, i64)>>> = Arc::default();
+    let finals: Arc<Mutex<FinalCounts>> = Arc::default();
     let sink = finals.clone();
     let builder = StreamsBuilder::new();
     let per_minute = builder
