@@ -1,7 +1,6 @@
 //! Key-value store: engine + changelog + write cache.
 
-use std::collections::HashMap;
-
+use super::cache::WriteCache;
 use super::engine::Engine;
 use super::ChangelogRecord;
 use crate::error::StreamsError;
@@ -17,30 +16,18 @@ pub(crate) struct KvStore {
     cache: Option<WriteCache>,
 }
 
-/// Collapses repeated writes to one key between flushes
-/// (`statestore.cache.max.bytes`).
-struct WriteCache {
-    dirty: HashMap<Vec<u8>, (Option<Vec<u8>>, i64)>,
-    bytes: usize,
-    max_bytes: usize,
-}
-
 impl KvStore {
     pub fn new(engine: Box<dyn Engine>, logged: bool, cache_bytes: usize) -> Self {
         KvStore {
             engine,
             log: logged.then(Vec::new),
-            cache: (cache_bytes > 0).then(|| WriteCache {
-                dirty: HashMap::new(),
-                bytes: 0,
-                max_bytes: cache_bytes,
-            }),
+            cache: WriteCache::new(cache_bytes),
         }
     }
 
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StreamsError> {
         if let Some(c) = &self.cache {
-            if let Some((v, _)) = c.dirty.get(key) {
+            if let Some(v) = c.get(key) {
                 return Ok(v.clone());
             }
         }
@@ -50,15 +37,7 @@ impl KvStore {
     /// `None` deletes.
     pub fn put(&mut self, key: &[u8], value: Option<&[u8]>, ts: i64) -> Result<(), StreamsError> {
         if let Some(c) = &mut self.cache {
-            let add = key.len() + value.map_or(0, |v| v.len()) + 32;
-            let prev = c
-                .dirty
-                .insert(key.to_vec(), (value.map(|v| v.to_vec()), ts));
-            if let Some((pv, _)) = prev {
-                c.bytes -= key.len() + pv.map_or(0, |v| v.len()) + 32;
-            }
-            c.bytes += add;
-            if c.bytes > c.max_bytes {
+            if c.put(key, value, ts) {
                 self.write_back()?;
             }
             return Ok(());
@@ -87,10 +66,8 @@ impl KvStore {
         let Some(c) = &mut self.cache else {
             return Ok(());
         };
-        let dirty = std::mem::take(&mut c.dirty);
-        c.bytes = 0;
-        for (k, (v, ts)) in dirty {
-            self.write_through(&k, v.as_deref(), ts)?;
+        for (k, d) in c.take() {
+            self.write_through(&k, d.value.as_deref(), d.timestamp)?;
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! State stores: key-value, window and session stores over an engine, with a
 //! changelog and an optional write cache.
 
+pub(crate) mod cache;
 pub(crate) mod engine;
 pub(crate) mod kv;
 pub(crate) mod segments;
@@ -61,7 +62,8 @@ impl Store {
     pub fn flush(&mut self) -> Result<(), StreamsError> {
         match self {
             Store::Kv(s) => s.flush(),
-            Store::Window(_) | Store::Session(_) => Ok(()),
+            Store::Window(s) => s.flush(),
+            Store::Session(_) => Ok(()),
         }
     }
     /// Makes the local copy durable (memtables to files), before a checkpoint.

@@ -72,6 +72,7 @@ impl StoreSpec {
                 self.logged,
                 retention,
                 retain_duplicates,
+                if self.cached { cache_bytes } else { 0 },
             )),
             StoreKind::Session { retention } => {
                 Store::Session(SessionStore::new(engine, self.logged, retention))

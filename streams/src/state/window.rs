@@ -4,6 +4,7 @@
 //! Engine key: `segment(8) key start(8, order-preserving) [seq(4)]`.
 //! Changelog key (Kafka's window key schema): `key start(8) seq(4)`.
 
+use super::cache::WriteCache;
 use super::engine::Engine;
 use super::segments::Segments;
 use super::{dec_ts, enc_ts, read_i64, ChangelogRecord};
@@ -18,6 +19,8 @@ pub(crate) struct WindowStore {
     /// disambiguates); aggregations keep one value per window.
     retain_duplicates: bool,
     seq: u32,
+    /// Only for one-value-per-window stores (aggregations).
+    cache: Option<WriteCache>,
 }
 
 /// One stored window entry.
@@ -32,6 +35,7 @@ impl WindowStore {
         logged: bool,
         retention: i64,
         retain_duplicates: bool,
+        cache_bytes: usize,
     ) -> Self {
         WindowStore {
             engine,
@@ -39,6 +43,11 @@ impl WindowStore {
             segments: Segments::new(retention),
             retain_duplicates,
             seq: 0,
+            cache: if retain_duplicates {
+                None
+            } else {
+                WriteCache::new(cache_bytes)
+            },
         }
     }
 
@@ -81,7 +90,25 @@ impl WindowStore {
             None
         };
         let k = self.engine_key(key, start, seq);
-        self.engine.put(&k, value)?;
+        if let Some(c) = &mut self.cache {
+            if c.put(&k, value, ts) {
+                self.write_back()?;
+            }
+            return Ok(());
+        }
+        self.write_through(&k, key, start, seq, value, ts)
+    }
+
+    fn write_through(
+        &mut self,
+        engine_key: &[u8],
+        key: &[u8],
+        start: i64,
+        seq: Option<u32>,
+        value: Option<&[u8]>,
+        ts: i64,
+    ) -> Result<(), StreamsError> {
+        self.engine.put(engine_key, value)?;
         if let Some(log) = &mut self.log {
             let mut ck = Vec::with_capacity(key.len() + 12);
             ck.extend_from_slice(key);
@@ -96,21 +123,49 @@ impl WindowStore {
         Ok(())
     }
 
+    /// Writes the cache through (commit time, or when it is full); windows
+    /// that expired meanwhile are dropped.
+    pub fn flush(&mut self) -> Result<(), StreamsError> {
+        self.write_back()
+    }
+
+    fn write_back(&mut self) -> Result<(), StreamsError> {
+        let Some(c) = &mut self.cache else {
+            return Ok(());
+        };
+        for (ek, d) in c.take() {
+            // Cached keys have no sequence number: segment(8) key start(8).
+            let n = ek.len() - 8;
+            let start = dec_ts(&ek[n..]);
+            if start < self.segments.min_live() {
+                continue;
+            }
+            let key = ek[8..n].to_vec();
+            self.write_through(&ek, &key, start, None, d.value.as_deref(), d.timestamp)?;
+        }
+        Ok(())
+    }
+
     pub fn get(&self, key: &[u8], start: i64) -> Result<Option<Vec<u8>>, StreamsError> {
         if start < self.segments.min_live() {
             return Ok(None);
         }
-        self.engine.get(&self.engine_key(key, start, None))
+        let k = self.engine_key(key, start, None);
+        if let Some(v) = self.cache.as_ref().and_then(|c| c.get(&k)) {
+            return Ok(v.clone());
+        }
+        self.engine.get(&k)
     }
 
     /// Entries of `key` with `from <= start <= to`, oldest first; each with
     /// its engine key (for [`delete_exact`](Self::delete_exact)).
     pub fn fetch(
-        &self,
+        &mut self,
         key: &[u8],
         from: i64,
         to: i64,
     ) -> Result<Vec<(Vec<u8>, WindowEntry)>, StreamsError> {
+        self.write_back()?;
         let from = from.max(self.segments.min_live());
         let mut out = Vec::new();
         if from > to {
@@ -167,7 +222,7 @@ mod tests {
 
     #[test]
     fn fetch_filters_keys_sharing_a_prefix_and_expires() {
-        let mut s = WindowStore::new(Box::new(MemoryEngine::default()), true, 100_000, false);
+        let mut s = WindowStore::new(Box::new(MemoryEngine::default()), true, 100_000, false, 0);
         s.put(b"a", 0, Some(b"1"), 0).unwrap();
         s.put(b"ab", 0, Some(b"2"), 0).unwrap();
         s.put(b"a", 60_000, Some(b"3"), 0).unwrap();
@@ -187,13 +242,37 @@ mod tests {
     }
 
     #[test]
+    fn cache_collapses_window_updates_until_flush() {
+        let mut s = WindowStore::new(
+            Box::new(MemoryEngine::default()),
+            true,
+            100_000,
+            false,
+            1 << 20,
+        );
+        for i in 0..5u8 {
+            s.put(b"k", 60_000, Some(&[i]), 60_000).unwrap();
+        }
+        assert_eq!(s.get(b"k", 60_000).unwrap(), Some(vec![4]));
+        assert!(s.log.as_ref().unwrap().is_empty());
+        s.flush().unwrap();
+        let log = s.log.take().unwrap();
+        assert_eq!(log.len(), 1);
+        // Restored from the changelog key schema (key, start, seq).
+        let mut r = WindowStore::new(Box::new(MemoryEngine::default()), false, 100_000, false, 0);
+        r.restore(&log[0].key, log[0].value.as_deref()).unwrap();
+        assert_eq!(r.get(b"k", 60_000).unwrap(), Some(vec![4]));
+        assert_eq!(r.fetch(b"k", 0, 100_000).unwrap().len(), 1);
+    }
+
+    #[test]
     fn duplicates_and_restore() {
-        let mut s = WindowStore::new(Box::new(MemoryEngine::default()), true, 100_000, true);
+        let mut s = WindowStore::new(Box::new(MemoryEngine::default()), true, 100_000, true, 0);
         s.put(b"k", 5, Some(b"x"), 5).unwrap();
         s.put(b"k", 5, Some(b"y"), 5).unwrap();
         assert_eq!(s.fetch(b"k", 0, 10).unwrap().len(), 2);
         let log = s.log.take().unwrap();
-        let mut r = WindowStore::new(Box::new(MemoryEngine::default()), false, 100_000, true);
+        let mut r = WindowStore::new(Box::new(MemoryEngine::default()), false, 100_000, true, 0);
         for c in &log {
             r.restore(&c.key, c.value.as_deref()).unwrap();
         }
