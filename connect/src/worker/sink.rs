@@ -17,7 +17,7 @@ use crate::connector::{ConnectError, SinkRecord, SinkTask, TaskConfig, TopicPart
 use crate::converter::Converter;
 use crate::errors::{send_to_dlq, with_retries, FailedRecord, Retry};
 
-const MAX_BATCH: usize = 500;
+const MAX_BATCH: usize = 2000;
 const BATCH_WAIT: Duration = Duration::from_millis(200);
 
 pub(crate) struct SinkRunner {
@@ -107,17 +107,28 @@ impl SinkRunner {
     }
 
     async fn next_batch(&mut self, consumer: &StreamConsumer) -> Vec<OwnedMessage> {
+        use futures::FutureExt;
         let mut batch = Vec::new();
-        let deadline = tokio::time::Instant::now() + BATCH_WAIT;
+        // One timer for the whole batch (not one per message).
+        let deadline = tokio::time::sleep(BATCH_WAIT);
+        tokio::pin!(deadline);
         while batch.len() < MAX_BATCH {
-            tokio::select! {
-                msg = consumer.recv() => match msg {
-                    Ok(m) => batch.push(m.detach()),
-                    // Consumer errors are transient (librdkafka reconnects).
-                    Err(e) => { tracing::warn!(connector = %self.connector, error = %e, "consume error"); break }
+            // Fast path: take what librdkafka already has queued.
+            let msg = match consumer.recv().now_or_never() {
+                Some(msg) => msg,
+                None => tokio::select! {
+                    msg = consumer.recv() => msg,
+                    _ = &mut deadline => break,
+                    _ = self.control.changed() => break,
                 },
-                _ = tokio::time::sleep_until(deadline) => break,
-                _ = self.control.changed() => break,
+            };
+            match msg {
+                Ok(m) => batch.push(m.detach()),
+                // Consumer errors are transient (librdkafka reconnects).
+                Err(e) => {
+                    tracing::warn!(connector = %self.connector, error = %e, "consume error");
+                    break;
+                }
             }
         }
         batch

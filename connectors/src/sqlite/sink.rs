@@ -215,7 +215,7 @@ impl SinkTask for SqliteSinkTask {
         if records.is_empty() {
             return Ok(());
         }
-        self.with_writer(move |w| w.write(&records)).await
+        self.with_writer(move |w| w.write(records)).await
     }
 
     async fn flush(&mut self) -> Result<(), ConnectError> {

@@ -37,6 +37,9 @@ pub(crate) struct Writer {
     config: WriterConfig,
     /// Known columns per table (lower-cased names, as SQLite matches them).
     tables: HashMap<String, Vec<String>>,
+    /// Statement text per table + column list + key (skips DDL checks and
+    /// SQL building for shapes already written).
+    statements: HashMap<String, String>,
     wal: bool,
 }
 
@@ -61,14 +64,15 @@ impl Writer {
             conn,
             config,
             tables: HashMap::new(),
+            statements: HashMap::new(),
             wal,
         })
     }
 
     /// Writes a batch in one transaction: all of it or (on error) none.
-    pub fn write(&mut self, records: &[SinkRecord]) -> Result<(), SqliteError> {
+    pub fn write(&mut self, records: Vec<SinkRecord>) -> Result<(), SqliteError> {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
-        let result = records.iter().try_for_each(|r| self.write_one(r));
+        let result = records.into_iter().try_for_each(|r| self.write_one(r));
         match result {
             Ok(()) => self.conn.execute_batch("COMMIT").map_err(|e| {
                 self.rollback();
@@ -87,6 +91,7 @@ impl Writer {
         }
         // DDL may have been rolled back with the batch.
         self.tables.clear();
+        self.statements.clear();
     }
 
     /// Makes every committed batch durable.
@@ -105,14 +110,10 @@ impl Writer {
         Ok(())
     }
 
-    fn write_one(&mut self, record: &SinkRecord) -> Result<(), SqliteError> {
+    fn write_one(&mut self, record: SinkRecord) -> Result<(), SqliteError> {
         let table = self.config.table_format.replace("${topic}", &record.topic);
-        let at = || {
-            format!(
-                "record {}-{}@{}",
-                record.topic, record.partition, record.offset
-            )
-        };
+        let (topic, partition, offset) = (record.topic.clone(), record.partition, record.offset);
+        let at = || format!("record {topic}-{partition}@{offset}");
         match self
             .op(record)
             .map_err(|m| SqliteError::Record(format!("{}: {m}", at())))?
@@ -129,11 +130,28 @@ impl Writer {
                 let sql = format!("DELETE FROM {} WHERE {}", quote(&table), cond.join(" AND "));
                 let mut stmt = self.conn.prepare_cached(&sql)?;
                 stmt.execute(rusqlite::params_from_iter(
-                    key.iter().map(|(_, v)| to_sql(v)),
+                    key.iter().map(|(_, v)| Param(v)),
                 ))?;
                 Ok(())
             }
             Op::Upsert(row, pk) => {
+                let mut shape = table.clone();
+                for (c, _) in &row {
+                    shape.push('\0');
+                    shape.push_str(c);
+                }
+                shape.push('\u{1}');
+                for c in &pk {
+                    shape.push('\0');
+                    shape.push_str(c);
+                }
+                if let Some(sql) = self.statements.get(&shape) {
+                    let mut stmt = self.conn.prepare_cached(sql)?;
+                    stmt.execute(rusqlite::params_from_iter(
+                        row.iter().map(|(_, v)| Param(v)),
+                    ))?;
+                    return Ok(());
+                }
                 self.ensure_table(&table, &row, &pk).map_err(|e| match e {
                     SqliteError::Record(m) => SqliteError::Record(format!("{}: {m}", at())),
                     other => other,
@@ -161,33 +179,41 @@ impl Writer {
                 }
                 let mut stmt = self.conn.prepare_cached(&sql)?;
                 stmt.execute(rusqlite::params_from_iter(
-                    row.iter().map(|(_, v)| to_sql(v)),
+                    row.iter().map(|(_, v)| Param(v)),
                 ))?;
+                drop(stmt);
+                self.statements.insert(shape, sql);
                 Ok(())
             }
         }
     }
 
     /// Decides what a record does; errors are messages about the record.
-    fn op(&self, record: &SinkRecord) -> Result<Op, String> {
-        let value = as_object(&record.value);
+    fn op(&self, record: SinkRecord) -> Result<Op, String> {
         if record.value.is_null() {
             if !self.config.delete_enabled {
                 return Ok(Op::Skip);
             }
-            let key = self.key_columns(record)?;
+            let key = self.key_columns(&record)?;
             return Ok(Op::Delete(key));
         }
-        let Some(mut fields) = value else {
-            return Err(format!(
-                "value must be a JSON object, got {}",
-                truncate(&record.value.to_string())
-            ));
+        let key = match self.config.pk_mode {
+            PkMode::RecordKey => Some(self.key_columns(&record)?),
+            _ => None,
+        };
+        let mut fields = match into_object(record.value) {
+            Ok(fields) => fields,
+            Err(other) => {
+                return Err(format!(
+                    "value must be a JSON object, got {}",
+                    truncate(&other.to_string())
+                ))
+            }
         };
         let pk = match self.config.pk_mode {
             PkMode::None => Vec::new(),
             PkMode::RecordKey => {
-                let key = self.key_columns(record)?;
+                let key = key.unwrap_or_default();
                 let names = key.iter().map(|(c, _)| c.clone()).collect();
                 for (c, v) in key {
                     fields.insert(c, v);
@@ -358,13 +384,31 @@ fn sql_type(v: &Value) -> &'static str {
 
 /// An object, or a string holding a JSON object (StringConverter values).
 fn as_object(v: &Value) -> Option<Map<String, Value>> {
+    into_object(v.clone()).ok()
+}
+
+/// As [`as_object`], consuming the value (handed back when it is not one).
+fn into_object(v: Value) -> Result<Map<String, Value>, Value> {
     match v {
-        Value::Object(m) => Some(m.clone()),
-        Value::String(s) => match serde_json::from_str::<Value>(s) {
-            Ok(Value::Object(m)) => Some(m),
-            _ => None,
+        Value::Object(m) => Ok(m),
+        Value::String(s) => match serde_json::from_str::<Value>(&s) {
+            Ok(Value::Object(m)) => Ok(m),
+            _ => Err(Value::String(s)),
         },
-        _ => None,
+        other => Err(other),
+    }
+}
+
+/// A JSON value bound as an SQL parameter without copying strings.
+struct Param<'a>(&'a Value);
+
+impl rusqlite::ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(match self.0 {
+            Value::String(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            other => ToSqlOutput::Owned(to_sql(other)),
+        })
     }
 }
 
