@@ -9,12 +9,8 @@ use super::kstream::KStream;
 use super::ktable::KTable;
 use super::options::{Consumed, Materialized};
 use crate::error::StreamsError;
-use crate::ops::aggregate::TableSource;
-use crate::ops::emit::Emitter;
-use crate::processor::Node;
 use crate::record::Data;
 use crate::serde::{DefaultSerde, OptionSerde};
-use crate::state::StoreKind;
 use crate::store_api::StoreBuilder;
 use crate::topology::{TopicRef, Topology};
 
@@ -95,37 +91,14 @@ impl StreamsBuilder {
             .name
             .clone()
             .unwrap_or_else(|| format!("{topic}-STATE-STORE-{:010}", g.nodes.len()));
-        let store = g.dsl_store(
-            store,
-            StoreKind::KeyValue,
-            mat.keys.clone(),
-            mat.values.clone(),
-            !mat.in_memory,
-            mat.logging,
-            mat.caching,
-        );
-        let name = g.name("KTABLE-MATERIALIZE");
-        let (keys, values, cached, sn) = (
+        let store = g.materialized_store(store, &mat);
+        let node = g.table_source(
+            src,
+            &store,
             mat.keys.clone(),
             mat.values.clone(),
             mat.caching,
-            store.clone(),
-        );
-        let node = g.processor(
-            name,
-            &[src],
-            vec![store.clone()],
-            Arc::new(move |_| {
-                Box::new(TableSource::<K, V> {
-                    store_name: sn.clone(),
-                    keys: keys.clone(),
-                    values: values.clone(),
-                    cached,
-                    store: None,
-                    emitter: Emitter::new(0),
-                    from_topic: true,
-                }) as Box<dyn Node>
-            }),
+            true,
         );
         drop(g);
         KTable::new(self.g.clone(), node, Some((store, mat.keys, mat.values)))

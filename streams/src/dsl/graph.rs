@@ -5,7 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use super::options::Materialized;
 use crate::error::{SerdeError, StreamsError};
+use crate::ops::aggregate::TableSource;
+use crate::ops::emit::Emitter;
 use crate::processor::{Ctx, Node, OutRecord};
 use crate::record::{peek, DynRecord, Val};
 use crate::serde::SerdeRef;
@@ -101,6 +104,54 @@ impl Graph {
             cached,
             serdes: Arc::new((keys, values)),
         })
+    }
+
+    /// Declares the key-value store a `Materialized` describes.
+    pub fn materialized_store<K: 'static, V: 'static>(
+        &mut self,
+        name: String,
+        mat: &Materialized<K, V>,
+    ) -> String {
+        self.dsl_store(
+            name,
+            StoreKind::KeyValue,
+            mat.keys.clone(),
+            mat.values.clone(),
+            !mat.in_memory,
+            mat.logging,
+            mat.caching,
+        )
+    }
+
+    /// A node writing table updates into `store` and forwarding them as changes;
+    /// its input is a topic's `Option<V>` or, with `from_topic` false, a table's changes.
+    pub fn table_source<K: crate::record::Data, V: crate::record::Data>(
+        &mut self,
+        parent: usize,
+        store: &str,
+        keys: SerdeRef<K>,
+        values: SerdeRef<V>,
+        cached: bool,
+        from_topic: bool,
+    ) -> usize {
+        let name = self.name("KTABLE-MATERIALIZE");
+        let sn = store.to_string();
+        self.processor(
+            name,
+            &[parent],
+            vec![sn.clone()],
+            Arc::new(move |_| {
+                Box::new(TableSource::<K, V> {
+                    store_name: sn.clone(),
+                    keys: keys.clone(),
+                    values: values.clone(),
+                    cached,
+                    store: None,
+                    emitter: Emitter::new(0),
+                    from_topic,
+                }) as Box<dyn Node>
+            }),
+        )
     }
 
     pub fn source<K: crate::record::Data, V: crate::record::Data>(

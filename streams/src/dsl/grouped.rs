@@ -11,7 +11,6 @@ use crate::ops::emit::Emitter;
 use crate::processor::Node;
 use crate::record::Data;
 use crate::serde::{DefaultSerde, IntSerde, SerdeRef};
-use crate::state::StoreKind;
 use crate::window::{SessionWindows, SlidingWindows, TimeWindows};
 
 /// A stream grouped by key, ready to aggregate.
@@ -112,15 +111,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         };
         let input = self.input(&store);
         let mut g = self.stream.g.borrow_mut();
-        g.dsl_store(
-            store.clone(),
-            StoreKind::KeyValue,
-            mat.keys.clone(),
-            mat.values.clone(),
-            !mat.in_memory,
-            mat.logging,
-            mat.caching,
-        );
+        g.materialized_store(store.clone(), &mat);
         let name = g.name("KSTREAM-AGGREGATE");
         let (keys, values, cached, sn) = (
             mat.keys.clone(),
@@ -240,15 +231,7 @@ impl<K: Data, V: Data> KGroupedTable<K, V> {
         let changes: SerdeRef<crate::record::Change<V>> =
             Arc::new(crate::serde::ChangeSerde(self.grouped.values.clone()));
         let input = g.repartition(self.node, &topic, self.grouped.keys.clone(), changes);
-        g.dsl_store(
-            store.clone(),
-            StoreKind::KeyValue,
-            mat.keys.clone(),
-            mat.values.clone(),
-            !mat.in_memory,
-            mat.logging,
-            mat.caching,
-        );
+        g.materialized_store(store.clone(), &mat);
         let name = g.name("KTABLE-AGGREGATE");
         let (keys, values, cached, sn) = (
             mat.keys.clone(),

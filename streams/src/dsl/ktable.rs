@@ -10,8 +10,6 @@ use super::graph::Graph;
 use super::grouped::KGroupedTable;
 use super::kstream::KStream;
 use super::options::{Grouped, Materialized, Produced};
-use crate::ops::aggregate::TableSource;
-use crate::ops::emit::Emitter;
 use crate::ops::suppress::Suppress;
 use crate::ops::table::{TableFilter, TableGroupBy, TableMapValues, TableToStream};
 use crate::processor::Node;
@@ -199,23 +197,13 @@ impl<K: Data, V: Data> KTable<K, V> {
             mat.logging,
             false,
         );
-        let name = g.name("KTABLE-MATERIALIZE");
-        let (keys, values, sn) = (mat.keys.clone(), mat.values.clone(), store.clone());
-        let node = g.processor(
-            name,
-            &[self.node],
-            vec![store.clone()],
-            Arc::new(move |_| {
-                Box::new(TableSource::<K, V> {
-                    store_name: sn.clone(),
-                    keys: keys.clone(),
-                    values: values.clone(),
-                    cached: false,
-                    store: None,
-                    emitter: Emitter::new(0),
-                    from_topic: false,
-                }) as Box<dyn Node>
-            }),
+        let node = g.table_source(
+            self.node,
+            &store,
+            mat.keys.clone(),
+            mat.values.clone(),
+            false,
+            false,
         );
         drop(g);
         let mut t = KTable::new(self.g.clone(), node, Some((store, mat.keys, mat.values)));
