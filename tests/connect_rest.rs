@@ -245,11 +245,14 @@ async fn source_offsets_are_altered_and_reset_only_while_stopped() {
         offsets,
         json!({"offsets": [{"partition": {"table": "t"}, "offset": {"incrementing": 1}}]})
     );
-    // Running again re-reads the rows after the altered offset.
+    // Resuming the STOPPED connector (KIP-875) re-reads the rows after the
+    // altered offset.
     assert_eq!(
-        call(addr, "POST", "/connectors/src/restart", None).await.0,
-        204
+        call(addr, "PUT", "/connectors/src/resume", None).await.0,
+        202
     );
+    let (_, status) = call(addr, "GET", "/connectors/src/status", None).await;
+    assert_eq!(status["connector"]["state"], "RUNNING", "{status}");
     let start = Instant::now();
     let table_topic = format!("{topic}t");
     while read_all_async(&bs, &table_topic).await.unwrap().len() < 5 {

@@ -205,3 +205,116 @@ async fn topic_to_table_upserts_and_deletes_on_tombstones() {
     );
     worker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_the_table_refuses_go_to_the_dead_letter_queue() {
+    let broker = TestBroker::start().await;
+    let bs = broker.bootstrap();
+    let (topic, dlq) = (unique("orders"), unique("orders-dlq"));
+    create_topic(&bs, &topic, 1, &[]).await;
+    create_topic(&bs, &dlq, 1, &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("orders.db");
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE orders (id INTEGER PRIMARY KEY, qty INTEGER NOT NULL CHECK (qty > 0))",
+        )
+        .unwrap();
+    produce_ok(
+        &producer(&bs, false),
+        &topic,
+        &[
+            Out::kv("1", r#"{"qty": 5}"#),
+            Out::kv("2", r#"{"qty": -1}"#),
+            Out::kv("3", r#"{"qty": 7}"#),
+            Out::kv("4", r#"[1, 2]"#),
+        ],
+    )
+    .await;
+    let sink = |name: &str, tolerance: &str| {
+        json!({"name": name, "connector.class": "SqliteSink",
+        "connection.url": db.to_str().unwrap(), "topics": topic,
+        "table.name.format": "orders", "insert.mode": "upsert",
+        "pk.mode": "record_key", "pk.fields": "id",
+        "errors.tolerance": tolerance, "errors.deadletterqueue.topic.name": dlq,
+        "errors.deadletterqueue.context.headers.enable": "true"})
+    };
+    let worker = Worker::start(worker_config(&bs)).await.unwrap();
+
+    // Without tolerance the task fails, naming the record; nothing is written.
+    worker.add_connector(&sink("strict", "none")).await.unwrap();
+    let start = Instant::now();
+    let trace = loop {
+        let status = worker.status("strict").unwrap();
+        if status.tasks[0].state == State::Failed {
+            break status.tasks[0].trace.clone().unwrap_or_default();
+        }
+        assert!(start.elapsed() < TIMEOUT, "task never failed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(trace.contains(&format!("{topic}-0@1")), "{trace}");
+    assert!(trace.contains("CHECK constraint failed"), "{trace}");
+    worker.delete("strict").await.unwrap();
+    let count = |db: &Path| -> i64 {
+        Connection::open(db)
+            .unwrap()
+            .query_row("SELECT count(*) FROM orders", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(count(&db), 0);
+
+    // With errors.tolerance=all the refused rows go to the DLQ, the rest in.
+    worker
+        .add_connector(&sink("tolerant", "all"))
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let dead = loop {
+        let recs = read_all_async(&bs, &dlq).await.unwrap();
+        if recs.len() >= 2 {
+            break recs;
+        }
+        assert!(start.elapsed() < TIMEOUT, "DLQ holds {recs:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let header = |rec: &Rec, name: &str| {
+        rec.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.clone())
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        dead.iter().map(|r| r.key_str()).collect::<Vec<_>>(),
+        ["2", "4"]
+    );
+    assert_eq!(dead[0].value_str(), r#"{"qty": -1}"#);
+    assert_eq!(header(&dead[0], "__connect.errors.stage"), "TASK_PUT");
+    assert_eq!(header(&dead[0], "__connect.errors.offset"), "1");
+    assert!(header(&dead[1], "__connect.errors.exception.message").contains("JSON object"));
+    let start = Instant::now();
+    while count(&db) < 2 {
+        assert!(start.elapsed() < TIMEOUT, "good rows not written");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rows: Vec<(i64, i64)> = {
+        let conn = Connection::open(&db).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT id, qty FROM orders ORDER BY id")
+            .unwrap();
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        rows
+    };
+    assert_eq!(rows, [(1, 5), (3, 7)]);
+    assert_eq!(
+        worker.status("tolerant").unwrap().tasks[0].state,
+        State::Running
+    );
+    worker.shutdown().await;
+}

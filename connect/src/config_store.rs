@@ -7,11 +7,11 @@
 
 use std::collections::BTreeMap;
 
-use rdkafka::producer::FutureProducer;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::offsets::{ensure_compacted_topic, idempotent_producer, read_topic, send_keyed};
+use crate::offsets::{ensure_compacted_topic, read_topic, send_keyed};
+use crate::producer::Producer;
 use crate::worker::State;
 
 /// The config store could not be read or written.
@@ -36,7 +36,7 @@ pub(crate) struct StoredConnector {
 pub(crate) struct ConfigStore {
     bootstrap: String,
     topic: String,
-    producer: FutureProducer,
+    producer: Producer,
 }
 
 const PREFIX: &str = "connector-";
@@ -47,6 +47,7 @@ impl ConfigStore {
         bootstrap: &str,
         topic: &str,
         replication: i32,
+        producer: Producer,
     ) -> Result<Self, ConfigStoreError> {
         let err = |message| ConfigStoreError {
             topic: topic.to_string(),
@@ -58,7 +59,7 @@ impl ConfigStore {
         Ok(ConfigStore {
             bootstrap: bootstrap.to_string(),
             topic: topic.to_string(),
-            producer: idempotent_producer(bootstrap).map_err(err)?,
+            producer,
         })
     }
 

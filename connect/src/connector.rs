@@ -1,6 +1,7 @@
 //! The connector and task traits that every connector implements.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
@@ -21,6 +22,19 @@ pub enum ConnectError {
     /// The failure will not go away by retrying; the task must fail.
     #[error("{0}")]
     Fatal(String),
+    /// Record `index` of the batch given to `put` cannot be written (bad
+    /// data, a constraint). Like Kafka Connect's errant record reporter: with
+    /// `errors.tolerance=all` the worker sends it to the dead letter queue
+    /// and puts the batch again without it (records before it may be put
+    /// twice unless the task wrote none of the batch); otherwise the task
+    /// fails.
+    #[error("{message}")]
+    BadRecord {
+        /// Position of the record in the batch.
+        index: usize,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 impl ConnectError {
@@ -33,12 +47,16 @@ impl ConnectError {
 /// A record produced by a source task.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceRecord {
-    /// What the record was read from.
-    pub source_partition: SourcePartition,
-    /// The position *after* this record, committed once it is acknowledged.
-    pub source_offset: SourceOffset,
+    /// What the record was read from (shared: a batch usually has one).
+    pub source_partition: Arc<SourcePartition>,
+    /// The position *after* this record, stored once it and every record
+    /// before it are acknowledged. `None` adds no offset (as a null offset
+    /// in Kafka Connect): a task may leave it out on all but the last record
+    /// of a partition in one poll, since the worker stores offsets per
+    /// acknowledged poll batch, never in the middle of one.
+    pub source_offset: Option<SourceOffset>,
     /// Destination topic.
-    pub topic: String,
+    pub topic: Arc<str>,
     /// Record key, converted with the key converter.
     pub key: Option<Value>,
     /// Record value, converted with the value converter.

@@ -54,6 +54,15 @@ impl Converter {
         }
     }
 
+    /// Like [`Converter::to_bytes`], reusing a string's buffer instead of
+    /// copying it where the format allows.
+    pub fn into_bytes(&self, value: Value) -> Result<Option<Vec<u8>>, ConverterError> {
+        match (self, value) {
+            (Converter::String | Converter::Bytes, Value::String(s)) => Ok(Some(s.into_bytes())),
+            (_, v) => self.to_bytes(&v),
+        }
+    }
+
     /// Encodes a value; `Null` becomes an absent key/value (a tombstone).
     pub fn to_bytes(&self, value: &Value) -> Result<Option<Vec<u8>>, ConverterError> {
         match (self, value) {

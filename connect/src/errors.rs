@@ -4,10 +4,10 @@
 use std::time::{Duration, Instant};
 
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::config::ConnectorSettings;
 use crate::connector::ConnectError;
+use crate::producer::Producer;
 
 /// Backoff state for retrying an operation that needs `&mut` access.
 pub(crate) struct Retry {
@@ -80,21 +80,14 @@ pub(crate) struct FailedRecord<'a> {
 
 /// Sends the original bytes of a failed record to the dead letter queue.
 pub(crate) async fn send_to_dlq(
-    producer: &FutureProducer,
+    producer: &Producer,
     dlq_topic: &str,
     with_headers: bool,
     failed: &FailedRecord<'_>,
 ) -> Result<(), ConnectError> {
-    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(dlq_topic);
-    if let Some(k) = failed.key {
-        record = record.key(k);
-    }
-    if let Some(v) = failed.value {
-        record = record.payload(v);
-    }
-    if with_headers {
+    let headers = with_headers.then(|| {
         let (partition, offset) = (failed.partition.to_string(), failed.offset.to_string());
-        let headers = [
+        [
             ("__connect.errors.topic", failed.topic),
             ("__connect.errors.partition", partition.as_str()),
             ("__connect.errors.offset", offset.as_str()),
@@ -108,14 +101,12 @@ pub(crate) async fn send_to_dlq(
                 key,
                 value: Some(value),
             })
-        });
-        record = record.headers(headers);
-    }
+        })
+    });
     producer
-        .send(record, Duration::from_secs(30))
+        .send_one(dlq_topic, failed.key, failed.value, headers)
         .await
-        .map(|_| ())
-        .map_err(|(e, _)| ConnectError::Retriable(format!("writing to DLQ {dlq_topic}: {e}")))
+        .map_err(|e| ConnectError::Retriable(format!("writing to DLQ {dlq_topic}: {e}")))
 }
 
 #[cfg(test)]

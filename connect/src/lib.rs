@@ -10,6 +10,7 @@ mod connector;
 mod converter;
 mod errors;
 mod offsets;
+mod producer;
 mod rest;
 mod worker;
 

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
+use crate::producer::Producer;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::{json, Value};
 
@@ -27,7 +27,7 @@ pub struct OffsetStoreError {
 pub(crate) struct OffsetStore {
     bootstrap: String,
     topic: String,
-    producer: FutureProducer,
+    producer: Producer,
 }
 
 impl OffsetStore {
@@ -36,6 +36,7 @@ impl OffsetStore {
         bootstrap: &str,
         topic: &str,
         replication: i32,
+        producer: Producer,
     ) -> Result<Self, OffsetStoreError> {
         let err = |m: String| OffsetStoreError {
             topic: topic.to_string(),
@@ -44,7 +45,6 @@ impl OffsetStore {
         ensure_compacted_topic(bootstrap, topic, replication)
             .await
             .map_err(err)?;
-        let producer = idempotent_producer(bootstrap).map_err(err)?;
         Ok(OffsetStore {
             bootstrap: bootstrap.to_string(),
             topic: topic.to_string(),
@@ -129,31 +129,16 @@ pub(crate) async fn ensure_compacted_topic(
     Ok(())
 }
 
-/// An idempotent producer for the internal topics.
-pub(crate) fn idempotent_producer(bootstrap: &str) -> Result<FutureProducer, String> {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("enable.idempotence", "true")
-        .create()
-        .map_err(|e| e.to_string())
-}
-
 /// Sends one keyed record (`None` = tombstone) and waits for its acknowledgement.
 pub(crate) async fn send_keyed(
-    producer: &FutureProducer,
+    producer: &Producer,
     topic: &str,
     key: &str,
     value: Option<&str>,
 ) -> Result<(), String> {
-    let mut record: FutureRecord<'_, str, str> = FutureRecord::to(topic).key(key);
-    if let Some(v) = value {
-        record = record.payload(v);
-    }
     producer
-        .send(record, Duration::from_secs(30))
+        .send_one(topic, Some(key.as_bytes()), value.map(str::as_bytes), None)
         .await
-        .map(|_| ())
-        .map_err(|(e, _)| e.to_string())
 }
 
 fn read_all(

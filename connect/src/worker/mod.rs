@@ -1,8 +1,8 @@
 //! The standalone worker: owns connectors and runs their tasks.
 
-mod ack;
 mod offsets_admin;
 mod sink;
+mod sink_decode;
 mod source;
 mod status;
 
@@ -12,8 +12,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use rdkafka::config::ClientConfig;
-use rdkafka::producer::FutureProducer;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::watch;
@@ -265,8 +263,8 @@ struct Inner {
     worker_id: String,
     offsets: OffsetStore,
     configs: ConfigStore,
-    producer: FutureProducer,
-    source_producer: ack::SourceProducer,
+    /// Source records, DLQ records (offsets and configs share it too).
+    producer: crate::producer::Producer,
     connectors: Mutex<BTreeMap<String, RunningConnector>>,
 }
 
@@ -285,26 +283,22 @@ impl Worker {
                     "offset.storage.replication.factor is too large".into(),
                 )
             })?;
+        let producer =
+            crate::producer::producer(&config.bootstrap_servers).map_err(WorkerError::Kafka)?;
         let offsets = OffsetStore::open(
             &config.bootstrap_servers,
             &config.offset_storage_topic,
             replication,
+            producer.clone(),
         )
         .await?;
         let configs = ConfigStore::open(
             &config.bootstrap_servers,
             &config.config_storage_topic,
             replication,
+            producer.clone(),
         )
         .await?;
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &config.bootstrap_servers)
-            // Idempotence keeps producer-internal retries from duplicating records.
-            .set("enable.idempotence", "true")
-            .create()
-            .map_err(|e| WorkerError::Kafka(e.to_string()))?;
-        let source_producer =
-            ack::source_producer(&config.bootstrap_servers).map_err(WorkerError::Kafka)?;
         let worker_id = format!("standalone:{}", config.rest_port);
         let worker = Worker {
             inner: Arc::new(Inner {
@@ -313,7 +307,6 @@ impl Worker {
                 offsets,
                 configs,
                 producer,
-                source_producer,
                 connectors: Mutex::new(BTreeMap::new()),
             }),
         };
@@ -460,7 +453,7 @@ impl Worker {
                         task: connector.create_task(),
                         key_converter: key_converter.clone(),
                         value_converter: value_converter.clone(),
-                        producer: self.inner.source_producer.clone(),
+                        producer: self.inner.producer.clone(),
                         offsets: self.inner.offsets.clone(),
                         status: status.clone(),
                         control: control_rx,
@@ -490,15 +483,17 @@ impl Worker {
                     let (control, control_rx) = watch::channel(Target::Run);
                     let status: SharedStatus = Arc::new(Mutex::new((State::Running, None)));
                     let runner = sink::SinkRunner {
-                        connector: name.clone(),
-                        settings: definition.settings.clone(),
                         task: connector.create_task(),
+                        decoder: sink_decode::Decoder {
+                            connector: name.clone(),
+                            settings: definition.settings.clone(),
+                            key_converter: key_converter.clone(),
+                            value_converter: value_converter.clone(),
+                            producer: self.inner.producer.clone(),
+                        },
                         topics: topics.clone(),
                         bootstrap: self.inner.config.bootstrap_servers.clone(),
                         flush_interval_ms: self.inner.config.offset_flush_interval_ms,
-                        key_converter: key_converter.clone(),
-                        value_converter: value_converter.clone(),
-                        producer: self.inner.producer.clone(),
                         status: status.clone(),
                         control: control_rx,
                     };
@@ -620,8 +615,19 @@ impl Worker {
         self.persist(name).await
     }
 
-    /// Resumes a paused connector.
+    /// Resumes a paused connector, or starts a STOPPED one again from its
+    /// stored offsets (KIP-875).
     pub async fn resume(&self, name: &str) -> Result<(), WorkerError> {
+        let stopped = self
+            .inner
+            .connectors
+            .lock()
+            .get(name)
+            .map(|c| c.state == State::Stopped)
+            .ok_or_else(|| WorkerError::NotFound(name.to_string()))?;
+        if stopped {
+            return self.restart(name).await;
+        }
         self.signal(name, Target::Run, State::Running)?;
         self.persist(name).await
     }

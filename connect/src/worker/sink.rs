@@ -1,40 +1,91 @@
 //! Runs one sink task: consume → convert → put; flush, then commit only
-//! the offsets that flush made durable.
+//! the offsets that flush made durable. The next batch is consumed and
+//! converted while the task writes the current one.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
+use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::OwnedMessage;
-use rdkafka::producer::FutureProducer;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::watch;
 
+use super::sink_decode::{Decoder, Prepared};
 use super::{mark_failed, SharedStatus, Target};
-use crate::config::{ConnectorSettings, ErrorTolerance};
-use crate::connector::{ConnectError, SinkRecord, SinkTask, TaskConfig, TopicPartition};
-use crate::converter::Converter;
-use crate::errors::{send_to_dlq, with_retries, FailedRecord, Retry};
+use crate::config::ErrorTolerance;
+use crate::connector::{ConnectError, SinkTask, TaskConfig, TopicPartition};
+use crate::errors::Retry;
 
 const MAX_BATCH: usize = 2000;
 const BATCH_WAIT: Duration = Duration::from_millis(200);
 
 pub(crate) struct SinkRunner {
-    pub connector: String,
-    pub settings: ConnectorSettings,
     pub task: Box<dyn SinkTask>,
+    pub decoder: Decoder,
     pub topics: Vec<String>,
     pub bootstrap: String,
     pub flush_interval_ms: u64,
-    pub key_converter: Converter,
-    pub value_converter: Converter,
-    pub producer: FutureProducer,
     pub status: SharedStatus,
     pub control: watch::Receiver<Target>,
 }
 
+type SinkConsumer = StreamConsumer<RebalanceListener>;
+
+/// Partition assignment changes, as librdkafka reports them.
+enum Rebalance {
+    Assigned(Vec<TopicPartition>),
+    Revoked(Vec<TopicPartition>),
+}
+
+/// Records rebalances for the runner: the callbacks run inside librdkafka's
+/// poll and cannot await the task's `open`/`flush`/`close`.
+#[derive(Clone, Default)]
+struct RebalanceListener {
+    events: Arc<Mutex<Vec<Rebalance>>>,
+}
+
+impl ClientContext for RebalanceListener {}
+
+impl ConsumerContext for RebalanceListener {
+    fn pre_rebalance(
+        &self,
+        _consumer: &BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        if let rdkafka::consumer::Rebalance::Revoke(tpl) = rebalance {
+            self.events.lock().push(Rebalance::Revoked(partitions(tpl)));
+        }
+    }
+
+    fn post_rebalance(
+        &self,
+        _consumer: &BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        if let rdkafka::consumer::Rebalance::Assign(tpl) = rebalance {
+            self.events
+                .lock()
+                .push(Rebalance::Assigned(partitions(tpl)));
+        }
+    }
+}
+
+fn partitions(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
+    tpl.elements()
+        .iter()
+        .map(|e| TopicPartition {
+            topic: e.topic().to_string(),
+            partition: e.partition(),
+        })
+        .collect()
+}
+
 struct Progress {
+    /// Partitions the task was told about with `open`.
     opened: BTreeSet<TopicPartition>,
     /// Next offset to consume per partition, for records already put.
     pending: BTreeMap<TopicPartition, i64>,
@@ -44,41 +95,45 @@ struct Progress {
 impl SinkRunner {
     /// Runs until stopped or failed; never panics the worker.
     pub async fn run(mut self, config: TaskConfig) {
-        let consumer = match self.consumer() {
+        let listener = RebalanceListener::default();
+        let consumer = match self.consumer(listener.clone()) {
             Ok(c) => c,
-            Err(e) => return mark_failed(&self.status, &self.connector, &e.to_string()),
+            Err(e) => return mark_failed(&self.status, &self.decoder.connector, &e.to_string()),
         };
         if let Err(e) = self.task.start(config).await {
-            return mark_failed(&self.status, &self.connector, &e.to_string());
+            return mark_failed(&self.status, &self.decoder.connector, &e.to_string());
         }
         let mut progress = Progress {
             opened: BTreeSet::new(),
             pending: BTreeMap::new(),
             last_flush: Instant::now(),
         };
-        let result = self.run_loop(&consumer, &mut progress).await;
+        let result = self.run_loop(&consumer, &listener, &mut progress).await;
         // Commit what is durable even when stopping, so a restart resumes exactly.
         let result = match result {
             Ok(()) => self.flush_and_commit(&consumer, &mut progress).await,
             Err(e) => Err(e),
         };
         if let Err(e) = result {
-            mark_failed(&self.status, &self.connector, &e.to_string());
+            mark_failed(&self.status, &self.decoder.connector, &e.to_string());
         }
         let opened: Vec<TopicPartition> = progress.opened.into_iter().collect();
         if let Err(e) = self.task.close(&opened).await {
-            tracing::warn!(connector = %self.connector, error = %e, "closing partitions failed");
+            tracing::warn!(connector = %self.decoder.connector, error = %e, "closing partitions failed");
         }
         self.task.stop().await;
     }
 
-    fn consumer(&self) -> Result<StreamConsumer, ConnectError> {
-        let consumer: StreamConsumer = ClientConfig::new()
+    fn consumer(&self, listener: RebalanceListener) -> Result<SinkConsumer, ConnectError> {
+        let consumer: SinkConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.bootstrap)
-            .set("group.id", format!("connect-{}", self.connector))
+            .set("group.id", format!("connect-{}", self.decoder.connector))
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
-            .create()
+            // librdkafka's 1 s default backoff idles the task whenever
+            // its fetch queue drains.
+            .set("fetch.queue.backoff.ms", "10")
+            .create_with_context(listener)
             .map_err(|e| ConnectError::Fatal(format!("creating consumer: {e}")))?;
         let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
         consumer
@@ -89,16 +144,50 @@ impl SinkRunner {
 
     async fn run_loop(
         &mut self,
-        consumer: &StreamConsumer,
+        consumer: &SinkConsumer,
+        listener: &RebalanceListener,
         progress: &mut Progress,
     ) -> Result<(), ConnectError> {
+        let mut next: Option<Prepared> = None;
         loop {
-            if !super::wait_until_running(&mut self.control, &self.status).await {
-                return Ok(());
+            if *self.control.borrow() != Target::Run {
+                // Consumed but not put: hold it through a pause; a stop
+                // drops it (its offsets were never committed).
+                if !self.wait_while_paused(consumer, &mut next).await {
+                    return Ok(());
+                }
             }
-            let batch = self.next_batch(consumer).await;
-            if !batch.is_empty() {
-                self.put(batch, progress).await?;
+            let prepared = match next.take() {
+                Some(p) => p,
+                None => {
+                    let messages = next_batch(consumer, &mut self.control).await;
+                    self.decoder.prepare(messages).await?
+                }
+            };
+            let prepared = self
+                .rebalanced(consumer, listener, progress, prepared)
+                .await?;
+            if !prepared.messages.is_empty() {
+                for msg in &prepared.messages {
+                    let tp = TopicPartition {
+                        topic: msg.topic().to_string(),
+                        partition: msg.partition(),
+                    };
+                    progress.pending.insert(tp, msg.offset() + 1);
+                }
+                // Write this batch while the next one is consumed.
+                let running = *self.control.borrow() == Target::Run;
+                let (task, decoder, control) =
+                    (self.task.as_mut(), &self.decoder, &mut self.control);
+                let (put, fetched) = tokio::join!(put_batch(task, decoder, prepared), async move {
+                    if !running {
+                        return Ok(None);
+                    }
+                    let messages = next_batch(consumer, control).await;
+                    decoder.prepare(messages).await.map(Some)
+                });
+                put?;
+                next = fetched?;
             }
             if progress.last_flush.elapsed() >= Duration::from_millis(self.flush_interval_ms) {
                 self.flush_and_commit(consumer, progress).await?;
@@ -106,149 +195,262 @@ impl SinkRunner {
         }
     }
 
-    async fn next_batch(&mut self, consumer: &StreamConsumer) -> Vec<OwnedMessage> {
-        use futures::FutureExt;
-        let mut batch = Vec::new();
-        // One timer for the whole batch (not one per message).
-        let deadline = tokio::time::sleep(BATCH_WAIT);
-        tokio::pin!(deadline);
-        while batch.len() < MAX_BATCH {
-            // Fast path: take what librdkafka already has queued.
-            let msg = match consumer.recv().now_or_never() {
-                Some(msg) => msg,
-                None => tokio::select! {
-                    msg = consumer.recv() => msg,
-                    _ = &mut deadline => break,
-                    _ = self.control.changed() => break,
-                },
-            };
-            match msg {
-                Ok(m) => batch.push(m.detach()),
-                // Consumer errors are transient (librdkafka reconnects).
-                Err(e) => {
-                    tracing::warn!(connector = %self.connector, error = %e, "consume error");
-                    break;
+    /// Applies rebalances reported since the last batch: revoked partitions
+    /// are flushed, committed and closed (and their records not put yet
+    /// dropped, since another task owns them now); assigned ones are opened.
+    /// Partitions seen in a batch without an assignment event (none should
+    /// be) are opened too.
+    async fn rebalanced(
+        &mut self,
+        consumer: &SinkConsumer,
+        listener: &RebalanceListener,
+        progress: &mut Progress,
+        mut prepared: Prepared,
+    ) -> Result<Prepared, ConnectError> {
+        let events = std::mem::take(&mut *listener.events.lock());
+        for event in events {
+            match event {
+                Rebalance::Revoked(tps) => {
+                    self.flush(progress).await?;
+                    // Best effort: after a revocation the commit can be
+                    // refused (new generation); the next owner then re-reads
+                    // from the last commit, so records repeat, never vanish.
+                    if let Err(e) = commit(consumer, progress) {
+                        tracing::warn!(connector = %self.decoder.connector, error = %e, "commit on revocation failed");
+                        for tp in &tps {
+                            progress.pending.remove(tp);
+                        }
+                    }
+                    let closing: Vec<TopicPartition> = tps
+                        .into_iter()
+                        .filter(|tp| progress.opened.remove(tp))
+                        .collect();
+                    if !closing.is_empty() {
+                        self.task.close(&closing).await?;
+                    }
+                    prepared = without(prepared, &closing);
+                }
+                Rebalance::Assigned(tps) => {
+                    let opening: Vec<TopicPartition> = tps
+                        .into_iter()
+                        .filter(|tp| progress.opened.insert(tp.clone()))
+                        .collect();
+                    if !opening.is_empty() {
+                        self.task.open(&opening).await?;
+                    }
                 }
             }
         }
-        batch
-    }
-
-    async fn put(
-        &mut self,
-        batch: Vec<OwnedMessage>,
-        progress: &mut Progress,
-    ) -> Result<(), ConnectError> {
-        let mut records = Vec::with_capacity(batch.len());
-        let mut new_partitions = Vec::new();
-        for msg in &batch {
+        let mut unseen = Vec::new();
+        for msg in &prepared.messages {
             let tp = TopicPartition {
                 topic: msg.topic().to_string(),
                 partition: msg.partition(),
             };
             if !progress.opened.contains(&tp) {
                 progress.opened.insert(tp.clone());
-                new_partitions.push(tp.clone());
-            }
-            progress.pending.insert(tp, msg.offset() + 1);
-            let converted = self.key_converter.from_bytes(msg.key()).and_then(|k| {
-                self.value_converter
-                    .from_bytes(msg.payload())
-                    .map(|v| (k, v))
-            });
-            match converted {
-                Ok((key, value)) => records.push(SinkRecord {
-                    topic: msg.topic().to_string(),
-                    partition: msg.partition(),
-                    offset: msg.offset(),
-                    key: if key.is_null() { None } else { Some(key) },
-                    value,
-                }),
-                Err(e) if self.settings.errors_tolerance == ErrorTolerance::All => {
-                    tolerate(
-                        &self.settings,
-                        &self.producer,
-                        &self.connector,
-                        msg,
-                        &e.to_string(),
-                    )
-                    .await?;
-                }
-                Err(e) => {
-                    return Err(ConnectError::Fatal(format!(
-                        "converting record {}-{}@{}: {e}",
-                        msg.topic(),
-                        msg.partition(),
-                        msg.offset()
-                    )))
-                }
+                unseen.push(tp);
             }
         }
-        if !new_partitions.is_empty() {
-            self.task.open(&new_partitions).await?;
+        if !unseen.is_empty() {
+            self.task.open(&unseen).await?;
         }
-        let mut retry = Retry::new(&self.settings);
+        Ok(prepared)
+    }
+
+    /// While paused, keeps polling (so the group does not evict the task
+    /// after max.poll.interval.ms) with every assigned partition paused.
+    /// Returns false when the task must stop.
+    async fn wait_while_paused(
+        &mut self,
+        consumer: &SinkConsumer,
+        held: &mut Option<Prepared>,
+    ) -> bool {
+        let mut paused = TopicPartitionList::new();
         loop {
-            // put consumes the batch; a retry re-sends the same records.
-            match self.task.put(records.clone()).await {
-                Err(e) if retry.wait(&e).await => {}
-                other => return other,
+            let target = *self.control.borrow_and_update();
+            match target {
+                Target::Stop => return false,
+                Target::Run => {
+                    if paused.count() > 0 {
+                        if let Err(e) = consumer.resume(&paused) {
+                            tracing::warn!(connector = %self.decoder.connector, error = %e, "resuming partitions");
+                        }
+                    }
+                    self.status.lock().0 = super::State::Running;
+                    return true;
+                }
+                Target::Pause => {
+                    self.status.lock().0 = super::State::Paused;
+                    // The assignment can change during a pause.
+                    if let Ok(assigned) = consumer.assignment() {
+                        if assigned.count() > 0 && consumer.pause(&assigned).is_ok() {
+                            paused = assigned;
+                        }
+                    }
+                    tokio::select! {
+                        changed = self.control.changed() => {
+                            if changed.is_err() {
+                                return false;
+                            }
+                        }
+                        msg = consumer.recv() => {
+                            // Fetched before the pause took effect: keep it
+                            // for after the pause.
+                            if let Ok(m) = msg {
+                                let prepared = held.get_or_insert_with(Prepared::default);
+                                prepared.messages.push(m.detach());
+                                prepared.skipped.push(false);
+                                // Converted again (all of it) when put.
+                                prepared.converted = false;
+                            }
+                        }
+                    }
+                }
             }
         }
     }
 
     async fn flush_and_commit(
         &mut self,
-        consumer: &StreamConsumer,
+        consumer: &SinkConsumer,
         progress: &mut Progress,
     ) -> Result<(), ConnectError> {
+        self.flush(progress).await?;
+        commit(consumer, progress)
+    }
+
+    /// Makes everything put so far durable (with retries).
+    async fn flush(&mut self, progress: &mut Progress) -> Result<(), ConnectError> {
         progress.last_flush = Instant::now();
         if progress.pending.is_empty() {
             return Ok(());
         }
-        let mut retry = Retry::new(&self.settings);
+        let mut retry = Retry::new(&self.decoder.settings);
         loop {
             match self.task.flush().await {
                 Err(e) if retry.wait(&e).await => {}
-                other => break other?,
+                other => return other,
             }
         }
-        let mut tpl = TopicPartitionList::new();
-        for (tp, next) in &progress.pending {
-            tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*next))
-                .map_err(|e| ConnectError::Fatal(e.to_string()))?;
-        }
-        consumer
-            .commit(&tpl, CommitMode::Sync)
-            .map_err(|e| ConnectError::Retriable(format!("committing offsets: {e}")))?;
-        progress.pending.clear();
-        Ok(())
     }
 }
 
-/// A record failed with errors.tolerance=all: log it and, if configured,
-/// send its original bytes to the dead letter queue.
-async fn tolerate(
-    settings: &ConnectorSettings,
-    producer: &FutureProducer,
-    connector: &str,
-    msg: &OwnedMessage,
-    error: &str,
-) -> Result<(), ConnectError> {
-    tracing::warn!(connector = %connector, topic = msg.topic(), offset = msg.offset(), error, "skipping bad record");
-    let Some(dlq) = &settings.dlq_topic else {
+/// Commits the offsets of everything flushed.
+fn commit(consumer: &SinkConsumer, progress: &mut Progress) -> Result<(), ConnectError> {
+    if progress.pending.is_empty() {
         return Ok(());
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (tp, next) in &progress.pending {
+        tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*next))
+            .map_err(|e| ConnectError::Fatal(e.to_string()))?;
+    }
+    consumer
+        .commit(&tpl, CommitMode::Sync)
+        .map_err(|e| ConnectError::Retriable(format!("committing offsets: {e}")))?;
+    progress.pending.clear();
+    Ok(())
+}
+
+/// Consumes up to [`MAX_BATCH`] messages, waiting at most [`BATCH_WAIT`]
+/// for more, or until the control target changes.
+async fn next_batch(
+    consumer: &SinkConsumer,
+    control: &mut watch::Receiver<Target>,
+) -> Vec<OwnedMessage> {
+    use futures::FutureExt;
+    let mut batch = Vec::new();
+    // One timer for the whole batch (not one per message).
+    let deadline = tokio::time::sleep(BATCH_WAIT);
+    tokio::pin!(deadline);
+    while batch.len() < MAX_BATCH {
+        // Fast path: take what librdkafka already has queued.
+        let msg = match consumer.recv().now_or_never() {
+            Some(msg) => msg,
+            None => tokio::select! {
+                msg = consumer.recv() => msg,
+                _ = &mut deadline => break,
+                _ = control.changed() => break,
+            },
+        };
+        match msg {
+            Ok(m) => batch.push(m.detach()),
+            // Consumer errors are transient (librdkafka reconnects).
+            Err(e) => {
+                tracing::warn!(error = %e, "consume error");
+                break;
+            }
+        }
+    }
+    batch
+}
+
+/// Puts a batch, retrying retriable failures; a record the task refuses
+/// goes to the dead letter queue under errors.tolerance=all and the rest
+/// is put again.
+async fn put_batch(
+    task: &mut dyn SinkTask,
+    decoder: &Decoder,
+    prepared: Prepared,
+) -> Result<(), ConnectError> {
+    let Prepared {
+        messages,
+        records,
+        mut origin,
+        mut skipped,
+        converted,
+    } = prepared;
+    let mut records = Some(records).filter(|_| converted);
+    let mut retry = Retry::new(&decoder.settings);
+    loop {
+        // `put` consumes its records: a retry converts the messages again
+        // rather than keeping a copy of every batch.
+        let batch = match records.take() {
+            Some(r) => r,
+            None => {
+                let (r, o) = decoder.convert(&messages, &mut skipped).await?;
+                origin = o;
+                r
+            }
+        };
+        if batch.is_empty() {
+            return Ok(());
+        }
+        match task.put(batch).await {
+            Err(ConnectError::BadRecord { index, message })
+                if decoder.settings.errors_tolerance == ErrorTolerance::All
+                    && index < origin.len() =>
+            {
+                let i = origin[index];
+                decoder.tolerate(&messages[i], "TASK_PUT", &message).await?;
+                skipped[i] = true;
+            }
+            Err(ConnectError::BadRecord { message, .. }) => {
+                return Err(ConnectError::Fatal(message))
+            }
+            Err(e) if retry.wait(&e).await => {}
+            other => return other,
+        }
+    }
+}
+
+/// The batch without the messages of `revoked` partitions.
+fn without(prepared: Prepared, revoked: &[TopicPartition]) -> Prepared {
+    let owned = |m: &OwnedMessage| {
+        !revoked
+            .iter()
+            .any(|tp| tp.partition == m.partition() && tp.topic == m.topic())
     };
-    let failed = FailedRecord {
-        topic: msg.topic(),
-        partition: msg.partition(),
-        offset: msg.offset(),
-        key: msg.key(),
-        value: msg.payload(),
-        connector,
-        stage: "VALUE_CONVERTER",
-        error,
-    };
-    let headers = settings.dlq_context_headers.unwrap_or(false);
-    with_retries(settings, || send_to_dlq(producer, dlq, headers, &failed)).await
+    if revoked.is_empty() || prepared.messages.iter().all(owned) {
+        return prepared;
+    }
+    let messages: Vec<OwnedMessage> = prepared.messages.into_iter().filter(owned).collect();
+    Prepared {
+        skipped: vec![false; messages.len()],
+        messages,
+        // Converted again by `put_batch`.
+        converted: false,
+        ..Prepared::default()
+    }
 }

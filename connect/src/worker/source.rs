@@ -3,13 +3,13 @@
 //! next; offsets are stored in batch order, only for acknowledged batches.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::BaseRecord;
 use tokio::sync::watch;
 
-use super::ack::{BatchAck, SourceProducer};
 use super::{mark_failed, SharedStatus, Target};
 use crate::config::{ConnectorSettings, ErrorTolerance};
 use crate::connector::{
@@ -19,6 +19,7 @@ use crate::connector::{
 use crate::converter::Converter;
 use crate::errors::{with_retries, Retry};
 use crate::offsets::OffsetStore;
+use crate::producer::{BatchAck, Producer};
 
 pub(crate) struct SourceRunner {
     pub connector: String,
@@ -26,14 +27,14 @@ pub(crate) struct SourceRunner {
     pub task: Box<dyn SourceTask>,
     pub key_converter: Converter,
     pub value_converter: Converter,
-    pub producer: SourceProducer,
+    pub producer: Producer,
     pub offsets: OffsetStore,
     pub status: SharedStatus,
     pub control: watch::Receiver<Target>,
     /// How often offsets are stored while the task is busy.
     pub flush_interval: Duration,
     /// Offsets of acknowledged batches not stored yet, per partition.
-    pub unwritten: Vec<(SourcePartition, SourceOffset)>,
+    pub unwritten: Vec<(Arc<SourcePartition>, SourceOffset)>,
     /// When offsets were last stored.
     pub last_write: Instant,
 }
@@ -84,61 +85,68 @@ impl SourceRunner {
     /// Converts a batch and hands it to the producer without waiting for
     /// acknowledgements: the next poll overlaps with delivery.
     async fn enqueue(&mut self, records: Vec<SourceRecord>) -> Result<InFlight, ConnectError> {
-        let mut encoded = Vec::with_capacity(records.len());
-        for record in &records {
-            let key = match &record.key {
-                Some(k) => self.key_converter.to_bytes(k),
+        // Last offset per partition, in the order records came. Partitions
+        // are shared `Arc`s, so the lookup is a pointer compare in practice.
+        let mut latest: Vec<(Arc<SourcePartition>, SourceOffset)> = Vec::new();
+        let acked = BatchAck::new(records.len());
+        let mut sent = 0;
+        let mut records = records.into_iter();
+        while let Some(record) = records.next() {
+            if let Some(offset) = record.source_offset {
+                match latest.iter_mut().find(|(p, _)| {
+                    Arc::ptr_eq(p, &record.source_partition) || **p == *record.source_partition
+                }) {
+                    Some(slot) => slot.1 = offset,
+                    None => latest.push((record.source_partition.clone(), offset)),
+                }
+            }
+            let key = match record.key {
+                Some(k) => self.key_converter.into_bytes(k),
                 None => Ok(None),
             };
-            match key.and_then(|k| self.value_converter.to_bytes(&record.value).map(|v| (k, v))) {
-                Ok((k, v)) => encoded.push((record.topic.as_str(), k, v)),
+            let (key, value) = match key.and_then(|k| {
+                self.value_converter
+                    .into_bytes(record.value)
+                    .map(|v| (k, v))
+            }) {
+                Ok(kv) => kv,
                 Err(e) if self.settings.errors_tolerance == ErrorTolerance::All => {
-                    tracing::warn!(connector = %self.connector, error = %e, "skipping record that failed conversion");
+                    // As in Kafka Connect, a source record that cannot be
+                    // converted is skipped and logged (the dead letter
+                    // queue is for sink connectors).
+                    tracing::warn!(connector = %self.connector, topic = %record.topic, error = %e, "skipping record that failed conversion");
+                    acked.settle_one(None);
+                    continue;
                 }
-                Err(e) => return Err(ConnectError::Fatal(format!("converting record: {e}"))),
-            }
-        }
-        let sent = encoded.len();
-        let acked = BatchAck::new(sent);
-        let mut pending = encoded.iter();
-        while let Some((topic, key, value)) = pending.next() {
+                Err(e) => {
+                    settle_rest(&acked, 1 + records.len());
+                    return Err(ConnectError::Fatal(format!("converting record: {e}")));
+                }
+            };
             loop {
                 let mut rec: BaseRecord<'_, [u8], [u8], _> =
-                    BaseRecord::with_opaque_to(topic, acked.clone());
-                if let Some(k) = key {
+                    BaseRecord::with_opaque_to(&record.topic, acked.clone());
+                if let Some(k) = &key {
                     rec = rec.key(k.as_slice());
                 }
-                if let Some(v) = value {
+                if let Some(v) = &value {
                     rec = rec.payload(v.as_slice());
                 }
                 match self.producer.send(rec) {
                     Ok(()) => break,
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                        tokio::time::sleep(Duration::from_millis(2)).await;
+                        tokio::time::sleep(Duration::from_millis(1)).await;
                     }
                     Err((e, _)) => {
                         // Not sent: settle this and every later record so the
                         // batch completes, then fail.
                         acked.settle_one(Some(e.to_string()));
-                        for _ in pending.by_ref() {
-                            acked.settle_one(None);
-                        }
+                        settle_rest(&acked, records.len());
                         return Err(ConnectError::Fatal(format!("producing record: {e}")));
                     }
                 }
             }
-        }
-        drop(encoded);
-        // Last offset per partition, in the order records came.
-        let mut latest: Vec<(SourcePartition, SourceOffset)> = Vec::new();
-        for record in records {
-            match latest
-                .iter_mut()
-                .find(|(p, _)| *p == record.source_partition)
-            {
-                Some(slot) => slot.1 = record.source_offset,
-                None => latest.push((record.source_partition, record.source_offset)),
-            }
+            sent += 1;
         }
         Ok(InFlight {
             acked,
@@ -171,7 +179,10 @@ impl SourceRunner {
             };
             batch.acked.wait().await.map_err(ConnectError::Fatal)?;
             for (partition, offset) in batch.latest {
-                match latest.iter_mut().find(|(p, _)| *p == partition) {
+                match latest
+                    .iter_mut()
+                    .find(|(p, _)| Arc::ptr_eq(p, &partition) || *p == partition)
+                {
                     Some(slot) => slot.1 = offset,
                     None => latest.push((partition, offset)),
                 }
@@ -201,10 +212,17 @@ const MAX_IN_FLIGHT: usize = 64;
 /// holds 100,000 messages by default).
 const MAX_IN_FLIGHT_RECORDS: usize = 50_000;
 
+/// Marks `n` records that will never be sent as settled.
+fn settle_rest(acked: &BatchAck, n: usize) {
+    for _ in 0..n {
+        acked.settle_one(None);
+    }
+}
+
 /// A produced batch: its acknowledgement and the offsets it completes.
 struct InFlight {
-    acked: std::sync::Arc<BatchAck>,
-    latest: Vec<(SourcePartition, SourceOffset)>,
+    acked: Arc<BatchAck>,
+    latest: Vec<(Arc<SourcePartition>, SourceOffset)>,
     records: usize,
 }
 

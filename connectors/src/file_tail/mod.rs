@@ -7,6 +7,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -179,7 +180,11 @@ impl FileTailTask {
             if self.trackers.contains_key(&path) {
                 continue;
             }
-            let resume = self.offsets.get(&partition_of(&path)).and_then(position_of);
+            let resume = self
+                .offsets
+                .get(&partition_of(&path))
+                .and_then(position_of)
+                .or_else(|| self.moved_here(&path));
             let start = match config.read_from {
                 ReadFrom::Beginning => StartAt::Beginning,
                 ReadFrom::End => StartAt::End,
@@ -195,13 +200,28 @@ impl FileTailTask {
                     tracing::debug!(dir = %dir.display(), error = %e, "cannot watch; relying on polling");
                 }
             }
-            self.trackers.insert(
-                path.clone(),
-                Tracker::new(path, config.max_line_bytes, start, resume),
-            );
+            let mut tracker = Tracker::new(path.clone(), config.max_line_bytes, start, resume);
+            if let Some(pattern) = config.files.as_deref() {
+                if let Ok(pattern) = glob::Pattern::new(pattern) {
+                    tracker = tracker.leaving_to_others(pattern);
+                }
+            }
+            self.trackers.insert(path, tracker);
         }
         self.last_scan = Some(Instant::now());
         Ok(())
+    }
+
+    /// The stored position of a file that was renamed to `path` while the
+    /// task was stopped (a rotation the glob also matches), found by device
+    /// and inode, so its tracker resumes instead of re-reading it.
+    fn moved_here(&self, path: &std::path::Path) -> Option<FilePosition> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).ok()?;
+        self.offsets
+            .iter()
+            .filter_map(|(_, offset)| position_of(offset))
+            .find(|pos| (pos.dev, pos.ino) == (meta.dev(), meta.ino()))
     }
 
     fn owns(&self, path: &std::path::Path) -> bool {
@@ -211,7 +231,7 @@ impl FileTailTask {
     }
 
     fn read_lines(&mut self, limit: usize) -> Result<Vec<SourceRecord>, ConnectError> {
-        let topic = self.config()?.topic.clone();
+        let topic: Arc<str> = self.config()?.topic.as_str().into();
         let mut records = Vec::new();
         for tracker in self.trackers.values_mut() {
             // batch.size bounds the lines of one poll across all files.
@@ -221,14 +241,25 @@ impl FileTailTask {
             let lines = tracker.poll(limit - records.len()).map_err(|e| {
                 ConnectError::Retriable(format!("reading {}: {e}", tracker.path().display()))
             })?;
-            let partition = partition_of(tracker.path());
-            records.extend(lines.into_iter().map(|line| SourceRecord {
-                source_partition: partition.clone(),
-                source_offset: offset_of(&line.after),
-                topic: topic.clone(),
-                key: None,
-                value: Value::String(line.text),
-            }));
+            let partition = Arc::new(partition_of(tracker.path()));
+            records.reserve(lines.len());
+            let mut lines = lines.into_iter().peekable();
+            while let Some(line) = lines.next() {
+                // The worker stores the last offset of each acknowledged
+                // poll, so only the last line read from each file (a poll
+                // may finish a rotated file, then start the new one)
+                // carries its offset.
+                let last_of_file = lines.peek().is_none_or(|next| {
+                    (next.after.dev, next.after.ino) != (line.after.dev, line.after.ino)
+                });
+                records.push(SourceRecord {
+                    source_partition: partition.clone(),
+                    source_offset: last_of_file.then(|| offset_of(&line.after)),
+                    topic: topic.clone(),
+                    key: None,
+                    value: Value::String(line.text),
+                });
+            }
         }
         Ok(records)
     }
@@ -319,7 +350,7 @@ fn offset_of(pos: &FilePosition) -> SourceOffset {
     o.insert("position".into(), json!(pos.position));
     o.insert("device".into(), json!(pos.dev));
     o.insert("inode".into(), json!(pos.ino));
-    o.insert("fingerprint".into(), json!(pos.fingerprint));
+    o.insert("fingerprint".into(), json!(&*pos.fingerprint));
     o
 }
 
@@ -332,7 +363,7 @@ fn position_of(offset: &SourceOffset) -> Option<FilePosition> {
             .get("fingerprint")
             .and_then(Value::as_str)
             .unwrap_or("")
-            .to_string(),
+            .into(),
     })
 }
 
@@ -388,7 +419,13 @@ mod tests {
         task.stop().await;
 
         let mut offsets = StoredOffsets::default();
-        offsets.insert(&recs[0].source_partition, recs[0].source_offset.clone());
+        // Only the last line of a poll carries an offset; resume after "a".
+        let after_a = recs[1].source_offset.clone().unwrap();
+        let mut after_a_pos = after_a.clone();
+        after_a_pos.insert("position".into(), json!(2));
+        offsets.insert(&recs[0].source_partition, after_a_pos);
+        assert!(recs[0].source_offset.is_none());
+        assert_eq!(after_a["position"], 4);
         std::fs::OpenOptions::new()
             .append(true)
             .open(&path)

@@ -5,6 +5,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// How many leading bytes identify a file's content.
 const FINGERPRINT_LEN: usize = 64;
@@ -15,8 +16,9 @@ const CHUNK: usize = 64 * 1024;
 pub(crate) struct FilePosition {
     pub dev: u64,
     pub ino: u64,
-    /// Up to FINGERPRINT_LEN leading bytes, hex encoded.
-    pub fingerprint: String,
+    /// Up to FINGERPRINT_LEN leading bytes, hex encoded (shared by every
+    /// line of the file).
+    pub fingerprint: Arc<str>,
     /// Byte position just after the last complete line read.
     pub position: u64,
 }
@@ -43,7 +45,7 @@ struct OpenFile {
     ino: u64,
     fingerprint: Vec<u8>,
     /// `fingerprint`, hex encoded (cached: every line carries it).
-    fingerprint_hex: String,
+    fingerprint_hex: Arc<str>,
     /// Position after the last complete line handed out.
     line_end: u64,
     /// Position up to which bytes were read into `pending`.
@@ -61,6 +63,9 @@ pub(crate) struct Tracker {
     /// Applies to the first file opened only; later files are read whole.
     resume: Option<FilePosition>,
     start_at: StartAt,
+    /// Rotated files matching this glob have trackers of their own, so
+    /// they are not looked for when the resume position is stale.
+    others: Option<glob::Pattern>,
 }
 
 impl Tracker {
@@ -77,7 +82,14 @@ impl Tracker {
             open: None,
             resume,
             start_at,
+            others: None,
         }
+    }
+
+    /// Leaves rotated files that match `pattern` to their own trackers.
+    pub fn leaving_to_others(mut self, pattern: glob::Pattern) -> Self {
+        self.others = Some(pattern);
+        self
     }
 
     /// The tracked path.
@@ -135,9 +147,18 @@ impl Tracker {
             Some(r) if resumable(&r, meta.dev(), meta.ino(), &fingerprint, meta.len()) => {
                 r.position
             }
-            // The stored position describes another file (rotated while we
-            // were down): this one is new, read it whole.
-            Some(_) => 0,
+            // The stored position describes another file: the one we were
+            // reading was rotated away while we were down. Finish it first
+            // (if it is still in the directory); the file now at the path is
+            // new and is read whole after it.
+            Some(r) => {
+                self.start_at = StartAt::Beginning;
+                if let Some(rotated) = self.find_rotated(&r)? {
+                    self.open = Some(rotated);
+                    return Ok(true);
+                }
+                0
+            }
             None => match self.start_at {
                 StartAt::Beginning => 0,
                 StartAt::End => meta.len(),
@@ -155,6 +176,56 @@ impl Tracker {
             overlong: false,
         });
         Ok(true)
+    }
+
+    /// The file `stored` describes, under another name in the same
+    /// directory, opened at the stored position.
+    fn find_rotated(&self, stored: &FilePosition) -> io::Result<Option<OpenFile>> {
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        for entry in entries.flatten() {
+            let candidate = entry.path();
+            if candidate == self.path
+                || self
+                    .others
+                    .as_ref()
+                    .is_some_and(|p| p.matches_path(&candidate))
+            {
+                continue;
+            }
+            let Ok(meta) = std::fs::metadata(&candidate) else {
+                continue;
+            };
+            if !meta.is_file() || (meta.dev(), meta.ino()) != (stored.dev, stored.ino) {
+                continue;
+            }
+            let file = File::open(&candidate)?;
+            let fingerprint = read_prefix(&file, FINGERPRINT_LEN)?;
+            if !resumable(stored, meta.dev(), meta.ino(), &fingerprint, meta.len()) {
+                continue;
+            }
+            tracing::info!(path = %self.path.display(), rotated = %candidate.display(),
+                "the file was rotated while stopped; finishing the rotated file first");
+            return Ok(Some(OpenFile {
+                file,
+                dev: meta.dev(),
+                ino: meta.ino(),
+                fingerprint_hex: hex(&fingerprint),
+                fingerprint,
+                line_end: stored.position,
+                read_pos: stored.position,
+                pending: Vec::new(),
+                overlong: false,
+            }));
+        }
+        Ok(None)
     }
 
     /// Copy-truncate: the file shrank below what we read, or its first bytes
@@ -214,7 +285,7 @@ impl Tracker {
             }
             let mut rest = &buf[..n];
             while !rest.is_empty() {
-                match rest.iter().position(|b| *b == b'\n') {
+                match find_newline(rest) {
                     Some(i) => {
                         self.append(open, &rest[..i]);
                         open.read_pos += i as u64 + 1;
@@ -262,7 +333,10 @@ impl Tracker {
             text.pop();
         }
         Line {
-            text: String::from_utf8_lossy(&text).into_owned(),
+            // Valid UTF-8 (the usual case) keeps its buffer; anything else
+            // is repaired with replacement characters.
+            text: String::from_utf8(text)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
             after: FilePosition {
                 dev: open.dev,
                 ino: open.ino,
@@ -285,6 +359,30 @@ fn resumable(stored: &FilePosition, dev: u64, ino: u64, fingerprint: &[u8], len:
     (same_inode || !stored.fingerprint.is_empty()) && prefix_matches && stored.position <= len
 }
 
+/// Index of the first `\n`, eight bytes at a time (the scan is a visible
+/// share of tailing a busy file).
+fn find_newline(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const NEWLINES: u64 = ONES * b'\n' as u64;
+    for (n, chunk) in bytes.chunks_exact(8).enumerate() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        // Bytes equal to '\n' become zero; the lowest flagged byte is the
+        // first zero (borrows only flag bytes above a real zero).
+        let x = u64::from_le_bytes(word) ^ NEWLINES;
+        let zero = x.wrapping_sub(ONES) & !x & HIGHS;
+        if zero != 0 {
+            return Some(n * 8 + (zero.trailing_zeros() / 8) as usize);
+        }
+    }
+    let tail = bytes.len() / 8 * 8;
+    bytes[tail..]
+        .iter()
+        .position(|b| *b == b'\n')
+        .map(|p| tail + p)
+}
+
 fn stat(path: &Path) -> io::Result<Option<std::fs::Metadata>> {
     match std::fs::metadata(path) {
         Ok(m) => Ok(Some(m)),
@@ -300,14 +398,14 @@ fn read_prefix(mut file: &File, len: usize) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
-fn hex(bytes: &[u8]) -> String {
+fn hex(bytes: &[u8]) -> Arc<str> {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
         out.push(char::from(DIGITS[usize::from(b >> 4)]));
         out.push(char::from(DIGITS[usize::from(b & 15)]));
     }
-    out
+    out.into()
 }
 
 fn unhex(text: &str) -> Vec<u8> {
@@ -367,7 +465,7 @@ mod tests {
         append(&p, "new\n");
         assert_eq!(texts(&t.poll(2).unwrap()), ["3", "4"]);
         assert_eq!(texts(&t.poll(10).unwrap()), ["5", "new"]);
-        assert_eq!(hex(&[0x0f, 0xa0]), "0fa0");
+        assert_eq!(&*hex(&[0x0f, 0xa0]), "0fa0");
     }
 
     #[test]
@@ -420,6 +518,49 @@ mod tests {
         append(&p, "fresh\n");
         let mut again = Tracker::new(p.clone(), 1024, StartAt::Beginning, Some(pos));
         assert_eq!(texts(&again.poll(usize::MAX).unwrap()), ["fresh"]);
+    }
+
+    #[test]
+    fn rotation_while_stopped_finishes_the_rotated_file_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.log");
+        append(&p, "one\ntwo\n");
+        let mut t = Tracker::new(p.clone(), 1024, StartAt::Beginning, None);
+        let pos = t.poll(usize::MAX).unwrap().pop().unwrap().after;
+        drop(t);
+        // While stopped: more lines, rotation, a new file.
+        append(&p, "three\nfour");
+        std::fs::rename(&p, dir.path().join("a.log.1")).unwrap();
+        append(&p, "five\n");
+        let mut again = Tracker::new(p.clone(), 1024, StartAt::Beginning, Some(pos.clone()));
+        assert_eq!(
+            texts(&again.poll(usize::MAX).unwrap()),
+            ["three", "four", "five"]
+        );
+        // A glob that matches the rotated name leaves it to its own tracker.
+        let glob = glob::Pattern::new(&format!("{}/a.log*", dir.path().display())).unwrap();
+        let mut other =
+            Tracker::new(p.clone(), 1024, StartAt::Beginning, Some(pos)).leaving_to_others(glob);
+        assert_eq!(texts(&other.poll(usize::MAX).unwrap()), ["five"]);
+    }
+
+    #[test]
+    fn find_newline_matches_a_plain_scan() {
+        let mut seed = 7u64;
+        for len in 0..80 {
+            for _ in 0..20 {
+                let bytes: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        // Mostly '\n', '\x0b', '\t' and high bytes: the
+                        // values a word-wise compare could confuse.
+                        [b'\n', 0x0b, 0x09, 0x8a, 0xff, b'a'][(seed >> 33) as usize % 6]
+                    })
+                    .collect();
+                let want = bytes.iter().position(|b| *b == b'\n');
+                assert_eq!(find_newline(&bytes), want, "{bytes:?}");
+            }
+        }
     }
 
     #[test]

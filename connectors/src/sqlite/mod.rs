@@ -50,6 +50,14 @@ pub enum SqliteError {
     /// A record cannot be written (not an object, missing key, ...).
     #[error("{0}")]
     Record(String),
+    /// Record `index` of a batch was refused; nothing of the batch was kept.
+    #[error("{message}")]
+    BadRecord {
+        /// Position of the record in the batch.
+        index: usize,
+        /// What is wrong, naming the record's topic, partition and offset.
+        message: String,
+    },
     /// The database is busy; the operation may succeed later.
     #[error("{0}")]
     Busy(String),
@@ -58,6 +66,12 @@ pub enum SqliteError {
 /// Maps an error onto the runtime's kinds: a busy/locked database is
 /// retriable, everything else fatal; `class` prefixes the message.
 pub(crate) fn connect_error(class: &str, e: SqliteError) -> ConnectError {
+    if let SqliteError::BadRecord { index, message } = e {
+        return ConnectError::BadRecord {
+            index,
+            message: format!("{class}: {message}"),
+        };
+    }
     let busy = matches!(&e, SqliteError::Busy(_))
         || matches!(
             &e,

@@ -15,6 +15,7 @@
 //! Rows whose timestamp is NULL or unparsable are never read.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use brook_connect::{SourceOffset, SourcePartition, SourceRecord, StoredOffsets};
 use rusqlite::Connection;
@@ -45,8 +46,8 @@ pub(crate) struct Spec {
 /// Reads one table or query incrementally.
 pub(crate) struct Querier {
     origin: Origin,
-    partition: SourcePartition,
-    topic: String,
+    partition: Arc<SourcePartition>,
+    topic: Arc<str>,
     key_columns: Option<Vec<String>>,
     last_id: Option<i64>,
     last_ts: Option<Value>,
@@ -81,8 +82,8 @@ impl Querier {
             .unwrap_or_default();
         Querier {
             origin,
-            partition,
-            topic,
+            partition: Arc::new(partition),
+            topic: topic.into(),
             key_columns: None,
             last_id,
             last_ts,
@@ -172,6 +173,16 @@ impl Querier {
                 message: "required by this mode".into(),
             })
         };
+        // Several timestamp columns compare as the first non-NULL one, as in
+        // Kafka Connect's JDBC source (e.g. "modified,created").
+        let timestamp = || match timestamp_columns(&spec.timestamp).as_slice() {
+            [] => column(&None, "timestamp.column.name"),
+            [one] => Ok(quote(one)),
+            many => Ok(format!(
+                "COALESCE({})",
+                many.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ")
+            )),
+        };
         let mut clauses = Vec::new();
         let mut params = Vec::new();
         let mut limit = spec.batch;
@@ -200,7 +211,7 @@ impl Querier {
                 id
             }
             SqliteSourceMode::Timestamp => {
-                let ts = column(&spec.timestamp, "timestamp.column.name")?;
+                let ts = timestamp()?;
                 clauses.push(upper(&ts, &mut params));
                 if let Some(last) = &self.last_ts {
                     params.push(to_sql(last));
@@ -211,7 +222,7 @@ impl Querier {
                 ts
             }
             SqliteSourceMode::TimestampIncrementing => {
-                let ts = column(&spec.timestamp, "timestamp.column.name")?;
+                let ts = timestamp()?;
                 let id = column(&spec.incrementing, "incrementing.column.name")?;
                 clauses.push(upper(&ts, &mut params));
                 if let (Some(last), Some(last_id)) = (&self.last_ts, self.last_id) {
@@ -267,7 +278,13 @@ impl Querier {
             })?),
             None => None,
         };
-        let ts = get(&spec.timestamp);
+        let ts = spec.timestamp.as_ref().map(|_| {
+            timestamp_columns(&spec.timestamp)
+                .into_iter()
+                .find_map(|c| value.get(c).filter(|v| !v.is_null()))
+                .cloned()
+                .unwrap_or(Value::Null)
+        });
         let mut offset = Map::new();
         match spec.mode {
             SqliteSourceMode::Bulk => {}
@@ -310,10 +327,22 @@ impl Querier {
     ) -> SourceRecord {
         SourceRecord {
             source_partition: self.partition.clone(),
-            source_offset: offset,
+            source_offset: Some(offset),
             topic: self.topic.clone(),
             key,
             value: Value::Object(value),
         }
     }
+}
+
+/// The columns named by `timestamp.column.name` (comma-separated).
+pub(crate) fn timestamp_columns(spec: &Option<String>) -> Vec<&str> {
+    spec.as_deref()
+        .map(|s| {
+            s.split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -53,7 +53,8 @@ pub struct SqliteSourceConfig {
     /// Strictly increasing INTEGER column (incrementing modes).
     #[serde(rename = "incrementing.column.name", default)]
     pub incrementing_column: Option<String>,
-    /// Timestamp column (timestamp modes): epoch ms or an SQLite date string.
+    /// Timestamp column (timestamp modes): epoch ms or an SQLite date string;
+    /// several comma-separated columns compare as the first non-NULL one.
     #[serde(rename = "timestamp.column.name", default)]
     pub timestamp_column: Option<String>,
     /// Comma-separated tables to copy (exclusive with `query`).
@@ -421,7 +422,7 @@ mod tests {
     fn resume_from(records: &[SourceRecord]) -> StoredOffsets {
         let mut offsets = StoredOffsets::default();
         let last = records.last().unwrap();
-        offsets.insert(&last.source_partition, last.source_offset.clone());
+        offsets.insert(&last.source_partition, last.source_offset.clone().unwrap());
         offsets
     }
 
@@ -438,14 +439,14 @@ mod tests {
         let first = take(&mut task, 3).await;
         assert_eq!(ids(&first), [1, 2, 3]);
         let r = &first[0];
-        assert_eq!(r.topic, "db-t");
+        assert_eq!(&*r.topic, "db-t");
         assert_eq!(r.key, Some(json!(1)));
         assert_eq!(
             r.value,
             json!({"id": 1, "ts": 0, "name": "n1", "data": "AQI="})
         );
         assert_eq!(
-            Value::Object(r.source_partition.clone()),
+            Value::Object((*r.source_partition).clone()),
             json!({"table": "t"})
         );
         assert_eq!(ids(&take(&mut task, 3).await), [1, 2, 3]);
@@ -466,7 +467,7 @@ mod tests {
         let got = take(&mut task, 5).await;
         assert_eq!(ids(&got), [1, 2, 3, 4, 5]);
         assert_eq!(
-            Value::Object(got[4].source_offset.clone()),
+            Value::Object(got[4].source_offset.clone().unwrap()),
             json!({"incrementing": 5})
         );
         insert(&conn, 6, 0);
@@ -512,7 +513,7 @@ mod tests {
         let got = task.poll().await.unwrap();
         assert_eq!(ids(&got), [1, 2]);
         assert_eq!(
-            Value::Object(got[1].source_offset.clone()),
+            Value::Object(got[1].source_offset.clone().unwrap()),
             json!({"timestamp": 10, "incrementing": 2})
         );
         task.stop().await;
@@ -541,7 +542,7 @@ mod tests {
         let got = task.poll().await.unwrap();
         assert_eq!(ids(&got), [1, 2]);
         assert_eq!(
-            Value::Object(got[1].source_offset.clone()),
+            Value::Object(got[1].source_offset.clone().unwrap()),
             json!({"timestamp": 10, "timestamp.seen": [1, 2]})
         );
         task.stop().await;
@@ -553,6 +554,38 @@ mod tests {
         assert_eq!(ids(&take(&mut task, 1).await), [4]);
         insert(&conn, 5, 11);
         assert_eq!(ids(&take(&mut task, 1).await), [5]);
+        assert!(quiet(&mut task).await.is_empty());
+        task.stop().await;
+    }
+
+    #[tokio::test]
+    async fn several_timestamp_columns_use_the_first_non_null() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("multi.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE m (id INTEGER PRIMARY KEY, modified INTEGER, created INTEGER);
+             INSERT INTO m VALUES (1, NULL, 10);
+             INSERT INTO m VALUES (2, 30, 20);
+             INSERT INTO m VALUES (3, NULL, 25);",
+        )
+        .unwrap();
+        let cfg = json!({"connection.url": path.to_str().unwrap(),
+            "mode": "timestamp+incrementing", "incrementing.column.name": "id",
+            "timestamp.column.name": "modified, created", "table.whitelist": "m",
+            "poll.interval.ms": 20});
+        let mut task = started(&cfg, StoredOffsets::default()).await;
+        // Ordered by COALESCE(modified, created): 10, 25, 30.
+        let got = take(&mut task, 3).await;
+        assert_eq!(ids(&got), [1, 3, 2]);
+        assert_eq!(
+            Value::Object(got[2].source_offset.clone().unwrap()),
+            json!({"timestamp": 30, "incrementing": 2})
+        );
+        // An update sets `modified` past the offset: the row is read again.
+        conn.execute("UPDATE m SET modified = 40 WHERE id = 1", [])
+            .unwrap();
+        assert_eq!(ids(&take(&mut task, 1).await), [1]);
         assert!(quiet(&mut task).await.is_empty());
         task.stop().await;
     }
@@ -594,11 +627,11 @@ mod tests {
         let mut task = started(&cfg, StoredOffsets::default()).await;
         let got = take(&mut task, 2).await;
         assert_eq!(ids(&got), [1, 3]);
-        assert_eq!(got[0].topic, "odd");
+        assert_eq!(&*got[0].topic, "odd");
         assert_eq!(got[0].key, None);
         assert_eq!(got[0].value, json!({"id": 1, "name": "n1"}));
         assert_eq!(
-            Value::Object(got[0].source_partition.clone()),
+            Value::Object((*got[0].source_partition).clone()),
             json!({"query": q})
         );
         task.stop().await;

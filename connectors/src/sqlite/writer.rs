@@ -40,6 +40,8 @@ pub(crate) struct Writer {
     /// Statement text per table + column list + key (skips DDL checks and
     /// SQL building for shapes already written).
     statements: HashMap<String, String>,
+    /// Table name per topic (`table.name.format` applied).
+    table_names: HashMap<String, String>,
     wal: bool,
 }
 
@@ -65,14 +67,23 @@ impl Writer {
             config,
             tables: HashMap::new(),
             statements: HashMap::new(),
+            table_names: HashMap::new(),
             wal,
         })
     }
 
-    /// Writes a batch in one transaction: all of it or (on error) none.
-    pub fn write(&mut self, records: Vec<SinkRecord>) -> Result<(), SqliteError> {
+    /// Writes a batch in one transaction: all of it or (on error) none. A
+    /// record the database refuses (bad shape, constraint, type) fails as
+    /// [`SqliteError::BadRecord`] with its index in the batch.
+    pub fn write(&mut self, mut records: Vec<SinkRecord>) -> Result<(), SqliteError> {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
-        let result = records.into_iter().try_for_each(|r| self.write_one(r));
+        let mut result = Ok(());
+        for (index, record) in records.iter_mut().enumerate() {
+            if let Err(e) = self.write_one(record) {
+                result = Err(bad_record(index, record, e));
+                break;
+            }
+        }
         match result {
             Ok(()) => self.conn.execute_batch("COMMIT").map_err(|e| {
                 self.rollback();
@@ -110,14 +121,11 @@ impl Writer {
         Ok(())
     }
 
-    fn write_one(&mut self, record: SinkRecord) -> Result<(), SqliteError> {
-        let table = self.config.table_format.replace("${topic}", &record.topic);
-        let (topic, partition, offset) = (record.topic.clone(), record.partition, record.offset);
-        let at = || format!("record {topic}-{partition}@{offset}");
-        match self
-            .op(record)
-            .map_err(|m| SqliteError::Record(format!("{}: {m}", at())))?
-        {
+    /// Writes one record; its value is taken (the record keeps its
+    /// position for error messages).
+    fn write_one(&mut self, record: &mut SinkRecord) -> Result<(), SqliteError> {
+        let table = self.table_name(&record.topic);
+        match self.op(record).map_err(SqliteError::Record)? {
             Op::Skip => Ok(()),
             Op::Delete(key) => {
                 if !self.ensure_known(&table)? {
@@ -152,10 +160,7 @@ impl Writer {
                     ))?;
                     return Ok(());
                 }
-                self.ensure_table(&table, &row, &pk).map_err(|e| match e {
-                    SqliteError::Record(m) => SqliteError::Record(format!("{}: {m}", at())),
-                    other => other,
-                })?;
+                self.ensure_table(&table, &row, &pk)?;
                 let cols: Vec<String> = row.iter().map(|(c, _)| quote(c)).collect();
                 let marks = vec!["?"; cols.len()].join(", ");
                 let mut sql = format!(
@@ -188,20 +193,29 @@ impl Writer {
         }
     }
 
+    fn table_name(&mut self, topic: &str) -> String {
+        if let Some(name) = self.table_names.get(topic) {
+            return name.clone();
+        }
+        let name = self.config.table_format.replace("${topic}", topic);
+        self.table_names.insert(topic.to_string(), name.clone());
+        name
+    }
+
     /// Decides what a record does; errors are messages about the record.
-    fn op(&self, record: SinkRecord) -> Result<Op, String> {
+    fn op(&self, record: &mut SinkRecord) -> Result<Op, String> {
         if record.value.is_null() {
             if !self.config.delete_enabled {
                 return Ok(Op::Skip);
             }
-            let key = self.key_columns(&record)?;
+            let key = self.key_columns(record)?;
             return Ok(Op::Delete(key));
         }
         let key = match self.config.pk_mode {
-            PkMode::RecordKey => Some(self.key_columns(&record)?),
+            PkMode::RecordKey => Some(self.key_columns(record)?),
             _ => None,
         };
-        let mut fields = match into_object(record.value) {
+        let mut fields = match into_object(std::mem::take(&mut record.value)) {
             Ok(fields) => fields,
             Err(other) => {
                 return Err(format!(
@@ -416,5 +430,30 @@ fn truncate(s: &str) -> String {
     match s.char_indices().nth(80) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_string(),
+    }
+}
+
+/// Names the record behind a failure, and marks failures that are the
+/// record's own fault (the rest of the batch could be written without it).
+fn bad_record(index: usize, record: &SinkRecord, e: SqliteError) -> SqliteError {
+    use rusqlite::ErrorCode::{ConstraintViolation, TooBig, TypeMismatch};
+    let at = format!(
+        "record {}-{}@{}",
+        record.topic, record.partition, record.offset
+    );
+    match e {
+        SqliteError::Record(m) => SqliteError::BadRecord {
+            index,
+            message: format!("{at}: {m}"),
+        },
+        SqliteError::Sql(rusqlite::Error::SqliteFailure(f, m))
+            if matches!(f.code, ConstraintViolation | TypeMismatch | TooBig) =>
+        {
+            SqliteError::BadRecord {
+                index,
+                message: format!("{at}: {}", m.unwrap_or_else(|| f.to_string())),
+            }
+        }
+        other => other,
     }
 }
