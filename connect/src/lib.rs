@@ -10,6 +10,7 @@ mod connector;
 mod converter;
 mod errors;
 mod offsets;
+mod produce_batch;
 mod producer;
 mod rest;
 mod worker;

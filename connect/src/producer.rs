@@ -15,6 +15,8 @@ use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, ProducerContext};
 use tokio::sync::Notify;
 
+use crate::produce_batch::{produce_batch, KeyValue, TopicHandles};
+
 /// Counts the outstanding deliveries of one batch.
 #[derive(Debug)]
 pub(crate) struct BatchAck {
@@ -95,6 +97,8 @@ pub(crate) struct Producer {
 }
 
 struct Polled {
+    // Declared before `producer`: topic handles must be destroyed first.
+    handles: TopicHandles,
     producer: Arc<BaseProducer<AckContext>>,
     stop: Arc<AtomicBool>,
 }
@@ -111,6 +115,24 @@ impl Producer {
     #[allow(clippy::result_large_err)]
     pub fn send<'a>(&self, record: Record<'a>) -> Result<(), (KafkaError, Record<'a>)> {
         self.inner.producer.send(record)
+    }
+
+    /// Enqueues records for one topic in one librdkafka call, in order;
+    /// each delivery settles `acked` once. Fails if any record could not be
+    /// enqueued (those are settled with the error).
+    pub fn send_batch(
+        &self,
+        topic: &str,
+        records: &[KeyValue],
+        acked: &Arc<BatchAck>,
+    ) -> Result<(), String> {
+        produce_batch(
+            &self.inner.producer,
+            &self.inner.handles,
+            topic,
+            records,
+            acked,
+        )
     }
 
     /// Sends one record and waits for the broker's acknowledgement
@@ -144,9 +166,33 @@ impl Producer {
             }
         }
         // librdkafka reports every message within message.timeout.ms.
-        acked.wait().await
+        self.wait(&acked).await
+    }
+
+    /// Serves pending delivery reports on the calling thread (as kcat does
+    /// between sends): the thread that allocated the messages frees them.
+    pub fn serve(&self) {
+        // Each call takes at most one event (one produce response's batch).
+        for _ in 0..8 {
+            self.inner.producer.poll(Duration::ZERO);
+        }
+    }
+
+    /// Waits until every record of `acked` is delivered, serving delivery
+    /// reports meanwhile; the first failure, if any.
+    pub async fn wait(&self, acked: &BatchAck) -> Result<(), String> {
+        loop {
+            self.serve();
+            if acked.is_complete() {
+                return acked.wait().await;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(1), acked.wait()).await;
+        }
     }
 }
+
+/// How often unclaimed delivery reports are served.
+const SWEEP: Duration = Duration::from_millis(20);
 
 /// Creates the producer and starts its polling thread.
 pub(crate) fn producer(bootstrap: &str) -> Result<Producer, String> {
@@ -154,20 +200,32 @@ pub(crate) fn producer(bootstrap: &str) -> Result<Producer, String> {
         .set("bootstrap.servers", bootstrap)
         // Idempotence keeps producer-internal retries from duplicating records.
         .set("enable.idempotence", "true")
+        // Source tasks cap what they have in flight far below this, so a
+        // batch never meets a full queue half-way (which would reorder it).
+        .set("queue.buffering.max.messages", "1000000")
         .create_with_context(AckContext)
         .map_err(|e| e.to_string())?;
     let producer = Arc::new(producer);
     let stop = Arc::new(AtomicBool::new(false));
     let (polled, stopping) = (producer.clone(), stop.clone());
+    // Waiters serve delivery reports themselves; this thread only sweeps up
+    // reports nobody waits for (a task busy polling its source).
     std::thread::Builder::new()
-        .name("connect-source-acks".into())
+        .name("connect-producer".into())
         .spawn(move || {
             while !stopping.load(Ordering::Acquire) {
-                polled.poll(Duration::from_secs(1));
+                std::thread::sleep(SWEEP);
+                for _ in 0..64 {
+                    polled.poll(Duration::ZERO);
+                }
             }
         })
         .map_err(|e| format!("starting the producer poll thread: {e}"))?;
     Ok(Producer {
-        inner: Arc::new(Polled { producer, stop }),
+        inner: Arc::new(Polled {
+            handles: TopicHandles::default(),
+            producer,
+            stop,
+        }),
     })
 }

@@ -197,6 +197,44 @@ pub(crate) type SharedStatus = Arc<Mutex<(State, Option<String>)>>;
 
 /// Blocks while the task is paused, keeping its status in step; `false` means stop
 /// (asked for, or the worker dropped the control channel).
+/// Runs a task on a thread of its own, as Kafka Connect does: a busy task
+/// (a file read as fast as the producer takes it) neither starves nor waits
+/// for the tasks of the runtime that embeds the worker. The returned handle
+/// completes when the task does.
+fn on_own_thread(
+    name: String,
+    task: impl std::future::Future<Output = ()> + Send + 'static,
+    status: &SharedStatus,
+) -> JoinHandle<()> {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::warn!(task = %name, error = %e, "no runtime for a task thread; running the task on the worker's runtime");
+            return tokio::spawn(task);
+        }
+    };
+    let (done, finished) = tokio::sync::oneshot::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name(format!("task-{name}"))
+        .spawn(move || {
+            runtime.block_on(task);
+            let _ = done.send(());
+        });
+    if let Err(e) = spawned {
+        mark_failed(
+            status,
+            &name,
+            &format!("cannot start a thread for the task: {e}"),
+        );
+    }
+    tokio::spawn(async move {
+        let _ = finished.await;
+    })
+}
+
 pub(crate) async fn wait_until_running(
     control: &mut watch::Receiver<Target>,
     status: &SharedStatus,
@@ -463,7 +501,11 @@ impl Worker {
                         unwritten: Vec::new(),
                         last_write: std::time::Instant::now(),
                     };
-                    let join = tokio::spawn(runner.run(task_config.clone(), stored.clone()));
+                    let join = on_own_thread(
+                        format!("{name}-{}", handles.len()),
+                        runner.run(task_config.clone(), stored.clone()),
+                        &status,
+                    );
                     handles.push(TaskHandle {
                         status,
                         control,

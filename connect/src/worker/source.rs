@@ -6,8 +6,6 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::BaseRecord;
 use tokio::sync::watch;
 
 use super::{mark_failed, SharedStatus, Target};
@@ -19,6 +17,7 @@ use crate::connector::{
 use crate::converter::Converter;
 use crate::errors::{with_retries, Retry};
 use crate::offsets::OffsetStore;
+use crate::produce_batch::KeyValue;
 use crate::producer::{BatchAck, Producer};
 
 pub(crate) struct SourceRunner {
@@ -89,7 +88,10 @@ impl SourceRunner {
         // are shared `Arc`s, so the lookup is a pointer compare in practice.
         let mut latest: Vec<(Arc<SourcePartition>, SourceOffset)> = Vec::new();
         let acked = BatchAck::new(records.len());
-        let mut sent = 0;
+        let (mut sent, mut bytes) = (0, 0);
+        // Consecutive records for one topic go to the producer in one call.
+        let mut run: Vec<KeyValue> = Vec::with_capacity(records.len());
+        let mut run_topic: Option<Arc<str>> = None;
         let mut records = records.into_iter();
         while let Some(record) = records.next() {
             if let Some(offset) = record.source_offset {
@@ -119,40 +121,46 @@ impl SourceRunner {
                     continue;
                 }
                 Err(e) => {
-                    settle_rest(&acked, 1 + records.len());
+                    settle_rest(&acked, run.len() + 1 + records.len());
                     return Err(ConnectError::Fatal(format!("converting record: {e}")));
                 }
             };
-            loop {
-                let mut rec: BaseRecord<'_, [u8], [u8], _> =
-                    BaseRecord::with_opaque_to(&record.topic, acked.clone());
-                if let Some(k) = &key {
-                    rec = rec.key(k.as_slice());
-                }
-                if let Some(v) = &value {
-                    rec = rec.payload(v.as_slice());
-                }
-                match self.producer.send(rec) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                        tokio::time::sleep(Duration::from_millis(1)).await;
-                    }
-                    Err((e, _)) => {
-                        // Not sent: settle this and every later record so the
-                        // batch completes, then fail.
-                        acked.settle_one(Some(e.to_string()));
-                        settle_rest(&acked, records.len());
-                        return Err(ConnectError::Fatal(format!("producing record: {e}")));
-                    }
+            if run_topic
+                .as_ref()
+                .is_some_and(|t| !Arc::ptr_eq(t, &record.topic) && **t != *record.topic)
+            {
+                if let Err(e) = self.send_run(run_topic.as_deref(), &mut run, &acked) {
+                    settle_rest(&acked, 1 + records.len());
+                    return Err(e);
                 }
             }
+            run_topic = Some(record.topic);
+            bytes += key.as_ref().map_or(0, Vec::len) + value.as_ref().map_or(0, Vec::len);
+            run.push((key, value));
             sent += 1;
         }
+        self.send_run(run_topic.as_deref(), &mut run, &acked)?;
         Ok(InFlight {
             acked,
             latest,
             records: sent,
+            bytes,
         })
+    }
+
+    /// Hands a run of records for one topic to the producer.
+    fn send_run(
+        &self,
+        topic: Option<&str>,
+        run: &mut Vec<KeyValue>,
+        acked: &Arc<BatchAck>,
+    ) -> Result<(), ConnectError> {
+        let result = match topic {
+            Some(topic) if !run.is_empty() => self.producer.send_batch(topic, run, acked),
+            _ => Ok(()),
+        };
+        run.clear();
+        result.map_err(ConnectError::Fatal)
     }
 
     /// Retires acknowledged batches in order; waits for the oldest batches
@@ -169,15 +177,21 @@ impl SourceRunner {
         let latest = &mut self.unwritten;
         while let Some(front) = inflight.front() {
             let records: usize = inflight.iter().map(|b| b.records).sum();
-            let must_wait =
-                all || inflight.len() > MAX_IN_FLIGHT || records > MAX_IN_FLIGHT_RECORDS;
+            let bytes: usize = inflight.iter().map(|b| b.bytes).sum();
+            let must_wait = all
+                || inflight.len() > MAX_IN_FLIGHT
+                || records > MAX_IN_FLIGHT_RECORDS
+                || bytes > MAX_IN_FLIGHT_BYTES;
             if !must_wait && !front.acked.is_complete() {
                 break;
             }
             let Some(batch) = inflight.pop_front() else {
                 break;
             };
-            batch.acked.wait().await.map_err(ConnectError::Fatal)?;
+            self.producer
+                .wait(&batch.acked)
+                .await
+                .map_err(ConnectError::Fatal)?;
             for (partition, offset) in batch.latest {
                 match latest
                     .iter_mut()
@@ -219,11 +233,16 @@ fn settle_rest(acked: &BatchAck, n: usize) {
     }
 }
 
+/// Key and value bytes produced but not yet acknowledged, at most (far
+/// below librdkafka's 1 GiB queue, so a batch never meets a full queue).
+const MAX_IN_FLIGHT_BYTES: usize = 256 << 20;
+
 /// A produced batch: its acknowledgement and the offsets it completes.
 struct InFlight {
     acked: Arc<BatchAck>,
     latest: Vec<(Arc<SourcePartition>, SourceOffset)>,
     records: usize,
+    bytes: usize,
 }
 
 async fn poll_with_retries(
