@@ -2,7 +2,7 @@
 //! and broker, SqliteSource rows/s from a table, SqliteSink upsert rows/s.
 //!
 //! `cargo run --release --example bench_connect -- [--lines 1000000] [--rows 1000000]
-//! [--bootstrap HOST:PORT] [--skip-kcat]`. Without `--bootstrap` a broker is
+//! [--bootstrap HOST:PORT] [--skip-kcat] [--repeat 3]`. Without `--bootstrap` a broker is
 //! embedded in this process (its data in a temporary directory).
 
 use std::io::{BufWriter, Write};
@@ -43,6 +43,10 @@ struct Args {
     /// batch.size for FileTailSource
     #[arg(long, default_value_t = 2_000)]
     tail_batch_size: u64,
+    /// Runs of kcat and of the file tail (each into a fresh topic); the
+    /// median is reported too
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
 }
 
 #[tokio::main]
@@ -90,21 +94,6 @@ async fn run(args: &Args, bootstrap: &str, dir: &Path) -> Result<()> {
         args.lines,
         bytes as f64 / 1e6
     );
-    if !args.skip_kcat {
-        let topic = format!("bench-kcat-{suffix}");
-        create_topic(bootstrap, &topic).await?;
-        let start = Instant::now();
-        let status = std::process::Command::new("kcat")
-            .args(["-P", "-b", bootstrap, "-t", &topic, "-l"])
-            .arg(&log)
-            .status()
-            .context("running kcat")?;
-        if !status.success() {
-            bail!("kcat failed: {status}");
-        }
-        wait_for_count(bootstrap, &topic, args.lines).await?;
-        report("kcat -P -l", args.lines, bytes, start.elapsed());
-    }
     let worker = Worker::start(WorkerConfig::from_json(&json!({
         "bootstrap.servers": bootstrap,
         "offset.storage.topic": format!("bench-offsets-{suffix}"),
@@ -115,23 +104,51 @@ async fn run(args: &Args, bootstrap: &str, dir: &Path) -> Result<()> {
     }))?)
     .await?;
     assert!(!brook_connectors::PLUGINS.is_empty());
-    let topic = format!("bench-tail-{suffix}");
-    create_topic(bootstrap, &topic).await?;
-    let start = Instant::now();
-    worker
-        .add_connector(&json!({"name": "tail", "connector.class": "FileTailSource",
-            "file": log.to_str().unwrap_or_default(), "topic": topic,
-            "batch.size": args.tail_batch_size,
-            "value.converter": "org.apache.kafka.connect.storage.StringConverter"}))
-        .await?;
-    wait_for_count(bootstrap, &topic, args.lines).await?;
-    report(
-        &format!("FileTailSource (batch.size={})", args.tail_batch_size),
-        args.lines,
-        bytes,
-        start.elapsed(),
-    );
-    worker.delete("tail").await?;
+    let (mut kcat_rates, mut tail_rates) = (Vec::new(), Vec::new());
+    for run in 1..=args.repeat.max(1) {
+        if !args.skip_kcat {
+            let topic = format!("bench-kcat-{suffix}-{run}");
+            create_topic(bootstrap, &topic).await?;
+            let start = Instant::now();
+            let status = std::process::Command::new("kcat")
+                .args(["-P", "-b", bootstrap, "-t", &topic, "-l"])
+                .arg(&log)
+                .status()
+                .context("running kcat")?;
+            if !status.success() {
+                bail!("kcat failed: {status}");
+            }
+            wait_for_count(bootstrap, &topic, args.lines).await?;
+            kcat_rates.push(report("kcat -P -l", args.lines, bytes, start.elapsed()));
+        }
+        let topic = format!("bench-tail-{suffix}-{run}");
+        create_topic(bootstrap, &topic).await?;
+        let name = format!("tail-{run}");
+        let start = Instant::now();
+        worker
+            .add_connector(&json!({"name": name, "connector.class": "FileTailSource",
+                "file": log.to_str().unwrap_or_default(), "topic": topic,
+                "batch.size": args.tail_batch_size,
+                "value.converter": "org.apache.kafka.connect.storage.StringConverter"}))
+            .await?;
+        wait_for_count(bootstrap, &topic, args.lines).await?;
+        tail_rates.push(report(
+            &format!("FileTailSource (batch.size={})", args.tail_batch_size),
+            args.lines,
+            bytes,
+            start.elapsed(),
+        ));
+        worker.delete(&name).await?;
+    }
+    if !kcat_rates.is_empty() {
+        println!(
+            "median of {} runs (each timed from start to the last record in the topic): \
+             kcat -P -l {:.0} lines/s, FileTailSource {:.0} lines/s",
+            tail_rates.len(),
+            median(&mut kcat_rates),
+            median(&mut tail_rates)
+        );
+    }
 
     // --- SqliteSource ------------------------------------------------------
     let source_db = dir.join("source.db");
@@ -203,7 +220,8 @@ async fn run(args: &Args, bootstrap: &str, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn report(what: &str, n: u64, bytes: u64, took: Duration) {
+/// Prints a rate; returns records per second.
+fn report(what: &str, n: u64, bytes: u64, took: Duration) -> f64 {
     let secs = took.as_secs_f64();
     if bytes > 0 {
         println!(
@@ -217,6 +235,12 @@ fn report(what: &str, n: u64, bytes: u64, took: Duration) {
             n as f64 / secs
         );
     }
+    n as f64 / secs
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// Writes `n` ~100-byte log lines; returns the file size.
@@ -301,7 +325,8 @@ async fn wait_for_count(bootstrap: &str, topic: &str, n: u64) -> Result<()> {
             if start.elapsed() > Duration::from_secs(600) {
                 bail!("{t}: only {high} records after 10 minutes");
             }
-            std::thread::sleep(Duration::from_millis(50));
+            // Short: the poll interval bounds how precisely a run is timed.
+            std::thread::sleep(Duration::from_millis(5));
         }
     })
     .await?

@@ -225,3 +225,51 @@ async fn bad_records_go_to_the_dead_letter_queue() {
     );
     worker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyless_lines_spread_over_partitions_in_order() {
+    let broker = TestBroker::start().await;
+    let bs = broker.bootstrap();
+    let topic = unique("spread");
+    create_topic(&bs, &topic, 3, &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.log");
+    append_lines(&input, 0..500);
+    let worker = Worker::start(worker_config(&bs)).await.unwrap();
+    // Small polls: each batch of keyless lines goes to one partition, the
+    // next batch to the next partition.
+    worker
+        .add_connector(
+            &json!({"name": "spread", "connector.class": "FileTailSource",
+            "file": input.to_str().unwrap(), "topic": topic, "batch.size": "20"}),
+        )
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let recs = loop {
+        let recs = read_all_async(&bs, &topic).await.unwrap();
+        if recs.len() >= 500 {
+            break recs;
+        }
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "only {} lines arrived",
+            recs.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let number = |r: &Rec| -> usize { r.value_str().trim_start_matches("line ").parse().unwrap() };
+    let mut all: Vec<usize> = recs.iter().map(number).collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..500).collect::<Vec<_>>(), "each line exactly once");
+    let parts = by_partition(&recs);
+    assert!(parts.len() > 1, "all lines went to one partition");
+    for (p, recs) in parts {
+        let numbers: Vec<usize> = recs.iter().map(number).collect();
+        assert!(
+            numbers.windows(2).all(|w| w[0] < w[1]),
+            "partition {p} out of file order"
+        );
+    }
+    worker.shutdown().await;
+}
