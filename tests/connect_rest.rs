@@ -313,9 +313,15 @@ async fn sink_offsets_are_altered_and_reset_only_while_stopped() {
     assert_eq!(call(addr, "PATCH", path, Some(patch.clone())).await.0, 400);
 
     assert_eq!(call(addr, "PUT", "/connectors/fs/stop", None).await.0, 202);
+    // "offset": null forgets the partition's committed offset (OffsetDelete).
     let null_offset = json!({"offsets": [{"partition": {"kafka_topic": topic, "kafka_partition": 0},
         "offset": null}]});
-    assert_eq!(call(addr, "PATCH", path, Some(null_offset)).await.0, 400);
+    let (code, body) = call(addr, "PATCH", path, Some(null_offset)).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        call(addr, "GET", path, None).await,
+        (200, json!({"offsets": []}))
+    );
     let (code, body) = call(addr, "PATCH", path, Some(patch)).await;
     assert_eq!(code, 200, "{body}");
     let (_, offsets) = call(addr, "GET", path, None).await;

@@ -9,6 +9,7 @@ mod config_store;
 mod connector;
 mod converter;
 mod errors;
+mod group_offsets;
 mod offsets;
 mod produce_batch;
 mod producer;

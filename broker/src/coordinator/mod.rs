@@ -24,6 +24,7 @@ const INVALID_GROUP_ID: i16 = 24;
 const INVALID_SESSION_TIMEOUT: i16 = 26;
 const NON_EMPTY_GROUP: i16 = 68;
 const GROUP_ID_NOT_FOUND: i16 = 69;
+const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
 
 /// Coordinates every consumer group of the broker.
 pub(crate) struct Coordinator {
@@ -302,6 +303,58 @@ impl Coordinator {
     }
 
     /// DeleteGroups for one group: only empty groups; their offsets are tombstoned.
+    /// OffsetDelete (KIP-496): forgets committed offsets of a group that
+    /// has no members. A group with members answers GROUP_SUBSCRIBED_TO_TOPIC
+    /// for every partition (Brook does not decode member subscriptions, so it
+    /// treats every topic as subscribed). Returns the group-level error, or
+    /// one error code per entry.
+    pub fn delete_offsets(
+        &self,
+        topics: &TopicManager,
+        group_id: &str,
+        entries: &[(String, i32)],
+    ) -> Result<Vec<i16>, i16> {
+        let groups = self.groups.lock();
+        let mut offsets = self.offsets.lock();
+        let active = match groups.get(group_id) {
+            Some(g) => !g.is_empty(),
+            None if offsets.has_group(group_id) => false,
+            None => return Err(GROUP_ID_NOT_FOUND),
+        };
+        if active {
+            return Ok(vec![GROUP_SUBSCRIBED_TO_TOPIC; entries.len()]);
+        }
+        let codes: Vec<i16> = entries
+            .iter()
+            .map(|(t, p)| {
+                if topics.partition(t, *p).is_some() {
+                    0
+                } else {
+                    3
+                }
+            })
+            .collect();
+        let tombstones = entries
+            .iter()
+            .zip(&codes)
+            .filter(|((t, p), code)| **code == 0 && offsets.get(group_id, t, *p).is_some())
+            .map(|((t, p), _)| (t.clone(), *p, None))
+            .collect();
+        match offsets.commit(
+            topics,
+            group_id,
+            tombstones,
+            self.offsets_partitions,
+            self.offsets_segment_bytes,
+        ) {
+            Ok(()) => Ok(codes),
+            Err(e) => {
+                tracing::error!(group = group_id, "cannot delete offsets: {e}");
+                Err(15) // COORDINATOR_NOT_AVAILABLE: retriable
+            }
+        }
+    }
+
     pub fn delete(&self, topics: &TopicManager, group_id: &str) -> i16 {
         let mut groups = self.groups.lock();
         let known_offsets = self.offsets.lock().has_group(group_id);
@@ -495,5 +548,62 @@ mod tests {
         // The deletion is durable: a restarted coordinator does not bring the offsets back.
         let again = Coordinator::open(&topics, &config);
         assert!(again.committed("old", "t", 0).is_none());
+    }
+
+    #[test]
+    fn offset_delete_forgets_offsets_of_an_empty_group_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = BTreeMap::new();
+        o.insert(
+            "group.initial.rebalance.delay.ms".to_string(),
+            "0".to_string(),
+        );
+        o.insert("offsets.topic.num.partitions".to_string(), "2".to_string());
+        let config = Arc::new(BrokerConfig::from_overrides(o).unwrap());
+        let topics = TopicManager::open(dir.path(), Arc::clone(&config), true).unwrap();
+        topics.create("t", 2, 1, BTreeMap::new(), false).unwrap();
+        let c = Coordinator::open(&topics, &config);
+        let entry = Committed {
+            offset: 5,
+            leader_epoch: -1,
+            metadata: None,
+            commit_timestamp: now_ms(),
+        };
+        let both = vec![
+            ("t".into(), 0, Some(entry.clone())),
+            ("t".into(), 1, Some(entry)),
+        ];
+        assert_eq!(c.commit(&topics, "g", -1, "", None, both), 0);
+        assert_eq!(
+            c.delete_offsets(&topics, "nobody", &[("t".into(), 0)]),
+            Err(GROUP_ID_NOT_FOUND)
+        );
+        // Partition 0 is forgotten (durably), 1 kept; an unknown partition is named.
+        assert_eq!(
+            c.delete_offsets(&topics, "g", &[("t".into(), 0), ("t".into(), 7)]),
+            Ok(vec![0, 3])
+        );
+        let again = Coordinator::open(&topics, &config);
+        assert!(again.committed("g", "t", 0).is_none());
+        assert!(again.committed("g", "t", 1).is_some());
+
+        // A group with a member keeps its offsets.
+        let params = JoinParams {
+            member_id: String::new(),
+            instance_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout: Duration::from_secs(10),
+            rebalance_timeout: Duration::from_secs(10),
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::from_static(b"meta"))],
+            require_known_member_id: false,
+        };
+        let _ = c.join(&topics, "g", params);
+        assert_eq!(
+            c.delete_offsets(&topics, "g", &[("t".into(), 1)]),
+            Ok(vec![GROUP_SUBSCRIBED_TO_TOPIC])
+        );
+        assert!(c.committed("g", "t", 1).is_some());
     }
 }

@@ -75,6 +75,7 @@ pub(crate) async fn handle(
         RequestKind::ListGroups(r) => ResponseKind::ListGroups(groups::list(state, r)),
         RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(groups::describe(state, r)),
         RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(groups::delete(state, r)),
+        RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(groups::offset_delete(state, r)),
         other => {
             // versions::SUPPORTED gates what reaches here; this is a programming error, not input.
             tracing::error!(request = ?std::mem::discriminant(&other), "no handler for advertised API");

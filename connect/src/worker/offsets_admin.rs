@@ -12,8 +12,9 @@ use serde_json::Value;
 use super::{State, Worker, WorkerError};
 use crate::connector::{SourceOffset, SourcePartition};
 
-/// A sink offset change: topic, partition, next offset to consume.
-type SinkOffset = (String, i32, i64);
+/// A sink offset change: topic, partition, next offset to consume (`None`
+/// forgets the committed one).
+type SinkOffset = (String, i32, Option<i64>);
 /// A source offset change: the partition and its new offset (`None` = forget it).
 type SourceChange = (SourcePartition, Option<SourceOffset>);
 
@@ -141,14 +142,17 @@ fn sink_change(entry: &Value) -> Result<SinkOffset, WorkerError> {
         .and_then(|p| i32::try_from(p).ok())
         .ok_or_else(|| bad("a sink partition needs \"kafka_partition\" (an integer)"))?;
     let offset = match entry.get("offset") {
-        Some(Value::Null) | None => return Err(bad(
-            "resetting one sink partition is not supported; use DELETE /connectors/{name}/offsets",
-        )),
-        Some(o) => o
-            .get("kafka_offset")
-            .and_then(Value::as_i64)
-            .filter(|o| *o >= 0)
-            .ok_or_else(|| bad("a sink offset needs \"kafka_offset\" (a non-negative integer)"))?,
+        // Forget the partition's committed offset (the sink then starts it
+        // from the earliest record, like a new consumer group).
+        Some(Value::Null) | None => None,
+        Some(o) => Some(
+            o.get("kafka_offset")
+                .and_then(Value::as_i64)
+                .filter(|o| *o >= 0)
+                .ok_or_else(|| {
+                    bad("a sink offset needs \"kafka_offset\" (a non-negative integer)")
+                })?,
+        ),
     };
     Ok((topic.to_string(), number, offset))
 }
@@ -168,14 +172,25 @@ fn commit_sink_offsets(
         .create()
         .map_err(kafka)?;
     let mut tpl = rdkafka::TopicPartitionList::new();
+    let mut forget = Vec::new();
     for (topic, partition, offset) in changes {
-        tpl.add_partition_offset(topic, *partition, rdkafka::Offset::Offset(*offset))
-            .map_err(kafka)?;
+        match offset {
+            Some(offset) => tpl
+                .add_partition_offset(topic, *partition, rdkafka::Offset::Offset(*offset))
+                .map_err(kafka)?,
+            None => forget.push((topic.clone(), *partition)),
+        }
     }
     if tpl.count() > 0 {
         consumer.commit(&tpl, CommitMode::Sync).map_err(kafka)?;
     }
-    Ok(())
+    crate::group_offsets::delete_group_offsets(
+        bootstrap,
+        group,
+        &forget,
+        std::time::Duration::from_secs(30),
+    )
+    .map_err(WorkerError::Kafka)
 }
 
 /// Committed offsets of a sink's consumer group, one entry per partition.
