@@ -178,17 +178,12 @@ async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
-fn expected(range: std::ops::Range<usize>) -> BTreeSet<String> {
-    range.map(|i| format!("v{i}")).collect()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sink_tasks_open_and_close_partitions_on_rebalance() {
-    let broker = TestBroker::start().await;
-    let bs = broker.bootstrap();
-    let topic = unique("shared");
-    create_topic(&bs, &topic, 4, &[]).await;
-    let run = unique("rebalance");
+/// A worker running a RecordingSink with `tasks` tasks on a new 4-partition
+/// topic; returns the topic, the run name (= connector name) and the worker.
+async fn start_recording(bs: &str, prefix: &str, tasks: usize) -> (String, String, Worker) {
+    let topic = unique(prefix);
+    create_topic(bs, &topic, 4, &[]).await;
+    let run = unique(prefix);
     let worker = Worker::start(
         WorkerConfig::from_json(&json!({"bootstrap.servers": bs,
             "offset.flush.interval.ms": "200", "value.converter.schemas.enable": "false"}))
@@ -198,10 +193,22 @@ async fn sink_tasks_open_and_close_partitions_on_rebalance() {
     .unwrap();
     worker
         .add_connector(&json!({"name": run, "connector.class": "RecordingSink",
-            "tasks.max": "2", "topics": topic, "run": run,
+            "tasks.max": tasks.to_string(), "topics": topic, "run": run,
             "key.converter": "org.apache.kafka.connect.storage.StringConverter"}))
         .await
         .unwrap();
+    (topic, run, worker)
+}
+
+fn expected(range: std::ops::Range<usize>) -> BTreeSet<String> {
+    range.map(|i| format!("v{i}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sink_tasks_open_and_close_partitions_on_rebalance() {
+    let broker = TestBroker::start().await;
+    let bs = broker.bootstrap();
+    let (topic, run, worker) = start_recording(&bs, "rebalance", 2).await;
     produce_values(&bs, &topic, 0..40).await;
     wait_for("the first records", || values_put(&run) == expected(0..40)).await;
     let all: BTreeSet<(String, i32)> = (0..4).map(|p| (topic.clone(), p)).collect();
@@ -264,22 +271,7 @@ async fn sink_tasks_open_and_close_partitions_on_rebalance() {
 async fn a_paused_sink_delivers_nothing_until_resumed() {
     let broker = TestBroker::start().await;
     let bs = broker.bootstrap();
-    let topic = unique("paused");
-    create_topic(&bs, &topic, 4, &[]).await;
-    let run = unique("pause");
-    let worker = Worker::start(
-        WorkerConfig::from_json(&json!({"bootstrap.servers": bs,
-            "offset.flush.interval.ms": "200", "value.converter.schemas.enable": "false"}))
-        .unwrap(),
-    )
-    .await
-    .unwrap();
-    worker
-        .add_connector(&json!({"name": run, "connector.class": "RecordingSink",
-            "tasks.max": "1", "topics": topic, "run": run,
-            "key.converter": "org.apache.kafka.connect.storage.StringConverter"}))
-        .await
-        .unwrap();
+    let (topic, run, worker) = start_recording(&bs, "pause", 1).await;
     produce_values(&bs, &topic, 0..20).await;
     wait_for("the first records", || values_put(&run) == expected(0..20)).await;
 

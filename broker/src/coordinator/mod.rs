@@ -467,6 +467,21 @@ mod tests {
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
+    /// A consumer joining with a new member id.
+    fn join_params() -> JoinParams {
+        JoinParams {
+            member_id: String::new(),
+            instance_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout: Duration::from_secs(10),
+            rebalance_timeout: Duration::from_secs(10),
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::from_static(b"meta"))],
+            require_known_member_id: false,
+        }
+    }
+
     #[test]
     fn stable_membership_survives_a_restart() {
         let dir = tempfile::tempdir().unwrap();
@@ -479,17 +494,7 @@ mod tests {
         let config = Arc::new(BrokerConfig::from_overrides(o).unwrap());
         let topics = TopicManager::open(dir.path(), Arc::clone(&config), true).unwrap();
         let c = Coordinator::open(&topics, &config);
-        let params = JoinParams {
-            member_id: String::new(),
-            instance_id: None,
-            client_id: "c".into(),
-            client_host: "/127.0.0.1".into(),
-            session_timeout: Duration::from_secs(10),
-            rebalance_timeout: Duration::from_secs(10),
-            protocol_type: "consumer".into(),
-            protocols: vec![("range".into(), Bytes::from_static(b"meta"))],
-            require_known_member_id: false,
-        };
+        let params = join_params();
         let Reply::Later(mut rx) = c.join(&topics, "g", params) else {
             panic!("join should wait for the rebalance")
         };
@@ -588,17 +593,7 @@ mod tests {
         assert!(again.committed("g", "t", 1).is_some());
 
         // A group with a member keeps its offsets.
-        let params = JoinParams {
-            member_id: String::new(),
-            instance_id: None,
-            client_id: "c".into(),
-            client_host: "/127.0.0.1".into(),
-            session_timeout: Duration::from_secs(10),
-            rebalance_timeout: Duration::from_secs(10),
-            protocol_type: "consumer".into(),
-            protocols: vec![("range".into(), Bytes::from_static(b"meta"))],
-            require_known_member_id: false,
-        };
+        let params = join_params();
         let _ = c.join(&topics, "g", params);
         assert_eq!(
             c.delete_offsets(&topics, "g", &[("t".into(), 1)]),
