@@ -198,9 +198,10 @@ pub(crate) type SharedStatus = Arc<Mutex<(State, Option<String>)>>;
 /// Blocks while the task is paused, keeping its status in step; `false` means stop
 /// (asked for, or the worker dropped the control channel).
 /// Runs a task on a thread of its own, as Kafka Connect does: a busy task
-/// (a file read as fast as the producer takes it) neither starves nor waits
-/// for the tasks of the runtime that embeds the worker. The returned handle
-/// completes when the task does.
+/// (a file read as fast as the producer takes it) or a blocking call (a
+/// synchronous offset commit) neither starves nor waits for the tasks of
+/// the runtime that embeds the worker — which may be the broker the call
+/// waits for. The returned handle completes when the task does.
 fn on_own_thread(
     name: String,
     task: impl std::future::Future<Output = ()> + Send + 'static,
@@ -539,7 +540,12 @@ impl Worker {
                         status: status.clone(),
                         control: control_rx,
                     };
-                    let join = tokio::spawn(runner.run(task_config.clone()));
+                    // Its own thread too: the consumer's commits block.
+                    let join = on_own_thread(
+                        format!("{name}-{}", handles.len()),
+                        runner.run(task_config.clone()),
+                        &status,
+                    );
                     handles.push(TaskHandle {
                         status,
                         control,
