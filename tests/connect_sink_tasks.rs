@@ -173,7 +173,18 @@ async fn produce_values(bs: &str, topic: &str, range: std::ops::Range<usize>) {
 async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
     let start = Instant::now();
     while !check() {
-        assert!(start.elapsed() < TIMEOUT, "timed out waiting for {what}");
+        if start.elapsed() > TIMEOUT {
+            let state = journal(|j| {
+                format!(
+                    "open {:?}, puts {:?}, closes {:?}, violations {:?}",
+                    j.open,
+                    j.put.iter().map(|(r, v)| (r.clone(), v.len())).collect::<Vec<_>>(),
+                    j.closes,
+                    j.violations
+                )
+            });
+            panic!("timed out waiting for {what}: {state}");
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
