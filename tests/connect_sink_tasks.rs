@@ -31,6 +31,8 @@ struct Journal {
     violations: Vec<String>,
     /// Close calls, per run.
     closes: BTreeMap<String, usize>,
+    /// What happened, in order (shown when a wait times out).
+    log: Vec<String>,
 }
 
 static JOURNAL: Mutex<Option<Journal>> = Mutex::new(None);
@@ -98,6 +100,11 @@ impl SinkTask for RecordingTask {
 
     async fn open(&mut self, partitions: &[TopicPartition]) -> Result<(), ConnectError> {
         journal(|j| {
+            j.log.push(format!(
+                "task {} open {:?}",
+                self.id.1,
+                partitions.iter().map(|tp| tp.partition).collect::<Vec<_>>()
+            ));
             let open = j.open.entry(self.id.clone()).or_default();
             open.extend(partitions.iter().map(|tp| (tp.topic.clone(), tp.partition)));
         });
@@ -107,6 +114,14 @@ impl SinkTask for RecordingTask {
     async fn put(&mut self, records: Vec<SinkRecord>) -> Result<(), ConnectError> {
         journal(|j| {
             let open = j.open.get(&self.id).cloned().unwrap_or_default();
+            j.log.push(format!(
+                "task {} put {:?}",
+                self.id.1,
+                records
+                    .iter()
+                    .map(|r| (r.partition, r.offset))
+                    .collect::<Vec<_>>()
+            ));
             for r in &records {
                 if !open.contains(&(r.topic.clone(), r.partition)) {
                     j.violations.push(format!(
@@ -128,6 +143,11 @@ impl SinkTask for RecordingTask {
     async fn close(&mut self, partitions: &[TopicPartition]) -> Result<(), ConnectError> {
         journal(|j| {
             *j.closes.entry(self.id.0.clone()).or_default() += 1;
+            j.log.push(format!(
+                "task {} close {:?}",
+                self.id.1,
+                partitions.iter().map(|tp| tp.partition).collect::<Vec<_>>()
+            ));
             if let Some(open) = j.open.get_mut(&self.id) {
                 for tp in partitions {
                     open.remove(&(tp.topic.clone(), tp.partition));
@@ -176,11 +196,15 @@ async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
         if start.elapsed() > TIMEOUT {
             let state = journal(|j| {
                 format!(
-                    "open {:?}, puts {:?}, closes {:?}, violations {:?}",
+                    "open {:?}, puts {:?}, closes {:?}, violations {:?}, log {:#?}",
                     j.open,
-                    j.put.iter().map(|(r, v)| (r.clone(), v.len())).collect::<Vec<_>>(),
+                    j.put
+                        .iter()
+                        .map(|(r, v)| (r.clone(), v.len()))
+                        .collect::<Vec<_>>(),
                     j.closes,
-                    j.violations
+                    j.violations,
+                    j.log
                 )
             });
             panic!("timed out waiting for {what}: {state}");
