@@ -101,12 +101,18 @@ struct Polled {
     handles: TopicHandles,
     producer: Arc<BaseProducer<AckContext>>,
     stop: Arc<AtomicBool>,
+    sweeper: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for Polled {
     fn drop(&mut self) {
-        // The thread notices within one poll window, then drops its handle.
+        // The sweeper notices within one window (20 ms) and lets go of its
+        // handle, so the producer is destroyed here, before the caller goes
+        // on (e.g. to shut down an embedded broker it would reconnect to).
         self.stop.store(true, Ordering::Release);
+        if let Some(sweeper) = self.sweeper.take() {
+            let _ = sweeper.join();
+        }
     }
 }
 
@@ -210,7 +216,7 @@ pub(crate) fn producer(bootstrap: &str) -> Result<Producer, String> {
     let (polled, stopping) = (producer.clone(), stop.clone());
     // Waiters serve delivery reports themselves; this thread only sweeps up
     // reports nobody waits for (a task busy polling its source).
-    std::thread::Builder::new()
+    let sweeper = std::thread::Builder::new()
         .name("connect-producer".into())
         .spawn(move || {
             while !stopping.load(Ordering::Acquire) {
@@ -226,6 +232,7 @@ pub(crate) fn producer(bootstrap: &str) -> Result<Producer, String> {
             handles: TopicHandles::default(),
             producer,
             stop,
+            sweeper: Some(sweeper),
         }),
     })
 }
