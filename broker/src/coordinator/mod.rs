@@ -467,6 +467,20 @@ mod tests {
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
+    /// Config (no initial rebalance delay, 2 offsets partitions) and topics
+    /// of a broker in `dir`.
+    fn no_delay_broker(dir: &std::path::Path) -> (Arc<BrokerConfig>, TopicManager) {
+        let mut o = BTreeMap::new();
+        o.insert(
+            "group.initial.rebalance.delay.ms".to_string(),
+            "0".to_string(),
+        );
+        o.insert("offsets.topic.num.partitions".to_string(), "2".to_string());
+        let config = Arc::new(BrokerConfig::from_overrides(o).unwrap());
+        let topics = TopicManager::open(dir, Arc::clone(&config), true).unwrap();
+        (config, topics)
+    }
+
     /// A consumer joining with a new member id.
     fn join_params() -> JoinParams {
         JoinParams {
@@ -485,14 +499,7 @@ mod tests {
     #[test]
     fn stable_membership_survives_a_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let mut o = BTreeMap::new();
-        o.insert(
-            "group.initial.rebalance.delay.ms".to_string(),
-            "0".to_string(),
-        );
-        o.insert("offsets.topic.num.partitions".to_string(), "2".to_string());
-        let config = Arc::new(BrokerConfig::from_overrides(o).unwrap());
-        let topics = TopicManager::open(dir.path(), Arc::clone(&config), true).unwrap();
+        let (config, topics) = no_delay_broker(dir.path());
         let c = Coordinator::open(&topics, &config);
         let params = join_params();
         let Reply::Later(mut rx) = c.join(&topics, "g", params) else {
@@ -558,14 +565,7 @@ mod tests {
     #[test]
     fn offset_delete_forgets_offsets_of_an_empty_group_only() {
         let dir = tempfile::tempdir().unwrap();
-        let mut o = BTreeMap::new();
-        o.insert(
-            "group.initial.rebalance.delay.ms".to_string(),
-            "0".to_string(),
-        );
-        o.insert("offsets.topic.num.partitions".to_string(), "2".to_string());
-        let config = Arc::new(BrokerConfig::from_overrides(o).unwrap());
-        let topics = TopicManager::open(dir.path(), Arc::clone(&config), true).unwrap();
+        let (config, topics) = no_delay_broker(dir.path());
         topics.create("t", 2, 1, BTreeMap::new(), false).unwrap();
         let c = Coordinator::open(&topics, &config);
         let entry = Committed {
