@@ -189,14 +189,10 @@ impl SinkRunner {
                 .rebalanced(consumer, listener, progress, prepared)
                 .await?;
             if !prepared.messages.is_empty() {
-                for msg in &prepared.messages {
-                    let tp = TopicPartition {
-                        topic: msg.topic().to_string(),
-                        partition: msg.partition(),
-                    };
-                    progress.positions.insert(tp, msg.offset() + 1);
-                    progress.uncommitted = true;
+                for (tp, last) in last_offsets(&prepared.messages) {
+                    progress.positions.insert(tp, last + 1);
                 }
+                progress.uncommitted = true;
                 // Write this batch while the next one is consumed.
                 let running = *self.control.borrow() == Target::Run;
                 let (task, decoder, control) =
@@ -269,13 +265,8 @@ impl SinkRunner {
             }
         }
         let mut unseen = Vec::new();
-        for msg in &prepared.messages {
-            let tp = TopicPartition {
-                topic: msg.topic().to_string(),
-                partition: msg.partition(),
-            };
-            if !progress.opened.contains(&tp) {
-                progress.opened.insert(tp.clone());
+        for (tp, _) in last_offsets(&prepared.messages) {
+            if progress.opened.insert(tp.clone()) {
                 unseen.push(tp);
             }
         }
@@ -465,6 +456,26 @@ async fn put_batch(
             other => return other,
         }
     }
+}
+
+/// Each partition of a batch with its last offset, without a key
+/// allocation per message (a batch rarely spans more than a few partitions).
+fn last_offsets(messages: &[OwnedMessage]) -> Vec<(TopicPartition, i64)> {
+    let mut out: Vec<(TopicPartition, i64)> = Vec::new();
+    for m in messages {
+        let same = |tp: &TopicPartition| tp.partition == m.partition() && tp.topic == m.topic();
+        match out.iter_mut().rev().find(|(tp, _)| same(tp)) {
+            Some(entry) => entry.1 = m.offset(),
+            None => out.push((
+                TopicPartition {
+                    topic: m.topic().to_string(),
+                    partition: m.partition(),
+                },
+                m.offset(),
+            )),
+        }
+    }
+    out
 }
 
 fn in_list(tps: &[TopicPartition], m: &OwnedMessage) -> bool {
