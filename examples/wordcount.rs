@@ -9,7 +9,9 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use brook_streams::{KafkaStreams, Materialized, StreamsBuilder, StreamsConfig};
+use brook_streams::{
+    KafkaStreams, Materialized, State, StateRestoreListener, StreamsBuilder, StreamsConfig,
+};
 use clap::Parser;
 
 #[derive(Parser)]
@@ -35,6 +37,18 @@ struct Args {
     /// Any other StreamsConfig key, e.g. `consumer.session.timeout.ms=6000`; repeatable.
     #[arg(long = "config", value_name = "KEY=VALUE")]
     configs: Vec<String>,
+}
+
+/// Prints restoration progress (tests read the totals).
+struct PrintRestore;
+
+impl StateRestoreListener for PrintRestore {
+    fn on_restore_start(&self, topic: &str, partition: i32, store: &str, start: i64, end: i64) {
+        println!("restoring {store} from {topic}-{partition} offsets {start}..{end}");
+    }
+    fn on_restore_end(&self, topic: &str, partition: i32, store: &str, total: u64) {
+        println!("restored {total} records of {store} from {topic}-{partition}");
+    }
 }
 
 fn main() -> Result<()> {
@@ -78,6 +92,7 @@ fn main() -> Result<()> {
     }
     let mut app = KafkaStreams::new(topology, config)?;
     app.set_state_listener(|old, new| println!("state {old:?} -> {new:?}"));
+    app.set_state_restore_listener(PrintRestore);
     app.start()?;
 
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -91,10 +106,17 @@ fn main() -> Result<()> {
                 None => std::future::pending().await,
             }
         };
+        // A failed application (state ERROR) ends the program with its error.
+        let failed = async {
+            while app.state() != State::Error {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
             _ = timer => {}
+            _ = failed => {}
         }
         anyhow::Ok(())
     })?;

@@ -3,21 +3,13 @@
 //! rotation; the program itself checks that SQLite's counts equal the lines
 //! generated minus the malformed ones, and exits non-zero otherwise.
 
+mod common;
+
 use std::process::Command;
 
 #[test]
 fn log_pipeline_totals_match() {
-    let exe = std::env::current_exe().expect("test exe");
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target dir")
-        .join("examples")
-        .join("log_pipeline");
-    assert!(
-        bin.exists(),
-        "build the example first: cargo build --example log_pipeline"
-    );
+    let bin = common::example_bin("log_pipeline");
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(&bin)
         .args(["--duration", "6", "--rate", "1500", "--quiet", "--data-dir"])

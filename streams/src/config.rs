@@ -43,6 +43,10 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("replication.factor", Some("-1")),
     ("poll.ms", Some("100")),
     ("max.task.idle.ms", Some("0")),
+    // How long retriable failures (commits, flushes, a stalled restoration) are retried.
+    ("task.timeout.ms", Some("300000")),
+    // Committed records of repartition topics are deleted this often.
+    ("repartition.purge.interval.ms", Some("30000")),
     // Brook: one budget for all RocksDB block cache + write buffers of the instance.
     ("statestore.rocksdb.memory.bytes", Some("67108864")),
 ];
@@ -131,6 +135,8 @@ impl StreamsConfig {
             return Err(Self::bad("num.stream.threads", "must be at least 1"));
         }
         self.commit_interval()?;
+        self.task_timeout()?;
+        self.repartition_purge_interval()?;
         self.cache_max_bytes()?;
         self.rocksdb_memory_bytes()?;
         self.deserialization_handler()?;
@@ -172,6 +178,16 @@ impl StreamsConfig {
 
     pub(crate) fn commit_interval(&self) -> Result<Duration, StreamsError> {
         Ok(Duration::from_millis(self.num("commit.interval.ms")?))
+    }
+
+    pub(crate) fn task_timeout(&self) -> Result<Duration, StreamsError> {
+        Ok(Duration::from_millis(self.num("task.timeout.ms")?))
+    }
+
+    pub(crate) fn repartition_purge_interval(&self) -> Result<Duration, StreamsError> {
+        Ok(Duration::from_millis(
+            self.num("repartition.purge.interval.ms")?,
+        ))
     }
 
     pub(crate) fn poll_interval(&self) -> Duration {

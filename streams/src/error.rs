@@ -77,6 +77,13 @@ pub enum StreamsError {
     /// Local file system error (state directory, checkpoints).
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// A produced record (output, repartition or changelog) was not acknowledged:
+    /// the thread's tasks are closed without committing (Kafka's dirty close).
+    #[error("record lost, input not committed: {0}")]
+    ProduceFailed(String),
+    /// A retriable operation did not succeed within `task.timeout.ms`.
+    #[error("timed out: {0}")]
+    Timeout(String),
     /// The application is not in a state that allows the call.
     #[error("illegal state: {0}")]
     IllegalState(String),

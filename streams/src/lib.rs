@@ -32,7 +32,7 @@ pub use error::{Result, SerdeError, StreamsError};
 pub use metrics::Metrics;
 pub use processor::{Processor, ProcessorContext, PunctuationType, ScheduleId};
 pub use record::{Change, Data, Header, Headers, Record, RecordMetadata};
-pub use runtime::{KafkaStreams, State};
+pub use runtime::{KafkaStreams, State, StateRestoreListener, StreamThreadExceptionResponse};
 pub use serde::{
     BytesSerde, DecimalSerde, DefaultSerde, FnSerde, IntSerde, JsonSerde, OptionSerde, Serde,
     SerdeRef, Serdes, StringSerde, UnitSerde,

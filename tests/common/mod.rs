@@ -7,6 +7,10 @@
 
 #![allow(dead_code)]
 
+mod example_bin;
+#[allow(unused_imports)]
+pub use example_bin::example_bin;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};

@@ -1,8 +1,16 @@
 //! Running a topology against Kafka: `KafkaStreams`.
 
 mod checkpoint;
+mod collector;
+mod purge;
+mod rebalance;
+mod restore;
 mod setup;
+mod shutdown;
+mod tasks;
 mod thread;
+
+pub use restore::StateRestoreListener;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,6 +46,21 @@ pub enum State {
 }
 
 type Listener = Box<dyn Fn(State, State) + Send + Sync>;
+type ErrorHandler = Box<dyn Fn(&StreamsError) -> StreamThreadExceptionResponse + Send + Sync>;
+
+/// What to do when a stream thread fails (Kafka's
+/// `StreamsUncaughtExceptionHandler.StreamThreadExceptionResponse`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamThreadExceptionResponse {
+    /// Start the thread again with new clients; its tasks reopen from their
+    /// local state and changelogs, input from the last commit.
+    ReplaceThread,
+    /// Stop every thread of this instance; the state becomes ERROR (the default).
+    ShutdownClient,
+    /// Stop this instance and ask every other instance of the application to
+    /// stop too (through the `<application.id>-shutdown` signal topic).
+    ShutdownApplication,
+}
 
 /// State shared by the instance and its threads.
 pub(crate) struct Shared {
@@ -48,8 +71,12 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     running: Mutex<BTreeSet<String>>,
     listener: Mutex<Option<Listener>>,
+    error_handler: Mutex<Option<Arc<ErrorHandler>>>,
+    restore_listener: Mutex<Option<Arc<dyn StateRestoreListener>>>,
     error: Mutex<Option<String>>,
     stop: Arc<AtomicBool>,
+    /// Set by a thread that answered ShutdownApplication: the instance signals the others.
+    shutdown_requested: AtomicBool,
 }
 
 impl Shared {
@@ -76,8 +103,35 @@ impl Shared {
         }
     }
 
-    pub(crate) fn set_rebalancing(&self) {
+    /// A thread gave its partitions back or is being replaced.
+    pub(crate) fn thread_rebalancing(&self, name: &str) {
+        self.running.lock().remove(name);
         self.transition(State::Rebalancing);
+    }
+
+    /// The uncaught-error handler's answer for a failed thread.
+    pub(crate) fn uncaught(&self, e: &StreamsError) -> StreamThreadExceptionResponse {
+        let handler = self.error_handler.lock().clone();
+        match handler {
+            Some(h) => h(e),
+            None => StreamThreadExceptionResponse::ShutdownClient,
+        }
+    }
+
+    pub(crate) fn restore_listener(&self) -> Option<Arc<dyn StateRestoreListener>> {
+        self.restore_listener.lock().clone()
+    }
+
+    /// Asks every instance of the application to stop, then stops this one.
+    pub(crate) fn shutdown_application(&self, error: String) {
+        if !self.shutdown_requested.swap(true, Ordering::Relaxed) {
+            let app_id = self.config.application_id().unwrap_or_default();
+            let reason = format!("shutdown requested after: {error}");
+            if let Err(e) = shutdown::signal(self.config.bootstrap_servers(), app_id, &reason) {
+                tracing::error!("could not signal the other instances to shut down: {e}");
+            }
+        }
+        self.fail(error);
     }
 
     pub(crate) fn thread_running(&self, name: &str) {
@@ -122,8 +176,11 @@ impl KafkaStreams {
                 state: Mutex::new(State::Created),
                 running: Mutex::new(BTreeSet::new()),
                 listener: Mutex::new(None),
+                error_handler: Mutex::new(None),
+                restore_listener: Mutex::new(None),
                 error: Mutex::new(None),
                 stop: Arc::new(AtomicBool::new(false)),
+                shutdown_requested: AtomicBool::new(false),
             }),
             handles: Vec::new(),
         })
@@ -132,6 +189,21 @@ impl KafkaStreams {
     /// Called with (old, new) on every state change.
     pub fn set_state_listener(&self, f: impl Fn(State, State) + Send + Sync + 'static) {
         *self.shared.listener.lock() = Some(Box::new(f));
+    }
+
+    /// Decides what happens when a stream thread fails (Kafka's
+    /// `setUncaughtExceptionHandler`); without one the instance shuts down.
+    pub fn set_uncaught_exception_handler(
+        &self,
+        f: impl Fn(&StreamsError) -> StreamThreadExceptionResponse + Send + Sync + 'static,
+    ) {
+        *self.shared.error_handler.lock() = Some(Arc::new(Box::new(f)));
+    }
+
+    /// Reports restoration progress of every store (Kafka's `setGlobalStateRestoreListener`);
+    /// set it before [`start`](Self::start).
+    pub fn set_state_restore_listener(&self, l: impl StateRestoreListener + 'static) {
+        *self.shared.restore_listener.lock() = Some(Arc::new(l));
     }
 
     /// Current state.
@@ -171,6 +243,7 @@ impl KafkaStreams {
         }
         let admin: AdminClient<DefaultClientContext> = ac.create()?;
         setup::prepare(&self.topology, &app_id, &admin, cfg.replication_factor()?)?;
+        shutdown::ensure_topic(&admin, &app_id, cfg.replication_factor()?)?;
         std::fs::create_dir_all(cfg.state_dir().join(&app_id))?;
         self.shared.transition(State::Rebalancing);
         for i in 0..self.shared.threads {

@@ -24,6 +24,13 @@ pub(crate) trait Engine: Send {
     fn flush(&mut self) -> Result<(), StreamsError>;
     /// Whether state survives the process (decides checkpointing).
     fn persistent(&self) -> bool;
+    /// Collects the following writes in one batch until [`end_batch`](Self::end_batch)
+    /// (restoration writes thousands of records at once; RocksDB applies a batch in one go).
+    fn begin_batch(&mut self) {}
+    /// Applies the writes collected since [`begin_batch`](Self::begin_batch).
+    fn end_batch(&mut self) -> Result<(), StreamsError> {
+        Ok(())
+    }
 }
 
 /// In-memory ordered map.
@@ -114,6 +121,8 @@ pub(crate) struct RocksEngine {
     db: rocksdb::DB,
     name: String,
     write_opts: rocksdb::WriteOptions,
+    /// Writes collected between `begin_batch` and `end_batch`.
+    batch: Option<rocksdb::WriteBatch>,
 }
 
 impl RocksEngine {
@@ -142,6 +151,7 @@ impl RocksEngine {
             db,
             name: name.to_string(),
             write_opts,
+            batch: None,
         })
     }
 
@@ -151,13 +161,35 @@ impl RocksEngine {
             reason: e.to_string(),
         }
     }
+
+    /// Writes the pending batch, if any. Restoration only writes (puts and
+    /// segment range deletes), so nothing reads while a batch is open.
+    fn apply_batch(&mut self) -> Result<(), StreamsError> {
+        if let Some(b) = self.batch.as_mut() {
+            if !b.is_empty() {
+                let full = std::mem::take(b);
+                self.db
+                    .write_opt(full, &self.write_opts)
+                    .map_err(|e| self.err(e))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Engine for RocksEngine {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StreamsError> {
+        debug_assert!(self.batch.is_none(), "read during a restore batch");
         self.db.get(key).map_err(|e| self.err(e))
     }
     fn put(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), StreamsError> {
+        if let Some(b) = self.batch.as_mut() {
+            match value {
+                Some(v) => b.put(key, v),
+                None => b.delete(key),
+            }
+            return Ok(());
+        }
         let r = match value {
             Some(v) => self.db.put_opt(key, v, &self.write_opts),
             None => self.db.delete_opt(key, &self.write_opts),
@@ -187,6 +219,10 @@ impl Engine for RocksEngine {
         Ok(())
     }
     fn delete_range(&mut self, from: &[u8], to: &[u8]) -> Result<(), StreamsError> {
+        if let Some(b) = self.batch.as_mut() {
+            b.delete_range(from, to);
+            return Ok(());
+        }
         let mut batch = rocksdb::WriteBatch::default();
         batch.delete_range(from, to);
         self.db
@@ -194,10 +230,21 @@ impl Engine for RocksEngine {
             .map_err(|e| self.err(e))
     }
     fn flush(&mut self) -> Result<(), StreamsError> {
+        self.apply_batch()?;
         self.db.flush().map_err(|e| self.err(e))
     }
     fn persistent(&self) -> bool {
         true
+    }
+    fn begin_batch(&mut self) {
+        if self.batch.is_none() {
+            self.batch = Some(rocksdb::WriteBatch::default());
+        }
+    }
+    fn end_batch(&mut self) -> Result<(), StreamsError> {
+        self.apply_batch()?;
+        self.batch = None;
+        Ok(())
     }
 }
 

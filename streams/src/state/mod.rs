@@ -92,6 +92,30 @@ impl Store {
             Store::Session(s) => s.restore(key, value),
         }
     }
+    /// Applies a batch of changelog records during restoration in one engine write.
+    pub fn restore_batch<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+    ) -> Result<(), StreamsError> {
+        self.engine_mut().begin_batch();
+        let mut result = Ok(());
+        for (k, v) in records {
+            if let Err(e) = self.restore(k, v) {
+                result = Err(e);
+                break;
+            }
+        }
+        // The batch is closed either way so later reads see a consistent engine.
+        let applied = self.engine_mut().end_batch();
+        result.and(applied)
+    }
+    fn engine_mut(&mut self) -> &mut dyn engine::Engine {
+        match self {
+            Store::Kv(s) => s.engine.as_mut(),
+            Store::Window(s) => s.engine.as_mut(),
+            Store::Session(s) => s.engine.as_mut(),
+        }
+    }
     pub fn persistent(&self) -> bool {
         match self {
             Store::Kv(s) => s.engine.persistent(),

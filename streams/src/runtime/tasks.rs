@@ -1,0 +1,541 @@
+//! The tasks of one stream thread: opening (with checkpoint validation),
+//! processing in timestamp order, commits, checkpoints, suspension across a
+//! rebalance and clean or dirty close.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers as _, Message, OwnedMessage};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::checkpoint;
+use super::collector::Collector;
+use super::rebalance::{ThreadCtx, Tp};
+use super::restore::ChangelogPos;
+use crate::error::StreamsError;
+use crate::metrics::Metrics;
+use crate::processor::{now_ms, OutRecord, PunctuationType};
+use crate::record::Headers;
+use crate::state::RocksEnv;
+use crate::task::{Handlers, InputRecord, Task, TaskId};
+use crate::topology::Topology;
+
+/// Timeout of one request to the cluster (watermarks, commits, flushes).
+pub(crate) const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Kafka Streams writes a checkpoint at a commit once this many records were
+/// processed since the last one (`OFFSET_DELTA_THRESHOLD_FOR_CHECKPOINT`):
+/// each checkpoint flushes RocksDB memtables, so not at every commit.
+const CHECKPOINT_EVERY: u64 = 10_000;
+
+/// Looks up the (low, high) watermarks of a changelog partition.
+pub(crate) type Watermarks<'a> = dyn Fn(&str, i32) -> Result<(i64, i64), StreamsError> + 'a;
+
+/// Where a task is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Catching up with its changelogs; its input partitions are paused.
+    Restoring,
+    /// Processing.
+    Running,
+}
+
+/// A task owned by the thread and its bookkeeping.
+pub(crate) struct ActiveTask {
+    pub task: Task,
+    pub phase: Phase,
+    /// Logged stores: changelog partition and how far the local store reflects it.
+    pub changelogs: Vec<ChangelogPos>,
+    initialized: bool,
+    /// Records processed since the checkpoint was written.
+    since_checkpoint: u64,
+}
+
+/// Fetched records of one input partition.
+struct PartitionQueue {
+    topic: String,
+    partition: i32,
+    records: VecDeque<OwnedMessage>,
+}
+
+/// What a thread needs to open tasks.
+pub(crate) struct TaskFactory {
+    pub topology: Arc<Topology>,
+    pub app_id: String,
+    pub state_dir: PathBuf,
+    pub rocks: RocksEnv,
+    pub metrics: Arc<Metrics>,
+    pub handlers: Handlers,
+    /// Record cache of the thread, split between its tasks.
+    pub cache_bytes: usize,
+    /// Input topic → sub-topology.
+    pub topic_sub: HashMap<String, u32>,
+}
+
+/// Every task of a thread, their uncommitted offsets and fetched records.
+pub(crate) struct Tasks {
+    pub factory: TaskFactory,
+    pub active: BTreeMap<TaskId, ActiveTask>,
+    /// Tasks given back in a rebalance, kept open (stores, caches) in case the
+    /// next assignment returns them: then they resume without a reopen.
+    suspended: BTreeMap<TaskId, ActiveTask>,
+    /// Next input offset to commit: only records whose outputs the producer has.
+    offsets: HashMap<Tp, i64>,
+    buffered: BTreeMap<TaskId, Vec<PartitionQueue>>,
+    /// Since when commits keep failing with retriable errors.
+    failing_since: Option<Instant>,
+    task_timeout: Duration,
+}
+
+fn is_rebalance_error(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::RebalanceInProgress
+                | RDKafkaErrorCode::IllegalGeneration
+                | RDKafkaErrorCode::UnknownMemberId
+                | RDKafkaErrorCode::FencedInstanceId
+                | RDKafkaErrorCode::AssignmentLost
+                | RDKafkaErrorCode::State
+        )
+    )
+}
+
+impl Tasks {
+    pub fn new(factory: TaskFactory, task_timeout: Duration) -> Self {
+        Tasks {
+            factory,
+            active: BTreeMap::new(),
+            suspended: BTreeMap::new(),
+            offsets: HashMap::new(),
+            buffered: BTreeMap::new(),
+            failing_since: None,
+            task_timeout,
+        }
+    }
+
+    /// The tasks of a set of input partitions.
+    pub fn task_ids(&self, parts: &[Tp]) -> BTreeSet<TaskId> {
+        parts
+            .iter()
+            .filter_map(|(t, p)| {
+                self.factory.topic_sub.get(t).map(|&s| TaskId {
+                    subtopology: s,
+                    partition: *p,
+                })
+            })
+            .collect()
+    }
+
+    /// Input partitions of a task among `parts`.
+    pub fn inputs_of(&self, id: TaskId, parts: &[Tp]) -> Vec<Tp> {
+        parts
+            .iter()
+            .filter(|(t, p)| {
+                *p == id.partition && self.factory.topic_sub.get(t) == Some(&id.subtopology)
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Whether a task is being restored.
+    pub fn any_restoring(&self) -> bool {
+        self.active.values().any(|t| t.phase == Phase::Restoring)
+    }
+
+    /// Takes on the tasks of a new assignment: suspended tasks it includes
+    /// resume, the others close; new tasks open. Returns the tasks that must
+    /// restore first.
+    pub fn assign(
+        &mut self,
+        ids: &BTreeSet<TaskId>,
+        watermarks: &Watermarks<'_>,
+        forget: &dyn Fn(&str, i32),
+    ) -> Result<Vec<TaskId>, StreamsError> {
+        for (id, mut t) in std::mem::take(&mut self.suspended) {
+            if ids.contains(&id) {
+                self.active.insert(id, t);
+            } else {
+                // Checkpointed at suspension.
+                t.task.close();
+            }
+        }
+        let n = ids.len().max(1);
+        let per_task_cache = self.factory.cache_bytes / n;
+        let mut restoring = Vec::new();
+        for &id in ids {
+            match self.active.get_mut(&id) {
+                Some(t) => {
+                    // Resumed: the changelog may have moved on while another
+                    // member owned the task.
+                    let mut corrupt = false;
+                    for c in &mut t.changelogs {
+                        let (_, high) = watermarks(&c.topic, c.partition)?;
+                        if c.next > high {
+                            corrupt = true;
+                        }
+                        c.end = high;
+                        c.restored = 0;
+                    }
+                    if corrupt {
+                        tracing::warn!(task = %id, "local state is ahead of its changelog: wiping it");
+                        if let Some(mut t) = self.active.remove(&id) {
+                            t.task.close();
+                        }
+                        let t = self.open(id, per_task_cache, watermarks, true)?;
+                        self.active.insert(id, t);
+                    }
+                }
+                None => {
+                    let t = self.open(id, per_task_cache, watermarks, false)?;
+                    self.active.insert(id, t);
+                }
+            }
+            let t = self.active.get_mut(&id).expect("just inserted");
+            for c in &t.changelogs {
+                forget(&c.topic, c.partition);
+            }
+            if t.changelogs.iter().any(|c| c.next < c.end) {
+                t.phase = Phase::Restoring;
+                restoring.push(id);
+            } else {
+                t.phase = Phase::Running;
+            }
+        }
+        Ok(restoring)
+    }
+
+    /// Opens a task: checks its checkpoint against the changelogs, wipes the
+    /// stores whose local copy cannot be trusted, and opens the stores.
+    fn open(
+        &self,
+        id: TaskId,
+        cache_bytes: usize,
+        watermarks: &Watermarks<'_>,
+        wipe: bool,
+    ) -> Result<ActiveTask, StreamsError> {
+        let f = &self.factory;
+        let sub = &f.topology.subtopologies[id.subtopology as usize];
+        let dir = f.state_dir.join(id.to_string());
+        let saved = if wipe {
+            BTreeMap::new()
+        } else {
+            checkpoint::read(&dir)
+        };
+        let mut changelogs = Vec::new();
+        for store in &sub.stores {
+            let Some(cl) = f.topology.changelog_of(store) else {
+                // No changelog: the local copy is all there is; keep it.
+                continue;
+            };
+            let topic = format!("{}-{cl}", f.app_id);
+            let (low, high) = watermarks(&topic, id.partition)?;
+            let next = match saved.get(store) {
+                Some(&at) if at >= low && at <= high => at,
+                Some(&at) => {
+                    tracing::warn!(
+                        task = %id, store, checkpoint = at, low, high,
+                        "checkpoint outside the changelog: wiping the store and restoring it"
+                    );
+                    let _ = std::fs::remove_dir_all(dir.join(store));
+                    low
+                }
+                None => {
+                    // Ahead of or behind its changelog after a crash: start empty.
+                    let _ = std::fs::remove_dir_all(dir.join(store));
+                    low
+                }
+            };
+            changelogs.push(ChangelogPos {
+                store: store.clone(),
+                topic,
+                partition: id.partition,
+                next,
+                end: high,
+                restored: 0,
+            });
+        }
+        let task = Task::new(
+            &f.topology,
+            sub,
+            id.partition,
+            &f.app_id,
+            Some(dir),
+            &f.rocks,
+            cache_bytes,
+            f.metrics.clone(),
+            f.handlers,
+        )?;
+        Ok(ActiveTask {
+            task,
+            phase: Phase::Restoring,
+            changelogs,
+            initialized: false,
+            since_checkpoint: 0,
+        })
+    }
+
+    /// A restored task starts processing.
+    pub fn start_running(&mut self, id: TaskId) -> Result<(), StreamsError> {
+        if let Some(t) = self.active.get_mut(&id) {
+            t.phase = Phase::Running;
+            if !t.initialized {
+                t.task.set_wall_time(now_ms());
+                t.task.init()?;
+                t.initialized = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps a fetched record until its task processes it.
+    pub fn buffer(&mut self, m: OwnedMessage) {
+        let Some(&sub) = self.factory.topic_sub.get(m.topic()) else {
+            return;
+        };
+        let id = TaskId {
+            subtopology: sub,
+            partition: m.partition(),
+        };
+        if !self.active.contains_key(&id) {
+            return;
+        }
+        let queues = self.buffered.entry(id).or_default();
+        match queues
+            .iter_mut()
+            .find(|q| q.partition == m.partition() && q.topic == m.topic())
+        {
+            Some(q) => q.records.push_back(m),
+            None => queues.push(PartitionQueue {
+                topic: m.topic().to_string(),
+                partition: m.partition(),
+                records: VecDeque::from([m]),
+            }),
+        }
+    }
+
+    /// Processes buffered records of running tasks, per task always taking the
+    /// partition whose next record has the lowest timestamp (Kafka's choice with
+    /// `max.task.idle.ms` = 0). An input offset becomes committable only once
+    /// the record's outputs are handed to the producer.
+    pub fn process_buffered(&mut self, collector: &Collector) -> Result<(), StreamsError> {
+        let mut out = Vec::new();
+        for (id, queues) in self.buffered.iter_mut() {
+            let Some(at) = self.active.get_mut(id) else {
+                continue;
+            };
+            if at.phase != Phase::Running {
+                continue;
+            }
+            loop {
+                let next = queues
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, q)| {
+                        q.records
+                            .front()
+                            .map(|m| (m.timestamp().to_millis().unwrap_or(-1), i))
+                    })
+                    .min();
+                let Some((_, i)) = next else { break };
+                let Some(m) = queues[i].records.pop_front() else {
+                    break;
+                };
+                process_one(&mut at.task, &m)?;
+                at.task.drain_outputs(&mut out);
+                collector.send(std::mem::take(&mut out))?;
+                at.since_checkpoint += 1;
+                let tp = (queues[i].topic.clone(), queues[i].partition);
+                self.offsets.insert(tp, m.offset() + 1);
+            }
+        }
+        self.buffered
+            .retain(|_, q| q.iter().any(|q| !q.records.is_empty()));
+        Ok(())
+    }
+
+    /// Fires wall-clock punctuations of running tasks and sends what they emit.
+    pub fn punctuate(&mut self, collector: &Collector) -> Result<(), StreamsError> {
+        let now = now_ms();
+        let mut out = Vec::new();
+        for t in self
+            .active
+            .values_mut()
+            .filter(|t| t.phase == Phase::Running)
+        {
+            t.task.set_wall_time(now);
+            t.task.punctuate(PunctuationType::WallClockTime)?;
+            t.task.drain_outputs(&mut out);
+        }
+        if !out.is_empty() {
+            collector.send(out)?;
+        }
+        Ok(())
+    }
+
+    /// At-least-once commit: tasks flush their caches, every produced record
+    /// is acknowledged, then the input offsets are committed; checkpoints
+    /// follow when due (`force`: always). A lost record fails before any offset
+    /// is committed; a commit refused because the group rebalances is not an
+    /// error (the records are processed again by the next owner); other
+    /// commit failures are retried until `task.timeout.ms`.
+    pub fn commit(
+        &mut self,
+        consumer: &BaseConsumer<ThreadCtx>,
+        collector: &Collector,
+        force_checkpoint: bool,
+    ) -> Result<Vec<(Tp, i64)>, StreamsError> {
+        let mut out: Vec<OutRecord> = Vec::new();
+        for t in self
+            .active
+            .values_mut()
+            .filter(|t| t.phase == Phase::Running)
+        {
+            t.task.flush()?;
+            t.task.drain_outputs(&mut out);
+        }
+        collector.send(out)?;
+        match collector.flush(CLIENT_TIMEOUT) {
+            Ok(()) => {}
+            Err(StreamsError::Timeout(e)) => return self.retriable(e),
+            Err(e) => return Err(e),
+        }
+        let mut committed = Vec::new();
+        if !self.offsets.is_empty() {
+            let mut tpl = TopicPartitionList::new();
+            for ((t, p), o) in &self.offsets {
+                tpl.add_partition_offset(t, *p, Offset::Offset(*o))?;
+            }
+            match consumer.commit(&tpl, CommitMode::Sync) {
+                Ok(()) => {
+                    committed.extend(self.offsets.drain());
+                    self.failing_since = None;
+                }
+                Err(e) if is_rebalance_error(&e) => {
+                    tracing::warn!(
+                        "offset commit refused while the group rebalances ({e}); \
+                         records since the last commit will be processed again"
+                    );
+                }
+                Err(e) => return self.retriable(e.to_string()),
+            }
+        }
+        for t in self.active.values_mut() {
+            if t.phase == Phase::Running
+                && (force_checkpoint || t.since_checkpoint >= CHECKPOINT_EVERY)
+            {
+                write_checkpoint(t, collector)?;
+            }
+        }
+        Ok(committed)
+    }
+
+    fn retriable(&mut self, e: String) -> Result<Vec<(Tp, i64)>, StreamsError> {
+        let since = *self.failing_since.get_or_insert_with(Instant::now);
+        if since.elapsed() > self.task_timeout {
+            return Err(StreamsError::Timeout(format!(
+                "commit kept failing for {:?} (task.timeout.ms): {e}",
+                self.task_timeout
+            )));
+        }
+        tracing::warn!("commit failed, retrying at the next commit: {e}");
+        Ok(Vec::new())
+    }
+
+    /// Revocation (eager protocol): forget fetched records, checkpoint every
+    /// task and keep it open, suspended. The caller has committed.
+    pub fn suspend_all(&mut self, collector: &Collector) -> Result<(), StreamsError> {
+        self.buffered.clear();
+        self.offsets.clear();
+        for (id, mut t) in std::mem::take(&mut self.active) {
+            if collector.failure().is_none() {
+                write_checkpoint(&mut t, collector)?;
+            }
+            self.suspended.insert(id, t);
+        }
+        Ok(())
+    }
+
+    /// Closes every task. Clean: checkpoints first (the caller committed).
+    /// Dirty (a record was lost, or the partitions are gone): no checkpoint,
+    /// so what was processed since the last commit is processed again.
+    pub fn close_all(&mut self, collector: &Collector, clean: bool) -> Result<(), StreamsError> {
+        self.buffered.clear();
+        self.offsets.clear();
+        let mut result = Ok(());
+        let all = std::mem::take(&mut self.active)
+            .into_iter()
+            .chain(std::mem::take(&mut self.suspended));
+        for (_, mut t) in all {
+            if clean && result.is_ok() && collector.failure().is_none() {
+                result = write_checkpoint(&mut t, collector);
+            }
+            t.task.close();
+        }
+        result
+    }
+
+    /// Pausing and resuming input partitions needs them as a list.
+    pub fn input_list(
+        &self,
+        ids: &[TaskId],
+        assigned: &[Tp],
+    ) -> Result<TopicPartitionList, StreamsError> {
+        let mut tpl = TopicPartitionList::new();
+        for &id in ids {
+            for (t, p) in self.inputs_of(id, assigned) {
+                tpl.add_partition(&t, p);
+            }
+        }
+        Ok(tpl)
+    }
+}
+
+/// Makes the local stores durable and records how far they reflect their
+/// changelogs: what the producer acknowledged, or what restoration reached.
+fn write_checkpoint(t: &mut ActiveTask, collector: &Collector) -> Result<(), StreamsError> {
+    let Some(dir) = t.task.dir.clone() else {
+        return Ok(());
+    };
+    if !t.task.has_persistent_stores() {
+        return Ok(());
+    }
+    for name in t.task.store_names() {
+        if let Some(s) = t.task.store(&name) {
+            s.lock().persist()?;
+        }
+    }
+    let mut offsets = BTreeMap::new();
+    for c in &mut t.changelogs {
+        if let Some(acked) = collector.acked(&c.topic, c.partition) {
+            c.next = c.next.max(acked);
+        }
+        offsets.insert(c.store.clone(), c.next);
+    }
+    checkpoint::write(&dir, &offsets)?;
+    t.since_checkpoint = 0;
+    Ok(())
+}
+
+fn process_one(task: &mut Task, m: &OwnedMessage) -> Result<(), StreamsError> {
+    let mut headers = Headers::new();
+    if let Some(h) = m.headers() {
+        for hd in h.iter() {
+            headers.add(hd.key, hd.value.map(|v| v.to_vec()));
+        }
+    }
+    task.process(InputRecord {
+        topic: m.topic(),
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m.key(),
+        value: m.payload(),
+        timestamp: m.timestamp().to_millis().unwrap_or(-1),
+        headers,
+    })
+}
