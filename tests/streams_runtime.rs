@@ -117,7 +117,7 @@ async fn clean_restart_replays_nothing_and_lost_state_is_restored() {
     // Clean restart: checkpoints say the stores are current.
     produce_events(&b, 100, 2).await;
     let (bb, d) = (b.clone(), dir.path().to_path_buf());
-    let mut app = blocking(move || {
+    let app = blocking(move || {
         let mut app = count_app(&bb, "rt", &d, &[]);
         app.start().unwrap();
         app.wait_until_running(TIMEOUT).unwrap();
@@ -298,13 +298,13 @@ async fn a_store_without_changelog_survives_a_clean_restart() {
         })
     };
     produce_events(&b, 200, 2).await;
-    let mut app = start(b.clone(), dir.path().to_path_buf()).await;
+    let app = start(b.clone(), dir.path().to_path_buf()).await;
     wait_total(&b, 200).await;
     close_and_drop(app).await;
     // The latest count per key keeps growing from where it was: 300 events of
     // 20 keys give each key 15, so the latest counts sum to 300, not 100.
     produce_events(&b, 100, 2).await;
-    let mut app = start(b.clone(), dir.path().to_path_buf()).await;
+    let app = start(b.clone(), dir.path().to_path_buf()).await;
     wait_total(&b, 300).await;
     close_and_drop(app).await;
 }
@@ -327,7 +327,7 @@ async fn a_restore_longer_than_task_timeout_is_not_a_failure_and_bad_checkpoints
     let dir = tempfile::tempdir().unwrap();
     let extra = [("statestore.cache.max.bytes", "0")];
     let (bb, d) = (b.clone(), dir.path().to_path_buf());
-    let mut app = blocking(move || {
+    let app = blocking(move || {
         let mut app = count_app(&bb, "slow", &d, &extra);
         app.start().unwrap();
         app.wait_until_running(TIMEOUT).unwrap();
@@ -415,7 +415,7 @@ async fn a_failed_thread_is_replaced_when_the_handler_says_so() {
     let failed_once = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let dir = tempfile::tempdir().unwrap();
     let (bb, d, f) = (b.clone(), dir.path().to_path_buf(), failed_once.clone());
-    let mut app = blocking(move || {
+    let app = blocking(move || {
         let builder = StreamsBuilder::new();
         builder
             .stream::<String, String>("events")
