@@ -348,10 +348,11 @@ async fn instances_join_and_leave_while_lines_flow() {
     let (_broker, b) = broker_with_topics(6).await;
     let state = tempfile::tempdir().unwrap();
     let mut a = App::start(&b, "wcj", &state.path().join("a"), 1);
-    let feeder = Feeder::start(&b, 2000, 0);
+    // Fast enough that revocations arrive while the thread drains fetched records.
+    let feeder = Feeder::start(&b, 10_000, 0);
     let mut progress = Progress::new();
     progress.watch(&b, Duration::from_secs(4)).await;
-    for round in 0..2 {
+    for round in 0..3 {
         // A second instance joins (tasks move to it) and later leaves cleanly.
         let mut second = App::start(&b, "wcj", &state.path().join("b"), 1);
         progress.watch(&b, Duration::from_secs(5)).await;
@@ -373,7 +374,7 @@ async fn an_instance_killed_while_lines_flow_loses_nothing() {
     let (_broker, b) = broker_with_topics(6).await;
     let state = tempfile::tempdir().unwrap();
     let mut a = App::start(&b, "wck", &state.path().join("a"), 1);
-    let feeder = Feeder::start(&b, 2000, 0);
+    let feeder = Feeder::start(&b, 10_000, 0);
     let mut progress = Progress::new();
     progress.watch(&b, Duration::from_secs(3)).await;
     let mut second = App::start(&b, "wck", &state.path().join("b"), 1);
