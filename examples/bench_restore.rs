@@ -36,6 +36,12 @@ struct Args {
     /// Restorations of the same changelog (each from an empty state directory).
     #[arg(long, default_value_t = 1)]
     repeat: usize,
+    /// Restore into an in-memory store instead of RocksDB (isolates the consumer side).
+    #[arg(long)]
+    in_memory: bool,
+    /// Any StreamsConfig key, e.g. `restore.consumer.max.partition.fetch.bytes=8388608`; repeatable.
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    configs: Vec<String>,
 }
 
 #[derive(Default)]
@@ -129,16 +135,26 @@ async fn main() -> Result<()> {
 
     for round in 0..args.repeat {
         let b = StreamsBuilder::new();
+        let mut store = Materialized::with(Serdes::bytes(), Serdes::i64()).named("counts");
+        if args.in_memory {
+            store = store.in_memory();
+        }
         b.stream::<Vec<u8>, Vec<u8>>("restore-in")
             .group_by_key()
-            .count_with(Materialized::with(Serdes::bytes(), Serdes::i64()).named("counts"))
+            .count_with(store)
             .to_stream()
             .to_with(
                 "restore-out",
                 brook_streams::Produced::with(Serdes::bytes(), Serdes::option(Serdes::i64())),
             );
         let state = dir.path().join(format!("state-{round}"));
-        let cfg = StreamsConfig::new(app_id, &bootstrap).set("state.dir", state.display());
+        let mut cfg = StreamsConfig::new(app_id, &bootstrap).set("state.dir", state.display());
+        for kv in &args.configs {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--config expects KEY=VALUE, got `{kv}`"))?;
+            cfg = cfg.set(k, v);
+        }
         let mut app = KafkaStreams::new(b.build()?, cfg)?;
         let timing = Arc::new(Timing::default());
         app.set_state_restore_listener(Listener(timing.clone()));

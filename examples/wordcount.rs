@@ -120,7 +120,13 @@ fn main() -> Result<()> {
         }
         anyhow::Ok(())
     })?;
+    let metrics = app.metrics();
     app.close()?;
+    println!(
+        "tasks opened {}, resumed {}",
+        metrics.get("tasks-opened"),
+        metrics.get("tasks-resumed")
+    );
     println!("closed cleanly");
     Ok(())
 }

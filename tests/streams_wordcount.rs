@@ -367,6 +367,20 @@ async fn instances_join_and_leave_while_lines_flow() {
         "join/leave: longest time without progress {:?}",
         progress.longest
     );
+    // 12 tasks (2 sub-topologies × 6 partitions) opened at start; each round
+    // gives back half and takes it again later: only those 6 are opened again,
+    // the 6 the first instance keeps are resumed (an eager close/reopen of
+    // every task at every rebalance would open 66).
+    let out = a.stdout();
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("tasks opened "))
+        .expect("task counts at exit");
+    let (opened, resumed) = line.split_once(", resumed ").expect("counts");
+    let (opened, resumed): (u64, u64) = (opened.parse().unwrap(), resumed.parse().unwrap());
+    eprintln!("first instance: tasks opened {opened}, resumed {resumed}");
+    assert!(opened <= 12 + 3 * 6, "tasks reopened: {opened}");
+    assert!(resumed >= 3 * 6, "tasks resumed: {resumed}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

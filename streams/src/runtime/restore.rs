@@ -113,10 +113,14 @@ impl ChangelogReader {
     pub fn register(
         &mut self,
         id: TaskId,
+        task: &Task,
         changelogs: &[ChangelogPos],
         all: &BTreeMap<TaskId, &[ChangelogPos]>,
     ) -> Result<(), StreamsError> {
         for c in changelogs.iter().filter(|c| !c.done()) {
+            if let Some(s) = task.store(&c.store) {
+                s.lock().set_bulk_loading(true)?;
+            }
             if let Some(l) = &self.listener {
                 l.on_restore_start(&c.topic, c.partition, &c.store, c.next, c.end);
             }
@@ -130,8 +134,14 @@ impl ChangelogReader {
     pub fn unregister(
         &mut self,
         id: TaskId,
+        task: &Task,
         all: &BTreeMap<TaskId, &[ChangelogPos]>,
     ) -> Result<(), StreamsError> {
+        for name in task.store_names() {
+            if let Some(s) = task.store(&name) {
+                s.lock().set_bulk_loading(false)?;
+            }
+        }
         let before = self.owners.len();
         self.owners.retain(|_, owner| *owner != id);
         if self.owners.len() != before {
@@ -258,7 +268,7 @@ impl ChangelogReader {
         // Tasks whose every changelog partition is done.
         let mut finished = Vec::new();
         let mut changed = false;
-        for (id, (_, changelogs)) in tasks.iter() {
+        for (id, (task, changelogs)) in tasks.iter() {
             let mine: Vec<&ChangelogPos> = changelogs
                 .iter()
                 .filter(|c| self.owners.get(&(c.topic.clone(), c.partition)) == Some(id))
@@ -267,6 +277,9 @@ impl ChangelogReader {
                 if c.done() {
                     self.owners.remove(&(c.topic.clone(), c.partition));
                     changed = true;
+                    if let Some(s) = task.store(&c.store) {
+                        s.lock().set_bulk_loading(false)?;
+                    }
                     if let Some(l) = &self.listener {
                         l.on_restore_end(&c.topic, c.partition, &c.store, c.restored);
                     }

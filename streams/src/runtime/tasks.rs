@@ -171,6 +171,7 @@ impl Tasks {
         for &id in ids {
             match self.active.get_mut(&id) {
                 Some(t) => {
+                    self.factory.metrics.incr("tasks-resumed", 1);
                     // Resumed: the changelog may have moved on while another
                     // member owned the task.
                     let mut corrupt = false;
@@ -193,6 +194,7 @@ impl Tasks {
                 }
                 None => {
                     let t = self.open(id, per_task_cache, watermarks, false)?;
+                    self.factory.metrics.incr("tasks-opened", 1);
                     self.active.insert(id, t);
                 }
             }

@@ -324,7 +324,8 @@ impl StreamThread {
                         for id in &restoring {
                             let all = changelog_views(tasks);
                             let mine = all.get(id).copied().unwrap_or(&[]);
-                            c.reader.register(*id, mine, &all)?;
+                            let task = &tasks.active[id].task;
+                            c.reader.register(*id, task, mine, &all)?;
                         }
                     }
                     for id in ids.iter().filter(|id| !restoring.contains(id)) {
@@ -349,7 +350,7 @@ impl StreamThread {
             .collect();
         let all = changelog_views(tasks);
         for id in restoring {
-            c.reader.unregister(id, &all)?;
+            c.reader.unregister(id, &tasks.active[&id].task, &all)?;
         }
         Ok(())
     }

@@ -31,6 +31,10 @@ pub(crate) trait Engine: Send {
     fn end_batch(&mut self) -> Result<(), StreamsError> {
         Ok(())
     }
+    /// Bulk loading (restoration): background compaction paused while on.
+    fn set_bulk_loading(&mut self, _on: bool) -> Result<(), StreamsError> {
+        Ok(())
+    }
 }
 
 /// In-memory ordered map.
@@ -245,6 +249,16 @@ impl Engine for RocksEngine {
         self.apply_batch()?;
         self.batch = None;
         Ok(())
+    }
+    fn set_bulk_loading(&mut self, on: bool) -> Result<(), StreamsError> {
+        // A restore rewrites the same keys many times over: compacting level-0
+        // files while it runs costs CPU and stalls writes once L0 piles up
+        // (RocksDB stalls on L0 only while auto compaction is on). Compaction
+        // resumes, in the background, when the store is restored.
+        let v = if on { "true" } else { "false" };
+        self.db
+            .set_options(&[("disable_auto_compactions", v)])
+            .map_err(|e| self.err(e))
     }
 }
 

@@ -109,6 +109,11 @@ impl Store {
         let applied = self.engine_mut().end_batch();
         result.and(applied)
     }
+    /// Restoration starts (`true`) or ends: the engine may trade read
+    /// performance for write throughput meanwhile.
+    pub fn set_bulk_loading(&mut self, on: bool) -> Result<(), StreamsError> {
+        self.engine_mut().set_bulk_loading(on)
+    }
     fn engine_mut(&mut self) -> &mut dyn engine::Engine {
         match self {
             Store::Kv(s) => s.engine.as_mut(),
