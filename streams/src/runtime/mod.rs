@@ -77,6 +77,8 @@ pub(crate) struct Shared {
     stop: Arc<AtomicBool>,
     /// Set by a thread that answered ShutdownApplication: the instance signals the others.
     shutdown_requested: AtomicBool,
+    /// Task directories held by this instance's threads.
+    pub task_dirs: tasks::TaskDirs,
 }
 
 impl Shared {
@@ -181,6 +183,7 @@ impl KafkaStreams {
                 error: Mutex::new(None),
                 stop: Arc::new(AtomicBool::new(false)),
                 shutdown_requested: AtomicBool::new(false),
+                task_dirs: tasks::TaskDirs::default(),
             }),
             handles: Vec::new(),
         })

@@ -90,6 +90,41 @@ pub(crate) struct Tasks {
     /// Since when commits keep failing with retriable errors.
     failing_since: Option<Instant>,
     task_timeout: Duration,
+    /// Assigned tasks whose directory another thread of the instance still holds.
+    pending: BTreeSet<TaskId>,
+    pending_since: Option<Instant>,
+    /// Which thread of the instance holds which task directory.
+    dirs: TaskDirs,
+    thread: String,
+    /// Record cache bytes per task of the current assignment.
+    per_task_cache: usize,
+}
+
+/// The task directories held by the threads of one instance: RocksDB locks a
+/// directory per process, so a task suspended on one thread must be closed
+/// there before another thread of the same instance opens it.
+#[derive(Clone, Default)]
+pub(crate) struct TaskDirs(Arc<parking_lot::Mutex<HashMap<TaskId, String>>>);
+
+impl TaskDirs {
+    /// Takes a directory for `thread`; false while another thread holds it.
+    fn claim(&self, id: TaskId, thread: &str) -> bool {
+        let mut m = self.0.lock();
+        match m.get(&id) {
+            Some(holder) if holder != thread => false,
+            _ => {
+                m.insert(id, thread.to_string());
+                true
+            }
+        }
+    }
+
+    fn release(&self, id: TaskId, thread: &str) {
+        let mut m = self.0.lock();
+        if m.get(&id).is_some_and(|h| h == thread) {
+            m.remove(&id);
+        }
+    }
 }
 
 fn is_rebalance_error(e: &KafkaError) -> bool {
@@ -107,8 +142,9 @@ fn is_rebalance_error(e: &KafkaError) -> bool {
 }
 
 impl Tasks {
-    pub fn new(factory: TaskFactory, task_timeout: Duration) -> Self {
+    pub fn new(factory: TaskFactory, task_timeout: Duration, dirs: TaskDirs, thread: &str) -> Self {
         Tasks {
+            per_task_cache: factory.cache_bytes,
             factory,
             active: BTreeMap::new(),
             suspended: BTreeMap::new(),
@@ -116,6 +152,10 @@ impl Tasks {
             buffered: BTreeMap::new(),
             failing_since: None,
             task_timeout,
+            pending: BTreeSet::new(),
+            pending_since: None,
+            dirs,
+            thread: thread.to_string(),
         }
     }
 
@@ -150,66 +190,130 @@ impl Tasks {
 
     /// Takes on the tasks of a new assignment: suspended tasks it includes
     /// resume, the others close; new tasks open. Returns the tasks that must
-    /// restore first.
+    /// restore first. A task whose directory another thread of this instance
+    /// still holds (suspended there, released when that thread handles its own
+    /// assignment) waits in `pending` ([`open_pending`](Self::open_pending)).
     pub fn assign(
         &mut self,
         ids: &BTreeSet<TaskId>,
         watermarks: &Watermarks<'_>,
         forget: &dyn Fn(&str, i32),
     ) -> Result<Vec<TaskId>, StreamsError> {
-        for (id, mut t) in std::mem::take(&mut self.suspended) {
+        for (id, t) in std::mem::take(&mut self.suspended) {
             if ids.contains(&id) {
                 self.active.insert(id, t);
             } else {
                 // Checkpointed at suspension.
-                t.task.close();
+                self.close_task(id, t);
             }
         }
-        let n = ids.len().max(1);
-        let per_task_cache = self.factory.cache_bytes / n;
+        self.per_task_cache = self.factory.cache_bytes / ids.len().max(1);
+        self.pending.clear();
+        self.pending_since = None;
         let mut restoring = Vec::new();
         for &id in ids {
-            match self.active.get_mut(&id) {
-                Some(t) => {
-                    self.factory.metrics.incr("tasks-resumed", 1);
-                    // Resumed: the changelog may have moved on while another
-                    // member owned the task.
-                    let mut corrupt = false;
-                    for c in &mut t.changelogs {
-                        let (_, high) = watermarks(&c.topic, c.partition)?;
-                        if c.next > high {
-                            corrupt = true;
-                        }
-                        c.end = high;
-                        c.restored = 0;
-                    }
-                    if corrupt {
-                        tracing::warn!(task = %id, "local state is ahead of its changelog: wiping it");
-                        if let Some(mut t) = self.active.remove(&id) {
-                            t.task.close();
-                        }
-                        let t = self.open(id, per_task_cache, watermarks, true)?;
-                        self.active.insert(id, t);
-                    }
-                }
-                None => {
-                    let t = self.open(id, per_task_cache, watermarks, false)?;
-                    self.factory.metrics.incr("tasks-opened", 1);
-                    self.active.insert(id, t);
-                }
-            }
-            let t = self.active.get_mut(&id).expect("just inserted");
-            for c in &t.changelogs {
-                forget(&c.topic, c.partition);
-            }
-            if t.changelogs.iter().any(|c| c.next < c.end) {
-                t.phase = Phase::Restoring;
-                restoring.push(id);
+            if self.active.contains_key(&id) {
+                self.resume(id, watermarks)?;
+            } else if self.dirs.claim(id, &self.thread) {
+                let t = self.open(id, watermarks, false)?;
+                self.factory.metrics.incr("tasks-opened", 1);
+                self.active.insert(id, t);
             } else {
-                t.phase = Phase::Running;
+                self.pending.insert(id);
+                self.pending_since.get_or_insert_with(Instant::now);
+                continue;
+            }
+            if self.ready(id, forget) == Phase::Restoring {
+                restoring.push(id);
             }
         }
         Ok(restoring)
+    }
+
+    /// Tasks assigned to this thread whose directory another thread still holds.
+    pub fn pending(&self) -> Vec<TaskId> {
+        self.pending.iter().copied().collect()
+    }
+
+    /// Opens pending tasks whose directory is free now. Returns the ones
+    /// opened, with their phase.
+    pub fn open_pending(
+        &mut self,
+        watermarks: &Watermarks<'_>,
+        forget: &dyn Fn(&str, i32),
+    ) -> Result<Vec<(TaskId, Phase)>, StreamsError> {
+        let mut opened = Vec::new();
+        for id in std::mem::take(&mut self.pending) {
+            if !self.dirs.claim(id, &self.thread) {
+                self.pending.insert(id);
+                continue;
+            }
+            let t = self.open(id, watermarks, false)?;
+            self.factory.metrics.incr("tasks-opened", 1);
+            self.active.insert(id, t);
+            opened.push((id, self.ready(id, forget)));
+        }
+        if self.pending.is_empty() {
+            self.pending_since = None;
+        } else {
+            let since = *self.pending_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > self.task_timeout {
+                return Err(StreamsError::Timeout(format!(
+                    "tasks {:?} are still held by another thread of this instance",
+                    self.pending
+                )));
+            }
+        }
+        Ok(opened)
+    }
+
+    /// A suspended task comes back: the changelog may have moved on while
+    /// another member owned it, or local state may be ahead of it (wiped).
+    fn resume(&mut self, id: TaskId, watermarks: &Watermarks<'_>) -> Result<(), StreamsError> {
+        self.factory.metrics.incr("tasks-resumed", 1);
+        let Some(t) = self.active.get_mut(&id) else {
+            return Ok(());
+        };
+        let mut corrupt = false;
+        for c in &mut t.changelogs {
+            let (_, high) = watermarks(&c.topic, c.partition)?;
+            if c.next > high {
+                corrupt = true;
+            }
+            c.end = high;
+            c.restored = 0;
+        }
+        if corrupt {
+            tracing::warn!(task = %id, "local state is ahead of its changelog: wiping it");
+            if let Some(mut t) = self.active.remove(&id) {
+                t.task.close();
+            }
+            let t = self.open(id, watermarks, true)?;
+            self.active.insert(id, t);
+        }
+        Ok(())
+    }
+
+    /// Decides whether an opened or resumed task restores first.
+    fn ready(&mut self, id: TaskId, forget: &dyn Fn(&str, i32)) -> Phase {
+        let Some(t) = self.active.get_mut(&id) else {
+            return Phase::Running;
+        };
+        for c in &t.changelogs {
+            forget(&c.topic, c.partition);
+        }
+        t.phase = if t.changelogs.iter().any(|c| c.next < c.end) {
+            Phase::Restoring
+        } else {
+            Phase::Running
+        };
+        t.phase
+    }
+
+    /// Closes a task and frees its directory for the other threads.
+    fn close_task(&self, id: TaskId, mut t: ActiveTask) {
+        t.task.close();
+        self.dirs.release(id, &self.thread);
     }
 
     /// Opens a task: checks its checkpoint against the changelogs, wipes the
@@ -217,10 +321,10 @@ impl Tasks {
     fn open(
         &self,
         id: TaskId,
-        cache_bytes: usize,
         watermarks: &Watermarks<'_>,
         wipe: bool,
     ) -> Result<ActiveTask, StreamsError> {
+        let cache_bytes = self.per_task_cache;
         let f = &self.factory;
         let sub = &f.topology.subtopologies[id.subtopology as usize];
         let dir = f.state_dir.join(id.to_string());
@@ -304,7 +408,9 @@ impl Tasks {
             subtopology: sub,
             partition: m.partition(),
         };
-        if !self.active.contains_key(&id) {
+        // Records of a task not opened yet are kept too: librdkafka moved its
+        // position past them, so dropping them would skip them.
+        if !self.active.contains_key(&id) && !self.pending.contains(&id) {
             return;
         }
         let queues = self.buffered.entry(id).or_default();
@@ -454,6 +560,7 @@ impl Tasks {
     pub fn suspend_all(&mut self, collector: &Collector) -> Result<(), StreamsError> {
         self.buffered.clear();
         self.offsets.clear();
+        self.pending.clear();
         for (id, mut t) in std::mem::take(&mut self.active) {
             if collector.failure().is_none() {
                 write_checkpoint(&mut t, collector)?;
@@ -473,12 +580,13 @@ impl Tasks {
         let all = std::mem::take(&mut self.active)
             .into_iter()
             .chain(std::mem::take(&mut self.suspended));
-        for (_, mut t) in all {
+        for (id, mut t) in all {
             if clean && result.is_ok() && collector.failure().is_none() {
                 result = write_checkpoint(&mut t, collector);
             }
-            t.task.close();
+            self.close_task(id, t);
         }
+        self.pending.clear();
         result
     }
 

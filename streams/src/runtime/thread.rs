@@ -195,7 +195,12 @@ impl StreamThread {
             cache_bytes: cfg.cache_max_bytes()? / self.shared.threads.max(1),
             topic_sub,
         };
-        let mut tasks = Tasks::new(factory, cfg.task_timeout()?);
+        let mut tasks = Tasks::new(
+            factory,
+            cfg.task_timeout()?,
+            self.shared.task_dirs.clone(),
+            &self.name,
+        );
         let topics = self.topology.all_source_topics(&app_id);
         let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
         c.consumer.subscribe(&topic_refs)?;
@@ -255,6 +260,9 @@ impl StreamThread {
             }
             if c.consumer.context().pending() {
                 self.handle_rebalance(c, tasks)?;
+            }
+            if !tasks.pending().is_empty() {
+                self.open_pending(c, tasks)?;
             }
             if !c.reader.is_idle() {
                 self.restore_turn(c, tasks)?;
@@ -318,9 +326,13 @@ impl StreamThread {
                         &|topic, p| Ok(consumer.fetch_watermarks(topic, p, CLIENT_TIMEOUT)?),
                         &|topic, p| collector.forget(topic, p),
                     )?;
-                    if !restoring.is_empty() {
-                        let paused = tasks.input_list(&restoring, &c.assigned)?;
+                    let waiting = tasks.pending();
+                    let held: Vec<TaskId> = restoring.iter().chain(&waiting).copied().collect();
+                    if !held.is_empty() {
+                        let paused = tasks.input_list(&held, &c.assigned)?;
                         c.consumer.pause(&paused)?;
+                    }
+                    if !restoring.is_empty() {
                         for id in &restoring {
                             let all = changelog_views(tasks);
                             let mine = all.get(id).copied().unwrap_or(&[]);
@@ -328,14 +340,43 @@ impl StreamThread {
                             c.reader.register(*id, task, mine, &all)?;
                         }
                     }
-                    for id in ids.iter().filter(|id| !restoring.contains(id)) {
+                    for id in ids.iter().filter(|id| !held.contains(id)) {
                         tasks.start_running(*id)?;
                     }
-                    if restoring.is_empty() {
+                    if held.is_empty() {
                         self.shared.thread_running(&self.name);
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Opens assigned tasks another thread of this instance has released.
+    fn open_pending(&self, c: &mut Clients, tasks: &mut Tasks) -> Result<(), StreamsError> {
+        let consumer = &c.consumer;
+        let collector = &c.collector;
+        let opened = tasks.open_pending(
+            &|topic, p| Ok(consumer.fetch_watermarks(topic, p, CLIENT_TIMEOUT)?),
+            &|topic, p| collector.forget(topic, p),
+        )?;
+        let mut running = Vec::new();
+        for (id, phase) in opened {
+            if phase == Phase::Restoring {
+                let all = changelog_views(tasks);
+                let mine = all.get(&id).copied().unwrap_or(&[]);
+                c.reader.register(id, &tasks.active[&id].task, mine, &all)?;
+            } else {
+                tasks.start_running(id)?;
+                running.push(id);
+            }
+        }
+        if !running.is_empty() {
+            let resumed = tasks.input_list(&running, &c.assigned)?;
+            c.consumer.resume(&resumed)?;
+        }
+        if tasks.pending().is_empty() && !tasks.any_restoring() {
+            self.shared.thread_running(&self.name);
         }
         Ok(())
     }
@@ -374,7 +415,7 @@ impl StreamThread {
         }
         let resumed = tasks.input_list(&finished, &c.assigned)?;
         c.consumer.resume(&resumed)?;
-        if !tasks.any_restoring() {
+        if !tasks.any_restoring() && tasks.pending().is_empty() {
             self.shared.thread_running(&self.name);
         }
         Ok(())
