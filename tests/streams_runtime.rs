@@ -472,3 +472,68 @@ async fn a_failed_thread_is_replaced_when_the_handler_says_so() {
     assert_ne!(app.state(), State::Error);
     close_and_drop(app).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_application_stops_every_instance() {
+    init_tracing();
+    let broker = TestBroker::start().await;
+    let b = broker.bootstrap();
+    create_topic(&b, "events", 2, &[]).await;
+    create_topic(&b, "out", 2, &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let start = |b: String, d: std::path::PathBuf| {
+        blocking(move || {
+            let builder = StreamsBuilder::new();
+            builder
+                .stream::<String, String>("events")
+                .map_values(|v: String| {
+                    assert!(v != "poison", "poison record");
+                    v
+                })
+                .to("out");
+            let cfg = StreamsConfig::new("stop-all", &b)
+                .set("state.dir", d.display())
+                .set("commit.interval.ms", 100)
+                .set("consumer.session.timeout.ms", 6000);
+            let mut app = KafkaStreams::new(builder.build().unwrap(), cfg).unwrap();
+            app.set_uncaught_exception_handler(|_| {
+                brook_streams::StreamThreadExceptionResponse::ShutdownApplication
+            });
+            app.start().unwrap();
+            app
+        })
+    };
+    let one = start(b.clone(), dir.path().join("one")).await;
+    let two = start(b.clone(), dir.path().join("two")).await;
+    let (one, two) = blocking(move || {
+        one.wait_until_running(TIMEOUT).unwrap();
+        two.wait_until_running(TIMEOUT).unwrap();
+        (one, two)
+    })
+    .await;
+    // The poison record reaches one instance; both must stop.
+    let p = producer(&b, false);
+    for r in produce_all(&p, "events", &[Out::kv("k", "poison").to(0)]).await {
+        r.unwrap();
+    }
+    let deadline = Instant::now() + TIMEOUT;
+    while one.state() != State::Error || two.state() != State::Error {
+        assert!(
+            Instant::now() < deadline,
+            "states {:?} and {:?}",
+            one.state(),
+            two.state()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let errors = [one.error().unwrap(), two.error().unwrap()];
+    assert!(errors.iter().any(|e| e.contains("poison")), "{errors:?}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("shut down by another instance")),
+        "{errors:?}"
+    );
+    drop_blocking(one).await;
+    drop_blocking(two).await;
+}
