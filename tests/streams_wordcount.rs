@@ -526,3 +526,41 @@ async fn a_sink_topic_that_cannot_be_written_commits_nothing_it_feeds() {
     }
     drop(app);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_repartition_records_are_purged() {
+    let (_broker, b) = broker_with_topics(2).await;
+    let state = tempfile::tempdir().unwrap();
+    let cfg = ["repartition.purge.interval.ms=200"];
+    let mut app = App::start_with(&b, "wcp", state.path(), 1, &cfg);
+    let (first, expected) = lines(0, 500);
+    produce_lines(&b, &first).await;
+    wait_for_counts(&b, &expected).await;
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let bb = b.clone();
+        let (low, high) = blocking(move || {
+            let rep = list_topics(&bb)
+                .unwrap()
+                .into_iter()
+                .find(|t| t.starts_with("wcp-") && t.ends_with("-repartition"))
+                .expect("a repartition topic");
+            let c = query_consumer(&bb);
+            (0..2).fold((0, 0), |(l, h), p| {
+                let (lo, hi) = c.fetch_watermarks(&rep, p, TIMEOUT).unwrap();
+                (l + lo, h + hi)
+            })
+        })
+        .await;
+        // Everything was processed and committed: the topic is purged to its end.
+        if low == high && high > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "repartition topic not purged: low {low}, high {high}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    app.stop();
+}
