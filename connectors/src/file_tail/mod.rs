@@ -48,7 +48,8 @@ pub struct FileTailSourceConfig {
     /// beginning | end, for files without a stored offset.
     #[serde(rename = "read.from", default)]
     pub read_from: ReadFrom,
-    /// Longer lines are cut to this many bytes.
+    /// Longer lines are cut to this many bytes (default 900,000: see
+    /// [`DEFAULT_MAX_LINE_BYTES`]).
     #[serde(
         rename = "max.line.bytes",
         default = "default_max_line",
@@ -69,6 +70,17 @@ pub struct FileTailSourceConfig {
         deserialize_with = "lenient::u64"
     )]
     pub scan_interval_ms: u64,
+    /// How long a file renamed away from its path (rotation) or deleted
+    /// keeps being read after it last grew: logrotate's default `create`
+    /// mode renames the file and creates the new one before the
+    /// application reopens it, so the application writes to the old file
+    /// for a while. The new file is read meanwhile.
+    #[serde(
+        rename = "rotate.wait.ms",
+        default = "default_rotate_wait_ms",
+        deserialize_with = "lenient::u64"
+    )]
+    pub rotate_wait_ms: u64,
     /// Most records returned by one poll.
     #[serde(
         rename = "batch.size",
@@ -78,8 +90,20 @@ pub struct FileTailSourceConfig {
     pub batch_size: usize,
 }
 
+/// Default `max.line.bytes`. A line becomes one record, and librdkafka
+/// refuses a record above its `message.max.bytes` (1,000,000 bytes by
+/// default) as Kafka brokers do above `max.message.bytes` (1,048,588): the
+/// former 1 MiB let a long line fail its batch's delivery. 100,000 bytes are
+/// left for the record framing (about 100 bytes), the JSON converter's
+/// schema envelope (about 60) and the escaping JSON adds to quotes,
+/// backslashes and control characters.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 900_000;
+
 fn default_max_line() -> usize {
-    1024 * 1024
+    DEFAULT_MAX_LINE_BYTES
+}
+fn default_rotate_wait_ms() -> u64 {
+    5000
 }
 fn default_poll_ms() -> u64 {
     1000
@@ -200,7 +224,8 @@ impl FileTailTask {
                     tracing::debug!(dir = %dir.display(), error = %e, "cannot watch; relying on polling");
                 }
             }
-            let mut tracker = Tracker::new(path.clone(), config.max_line_bytes, start, resume);
+            let mut tracker = Tracker::new(path.clone(), config.max_line_bytes, start, resume)
+                .rotate_wait(Duration::from_millis(config.rotate_wait_ms));
             if let Some(pattern) = config.files.as_deref() {
                 if let Ok(pattern) = glob::Pattern::new(pattern) {
                     tracker = tracker.leaving_to_others(pattern);
@@ -243,18 +268,16 @@ impl FileTailTask {
             })?;
             let partition = Arc::new(partition_of(tracker.path()));
             records.reserve(lines.len());
-            let mut lines = lines.into_iter().peekable();
-            while let Some(line) = lines.next() {
-                // The worker stores the last offset of each acknowledged
-                // poll, so only the last line read from each file (a poll
-                // may finish a rotated file, then start the new one)
-                // carries its offset.
-                let last_of_file = lines.peek().is_none_or(|next| {
-                    (next.after.dev, next.after.ino) != (line.after.dev, line.after.ino)
-                });
+            // The worker stores the last offset of each partition of an
+            // acknowledged poll, so only the last line that is a resume
+            // point carries one: while a rotated file is drained, lines of
+            // the new file carry none, and a restart resumes in the rotated
+            // file (found by inode) before reading the new one again.
+            let last_checkpoint = lines.iter().rposition(|l| l.checkpoint);
+            for (i, line) in lines.into_iter().enumerate() {
                 records.push(SourceRecord {
                     source_partition: partition.clone(),
-                    source_offset: last_of_file.then(|| offset_of(&line.after)),
+                    source_offset: (Some(i) == last_checkpoint).then(|| offset_of(&line.after)),
                     topic: topic.clone(),
                     key: None,
                     value: Value::String(line.text),
