@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::querier::{Origin, Querier, Spec};
-use super::{connect_error, open, split_list, SqliteError};
+use super::{connect_error, open, reuses_rowids, split_list, SqliteError};
 
 /// How `SqliteSource` finds new rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -294,7 +294,33 @@ impl SourceTask for SqliteSourceTask {
                 .collect(),
         };
         let url = config.connection_url.clone();
-        let conn = tokio::task::spawn_blocking(move || open(&url, false))
+        let incrementing = match config.mode {
+            SqliteSourceMode::Incrementing => config.incrementing_column.clone(),
+            _ => None,
+        };
+        let checked: Vec<String> = origins
+            .iter()
+            .filter_map(|(o, _)| match o {
+                Origin::Table(t) => Some(t.clone()),
+                Origin::Query(_) => None,
+            })
+            .collect();
+        let conn =
+            tokio::task::spawn_blocking(move || {
+                let conn = open(&url, false)?;
+                if let Some(column) = incrementing {
+                    for table in checked {
+                        if reuses_rowids(&conn, &table, &column)? {
+                            tracing::warn!(table, column,
+                            "SqliteSource: incrementing mode on a rowid without AUTOINCREMENT: \
+                             SQLite reuses the id of a deleted newest row, and a row inserted \
+                             with a reused id is never read (declare the column \
+                             INTEGER PRIMARY KEY AUTOINCREMENT)");
+                        }
+                    }
+                }
+                Ok::<_, SqliteError>(conn)
+            })
             .await
             .map_err(|e| ConnectError::Fatal(e.to_string()))?
             .map_err(|e| connect_error("SqliteSource", e))?;
