@@ -4,10 +4,12 @@
 use std::time::{Duration, Instant};
 
 use rdkafka::message::{Header, OwnedHeaders};
+use tokio::sync::watch;
 
 use crate::config::ConnectorSettings;
 use crate::connector::ConnectError;
 use crate::producer::Producer;
+use crate::worker::Target;
 
 /// Backoff state for retrying an operation that needs `&mut` access.
 pub(crate) struct Retry {
@@ -26,6 +28,41 @@ impl Retry {
             max_delay: Duration::from_millis(settings.retry_delay_max_ms.max(1) as u64),
             timeout_ms: settings.retry_timeout_ms,
         }
+    }
+
+    /// Backoff for a task's own `Retriable` errors (poll, put, flush):
+    /// retried until they stop, as Kafka Connect retries a task's
+    /// `RetriableException`; `errors.retry.timeout` only bounds the
+    /// worker's own operations (offset writes, the dead letter queue).
+    pub fn for_task(settings: &ConnectorSettings) -> Self {
+        Retry {
+            timeout_ms: -1,
+            ..Retry::new(settings)
+        }
+    }
+
+    /// Like [`Retry::wait`], but gives up (false) as soon as the control
+    /// target satisfies `give_up`, so a task retrying forever still stops.
+    pub async fn wait_unless(
+        &mut self,
+        error: &ConnectError,
+        control: &mut watch::Receiver<Target>,
+        give_up: fn(Target) -> bool,
+    ) -> bool {
+        if !error.is_retriable()
+            || !within_budget(self.timeout_ms, self.started)
+            || give_up(*control.borrow())
+        {
+            return false;
+        }
+        tracing::warn!(%error, delay = ?self.delay, "retriable failure; retrying");
+        tokio::select! {
+            _ = tokio::time::sleep(self.delay) => {}
+            // A closed channel means the worker is gone: give up too.
+            _ = control.wait_for(|t| give_up(*t)) => return false,
+        }
+        self.delay = (self.delay * 2).min(self.max_delay);
+        true
     }
 
     /// Sleeps and returns true when `error` should be retried.
