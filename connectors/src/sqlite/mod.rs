@@ -265,6 +265,26 @@ mod tests {
     }
 
     #[test]
+    fn rowids_without_autoincrement_are_recognised() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE plain (id INTEGER PRIMARY KEY, v TEXT);
+             CREATE TABLE auto (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT);
+             CREATE TABLE bigint (id BIGINT PRIMARY KEY, v TEXT);
+             CREATE TABLE nokey (seq INTEGER, v TEXT);",
+        )
+        .unwrap();
+        assert!(reuses_rowids(&conn, "plain", "id").unwrap());
+        assert!(reuses_rowids(&conn, "plain", "ROWID").unwrap());
+        assert!(!reuses_rowids(&conn, "auto", "id").unwrap());
+        // Not a rowid alias: an ordinary column SQLite never reuses on its own.
+        assert!(!reuses_rowids(&conn, "bigint", "id").unwrap());
+        assert!(!reuses_rowids(&conn, "nokey", "seq").unwrap());
+        assert!(reuses_rowids(&conn, "nokey", "rowid").unwrap());
+        assert!(!reuses_rowids(&conn, "missing", "id").unwrap());
+    }
+
+    #[test]
     fn missing_database_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let url = dir.path().join("nope.db");

@@ -484,3 +484,53 @@ fn is_data_error(code: rusqlite::ErrorCode) -> bool {
         ConstraintViolation | TypeMismatch | TooBig | ParameterOutOfRange | Unknown
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(code: i32, message: &str) -> SqliteError {
+        SqliteError::Sql(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(code),
+            Some(message.into()),
+        ))
+    }
+
+    #[test]
+    fn data_errors_name_the_record_and_the_rest_do_not() {
+        let record = SinkRecord {
+            topic: "t".into(),
+            partition: 1,
+            offset: 7,
+            key: None,
+            value: Value::Null,
+        };
+        use rusqlite::ffi::{
+            SQLITE_BUSY, SQLITE_CONSTRAINT, SQLITE_ERROR, SQLITE_FULL, SQLITE_IOERR,
+        };
+        for (code, data) in [
+            (SQLITE_CONSTRAINT, true),
+            (SQLITE_ERROR, true),
+            (SQLITE_BUSY, false),
+            (SQLITE_FULL, false),
+            (SQLITE_IOERR, false),
+        ] {
+            match bad_record(3, &record, failure(code, "why")) {
+                SqliteError::BadRecord { index, message } => {
+                    assert!(data, "code {code} is not the record's fault");
+                    assert_eq!(index, 3);
+                    assert!(
+                        message.contains("t-1@7") && message.contains("why"),
+                        "{message}"
+                    );
+                }
+                other => assert!(!data, "code {code} should name the record: {other}"),
+            }
+        }
+        let binding = SqliteError::Sql(rusqlite::Error::InvalidParameterCount(1, 2));
+        assert!(matches!(
+            bad_record(0, &record, binding),
+            SqliteError::BadRecord { .. }
+        ));
+    }
+}
