@@ -206,7 +206,17 @@ impl Worker {
     /// Validates a connector config, starts its tasks and stores the config
     /// in the config topic.
     pub async fn add_connector(&self, config: &Value) -> Result<String, WorkerError> {
-        let name = self.start_connector(config, State::Running).await?;
+        self.add_connector_in(config, State::Running).await
+    }
+
+    /// [`Worker::add_connector`] in target state `initial` (RUNNING, PAUSED
+    /// or STOPPED, KIP-980's `initial_state`).
+    pub async fn add_connector_in(
+        &self,
+        config: &Value,
+        initial: State,
+    ) -> Result<String, WorkerError> {
+        let name = self.start_connector(config, initial).await?;
         if let Err(e) = self.persist(&name).await {
             // Not stored means it would not survive a restart: undo.
             let _ = self.remove_running(&name).await;

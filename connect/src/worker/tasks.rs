@@ -151,15 +151,18 @@ pub(super) async fn spawn_tasks(
             });
         };
     let flush_ms = inner.config.offset_flush_interval_ms;
+    let task_configs: Vec<TaskConfig> = match &connector {
+        Connector::Source(c) => c.task_configs(max),
+        Connector::Sink(c) => c.task_configs(max),
+    }
+    .map_err(fail)?
+    .into_iter()
+    .take(max)
+    .collect();
     match connector {
         Connector::Source(connector) => {
             let stored = inner.offsets.load(&name).await?;
-            for task_config in connector
-                .task_configs(max)
-                .map_err(fail)?
-                .into_iter()
-                .take(max)
-            {
+            for task_config in task_configs {
                 let run = |status: SharedStatus, control: watch::Receiver<Target>| -> TaskFuture {
                     let runner = source::SourceRunner {
                         connector: name.clone(),
@@ -182,12 +185,7 @@ pub(super) async fn spawn_tasks(
         }
         Connector::Sink(connector) => {
             let topics = connector.topics();
-            for task_config in connector
-                .task_configs(max)
-                .map_err(fail)?
-                .into_iter()
-                .take(max)
-            {
+            for task_config in task_configs {
                 // Its own thread too: the consumer's commits block.
                 let run = |status: SharedStatus, control: watch::Receiver<Target>| -> TaskFuture {
                     let runner = sink::SinkRunner {
