@@ -34,10 +34,15 @@ impl Retry {
     /// retried until they stop, as Kafka Connect retries a task's
     /// `RetriableException`; `errors.retry.timeout` only bounds the
     /// worker's own operations (offset writes, the dead letter queue).
+    /// The delay is capped at [`MAX_TASK_DELAY`] (below the 60 s default of
+    /// errors.retry.delay.max.ms): Kafka Connect calls poll/put again at
+    /// once, so a task must not sit out a minute after its resource is back.
     pub fn for_task(settings: &ConnectorSettings) -> Self {
+        let base = Retry::new(settings);
         Retry {
             timeout_ms: -1,
-            ..Retry::new(settings)
+            max_delay: base.max_delay.min(MAX_TASK_DELAY),
+            ..base
         }
     }
 
@@ -76,6 +81,9 @@ impl Retry {
         true
     }
 }
+
+/// Longest wait between two retries of a task's own Retriable error.
+const MAX_TASK_DELAY: Duration = Duration::from_secs(5);
 
 /// Retries `op` while it fails retriably, for up to errors.retry.timeout.
 pub(crate) async fn with_retries<T, F, Fut>(
@@ -174,6 +182,43 @@ mod tests {
         })
         .await;
         assert_eq!(r.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn task_retries_ignore_the_timeout_but_stop_on_request() {
+        let s = settings("0");
+        let (control, mut rx) = watch::channel(Target::Run);
+        let mut retry = Retry::for_task(&s);
+        let error = ConnectError::Retriable("busy".into());
+        for _ in 0..3 {
+            assert!(
+                retry
+                    .wait_unless(&error, &mut rx, |t| t == Target::Stop)
+                    .await
+            );
+        }
+        assert!(
+            !retry
+                .wait_unless(&ConnectError::Fatal("no".into()), &mut rx, |t| t
+                    == Target::Stop)
+                .await
+        );
+        // A stop ends a long backoff at once.
+        let mut slow = Retry::for_task(&settings("0"));
+        slow.delay = Duration::from_secs(30);
+        let stop = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            control.send(Target::Stop).unwrap();
+            control
+        });
+        let started = Instant::now();
+        assert!(
+            !slow
+                .wait_unless(&error, &mut rx, |t| t == Target::Stop)
+                .await
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+        drop(stop.await);
     }
 
     #[tokio::test]
