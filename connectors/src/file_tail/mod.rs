@@ -204,10 +204,11 @@ impl FileTailTask {
             if self.trackers.contains_key(&path) {
                 continue;
             }
+            // A file another tracker is reading (renamed to a name the
+            // glob matches) continues where that tracker got to.
             let resume = self
-                .offsets
-                .get(&partition_of(&path))
-                .and_then(position_of)
+                .handed_over(&path)
+                .or_else(|| self.offsets.get(&partition_of(&path)).and_then(position_of))
                 .or_else(|| self.moved_here(&path));
             let start = match config.read_from {
                 ReadFrom::Beginning => StartAt::Beginning,
@@ -235,6 +236,20 @@ impl FileTailTask {
         }
         self.last_scan = Some(Instant::now());
         Ok(())
+    }
+
+    /// Where another tracker got to in the file now at `path`, taking it
+    /// from that tracker (see [`Tracker::hand_over`]).
+    fn handed_over(&mut self, path: &std::path::Path) -> Option<FilePosition> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).ok()?;
+        let position = self
+            .trackers
+            .values_mut()
+            .find_map(|t| t.hand_over(meta.dev(), meta.ino()))?;
+        tracing::info!(path = %path.display(), position = position.position,
+            "a rotated file the glob matches continues where its old path's reader got to");
+        Some(position)
     }
 
     /// The stored position of a file that was renamed to `path` while the
@@ -499,6 +514,68 @@ mod tests {
             }
         }
         offsets
+    }
+
+    #[tokio::test]
+    async fn glob_matching_rotated_names_reads_each_line_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        let rotated = dir.path().join("app.log.1");
+        let append = |path: &std::path::Path, text: &str| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+        };
+        append(&log, "one\ntwo\n");
+        let pattern = format!("{}/app.log*", dir.path().display());
+        let d = def(
+            json!({"files": pattern, "poll.interval.ms": 50, "scan.interval.ms": 0,
+            "rotate.wait.ms": 60_000}),
+        )
+        .unwrap();
+        let Connector::Source(conn) = d.config.build().unwrap() else {
+            panic!("not a source")
+        };
+        let mut task = conn.create_task();
+        task.start(
+            conn.task_configs(1).unwrap().remove(0),
+            StoredOffsets::default(),
+        )
+        .await
+        .unwrap();
+        let mut got: Vec<Value> = task
+            .poll()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.value)
+            .collect();
+        // Rotated (logrotate `create`), then written to under both names.
+        std::fs::rename(&log, &rotated).unwrap();
+        append(&log, "four\n");
+        append(&rotated, "three\n");
+        for _ in 0..4 {
+            got.extend(task.poll().await.unwrap().into_iter().map(|r| r.value));
+        }
+        append(&rotated, "three and a half\n");
+        for _ in 0..3 {
+            got.extend(task.poll().await.unwrap().into_iter().map(|r| r.value));
+        }
+        got.sort_by_key(|v| v.to_string());
+        assert_eq!(
+            got,
+            [
+                json!("four"),
+                json!("one"),
+                json!("three and a half"),
+                json!("three"),
+                json!("two")
+            ]
+        );
     }
 
     #[tokio::test]

@@ -119,6 +119,38 @@ impl Tracker {
         self
     }
 
+    /// Gives up the file `(dev, ino)` if this tracker reads it — draining
+    /// it after a rotation, or still as its current file when the rename
+    /// was not noticed yet — and returns where it got to (after the last
+    /// complete line). Used when a glob also matches the rotated name: the
+    /// rotated file's own tracker continues from there instead of reading
+    /// it again from the start.
+    pub fn hand_over(&mut self, dev: u64, ino: u64) -> Option<FilePosition> {
+        let position = |open: &OpenFile| FilePosition {
+            dev: open.dev,
+            ino: open.ino,
+            fingerprint: open.fingerprint_hex.clone(),
+            position: open.line_end,
+        };
+        if let Some(i) = self
+            .draining
+            .iter()
+            .position(|d| (d.open.dev, d.open.ino) == (dev, ino))
+        {
+            return Some(position(&self.draining.remove(i).open));
+        }
+        if self
+            .open
+            .as_ref()
+            .is_some_and(|o| (o.dev, o.ino) == (dev, ino))
+        {
+            // The file at the path is a new one (or none yet): read it whole.
+            self.start_at = StartAt::Beginning;
+            return self.open.take().map(|o| position(&o));
+        }
+        None
+    }
+
     /// The tracked path.
     pub fn path(&self) -> &Path {
         &self.path
