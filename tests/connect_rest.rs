@@ -38,16 +38,22 @@ async fn call(
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rest_api_smoke() {
-    let broker = TestBroker::start().await;
-    let bs = broker.bootstrap();
+/// A worker on `bs` with its REST API on a free port.
+async fn worker_with_rest(bs: &str) -> (Worker, RestServer) {
     let config =
         WorkerConfig::from_json(&json!({"bootstrap.servers": bs, "rest.port": 0})).unwrap();
     let worker = Worker::start(config).await.unwrap();
     let rest = RestServer::start(worker.clone(), brook_connectors::PLUGINS, "127.0.0.1", 0)
         .await
         .unwrap();
+    (worker, rest)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_api_smoke() {
+    let broker = TestBroker::start().await;
+    let bs = broker.bootstrap();
+    let (worker, rest) = worker_with_rest(&bs).await;
     let addr = rest.local_addr();
     assert_ne!(addr.port(), 0);
 
@@ -460,12 +466,7 @@ async fn connectors_survive_a_worker_restart_and_list_expands() {
 async fn post_connectors_takes_an_initial_state_and_checks_names() {
     let broker = TestBroker::start().await;
     let bs = broker.bootstrap();
-    let config =
-        WorkerConfig::from_json(&json!({"bootstrap.servers": bs, "rest.port": 0})).unwrap();
-    let worker = Worker::start(config).await.unwrap();
-    let rest = RestServer::start(worker.clone(), brook_connectors::PLUGINS, "127.0.0.1", 0)
-        .await
-        .unwrap();
+    let (worker, rest) = worker_with_rest(&bs).await;
     let addr = rest.local_addr();
     let dir = tempfile::tempdir().unwrap();
     let sink = |file: &str| {

@@ -212,9 +212,8 @@ async fn standalone(
     let mut connector_configs = Vec::new();
     for file in connector_files {
         let path = file.clone();
-        let parsed =
-            tokio::task::spawn_blocking(move || brook_connect::read_connector_file(&path))
-                .await??;
+        let parsed = tokio::task::spawn_blocking(move || brook_connect::read_connector_file(&path))
+            .await??;
         brook_connect::ConnectorDefinition::from_json(&parsed.config)
             .with_context(|| format!("in {}", file.display()))?;
         connector_configs.push(parsed);

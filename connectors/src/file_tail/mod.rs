@@ -479,13 +479,8 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn glob_picks_up_new_files() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("1.log"), "one\n").unwrap();
-        let pattern = format!("{}/*.log", dir.path().display());
-        let d =
-            def(json!({"files": pattern, "poll.interval.ms": 50, "scan.interval.ms": 0})).unwrap();
+    /// The one task of connector `d`, started without stored offsets.
+    async fn started_task(d: ConnectorDefinition) -> Box<dyn SourceTask> {
         let Connector::Source(conn) = d.config.build().unwrap() else {
             panic!("not a source")
         };
@@ -496,6 +491,17 @@ mod tests {
         )
         .await
         .unwrap();
+        task
+    }
+
+    #[tokio::test]
+    async fn glob_picks_up_new_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("1.log"), "one\n").unwrap();
+        let pattern = format!("{}/*.log", dir.path().display());
+        let d =
+            def(json!({"files": pattern, "poll.interval.ms": 50, "scan.interval.ms": 0})).unwrap();
+        let mut task = started_task(d).await;
         assert_eq!(task.poll().await.unwrap()[0].value, json!("one"));
         std::fs::write(dir.path().join("2.log"), "two\n").unwrap();
         let recs = task.poll().await.unwrap();
@@ -537,16 +543,7 @@ mod tests {
             "rotate.wait.ms": 60_000}),
         )
         .unwrap();
-        let Connector::Source(conn) = d.config.build().unwrap() else {
-            panic!("not a source")
-        };
-        let mut task = conn.create_task();
-        task.start(
-            conn.task_configs(1).unwrap().remove(0),
-            StoredOffsets::default(),
-        )
-        .await
-        .unwrap();
+        let mut task = started_task(d).await;
         let mut got: Vec<Value> = task
             .poll()
             .await
