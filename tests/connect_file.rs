@@ -273,3 +273,121 @@ async fn keyless_lines_spread_over_partitions_in_order() {
     }
     worker.shutdown().await;
 }
+
+/// Writes `line {n:05}` lines to `file`, `pause` after each.
+fn write_numbered(file: &mut std::fs::File, range: std::ops::Range<usize>, pause: Duration) {
+    for n in range {
+        writeln!(file, "line {n:05}").unwrap();
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
+    }
+}
+
+fn open_append(path: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap()
+}
+
+/// Waits until `topic` holds at least `n` records; their values.
+async fn topic_values(bs: &str, topic: &str, n: usize) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let recs = read_all_async(bs, topic).await.unwrap();
+        if recs.len() >= n {
+            return recs.iter().map(Rec::value_str).collect();
+        }
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "only {} of {n} lines arrived",
+            recs.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_line_survives_rename_rotation_copytruncate_and_a_late_newline() {
+    let broker = TestBroker::start().await;
+    let bs = broker.bootstrap();
+    let topic = unique("rotated");
+    create_topic(&bs, &topic, 1, &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let worker = Worker::start(worker_config(&bs)).await.unwrap();
+    worker
+        .add_connector(
+            &json!({"name": "rotated", "connector.class": "FileTailSource",
+            "file": log.to_str().unwrap(), "topic": topic, "poll.interval.ms": "100",
+            "rotate.wait.ms": "2000"}),
+        )
+        .await
+        .unwrap();
+
+    let mut app = open_append(&log);
+    write_numbered(&mut app, 0..300, Duration::ZERO);
+    // The tail has the file open (a file renamed before it was ever opened
+    // is not this test's subject).
+    topic_values(&bs, &topic, 1).await;
+    // The application, on a thread of its own (it writes while the tail reads).
+    let (dir_path, log_path) = (dir.path().to_path_buf(), log.clone());
+    let written = tokio::task::spawn_blocking(move || {
+        // logrotate `create`: rename, create the new file at once...
+        std::fs::rename(&log_path, dir_path.join("app.log.1")).unwrap();
+        drop(open_append(&log_path));
+        // ...while the application keeps writing to the renamed file for
+        // a second, until it reopens the path.
+        let start = Instant::now();
+        let mut n = 300;
+        while start.elapsed() < Duration::from_secs(1) {
+            write_numbered(&mut app, n..n + 5, Duration::from_millis(1));
+            n += 5;
+        }
+        let mut app = open_append(&log_path);
+        write_numbered(&mut app, n..n + 300, Duration::ZERO);
+        n + 300
+    })
+    .await
+    .unwrap();
+    let seen = topic_values(&bs, &topic, written).await;
+    assert_eq!(seen.len(), written, "duplicates after the rename rotation");
+
+    // logrotate `copytruncate` (nothing written between copy and truncate,
+    // where it loses lines by design); the application keeps appending.
+    let (dir_path, log_path) = (dir.path().to_path_buf(), log.clone());
+    let total = tokio::task::spawn_blocking(move || {
+        std::fs::copy(&log_path, dir_path.join("app.log.2")).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&log_path)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        let mut app = open_append(&log_path);
+        write_numbered(&mut app, written..written + 200, Duration::from_micros(200));
+        // A last line whose newline comes well after a poll interval.
+        write!(app, "line {:05}", written + 200).unwrap();
+        app.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        writeln!(app).unwrap();
+        written + 201
+    })
+    .await
+    .unwrap();
+    let seen = topic_values(&bs, &topic, total).await;
+    // Give duplicates (or a cut-off copy of the last line) time to show up.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let seen_after = topic_values(&bs, &topic, total).await;
+    assert_eq!(seen, seen_after, "extra lines appeared");
+    let mut sorted = seen;
+    sorted.sort();
+    let expected: Vec<String> = (0..total).map(|n| format!("line {n:05}")).collect();
+    assert_eq!(sorted.len(), expected.len());
+    for (got, want) in sorted.iter().zip(&expected) {
+        assert_eq!(got, want);
+    }
+    worker.shutdown().await;
+}

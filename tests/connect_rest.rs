@@ -38,16 +38,22 @@ async fn call(
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rest_api_smoke() {
-    let broker = TestBroker::start().await;
-    let bs = broker.bootstrap();
+/// A worker on `bs` with its REST API on a free port.
+async fn worker_with_rest(bs: &str) -> (Worker, RestServer) {
     let config =
         WorkerConfig::from_json(&json!({"bootstrap.servers": bs, "rest.port": 0})).unwrap();
     let worker = Worker::start(config).await.unwrap();
     let rest = RestServer::start(worker.clone(), brook_connectors::PLUGINS, "127.0.0.1", 0)
         .await
         .unwrap();
+    (worker, rest)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_api_smoke() {
+    let broker = TestBroker::start().await;
+    let bs = broker.bootstrap();
+    let (worker, rest) = worker_with_rest(&bs).await;
     let addr = rest.local_addr();
     assert_ne!(addr.port(), 0);
 
@@ -452,6 +458,51 @@ async fn connectors_survive_a_worker_restart_and_list_expands() {
         call(addr, "GET", "/connectors", None).await,
         (200, json!(["three", "two"]))
     );
+    rest.shutdown();
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_connectors_takes_an_initial_state_and_checks_names() {
+    let broker = TestBroker::start().await;
+    let bs = broker.bootstrap();
+    let (worker, rest) = worker_with_rest(&bs).await;
+    let addr = rest.local_addr();
+    let dir = tempfile::tempdir().unwrap();
+    let sink = |file: &str| {
+        json!({"connector.class": "FileSink",
+            "file": dir.path().join(file).to_str().unwrap(), "topics": "t"})
+    };
+    for (name, state) in [("stopped", "STOPPED"), ("paused", "PAUSED")] {
+        let body = json!({"name": name, "config": sink(name), "initial_state": state});
+        let (code, created) = call(addr, "POST", "/connectors", Some(body)).await;
+        assert_eq!(code, 201, "{created}");
+        let (_, status) = call(addr, "GET", &format!("/connectors/{name}/status"), None).await;
+        assert_eq!(status["connector"]["state"], state, "{status}");
+    }
+    let (_, status) = call(addr, "GET", "/connectors/stopped/status", None).await;
+    assert_eq!(status["tasks"], json!([]));
+    let (_, status) = call(addr, "GET", "/connectors/paused/status", None).await;
+    assert_eq!(status["tasks"][0]["state"], "PAUSED");
+    let mut named = sink("x");
+    named["name"] = json!("other");
+    let (code, err) = call(
+        addr,
+        "POST",
+        "/connectors",
+        Some(json!({"name": "x", "config": named})),
+    )
+    .await;
+    assert_eq!(code, 400, "{err}");
+    assert!(err["message"].as_str().unwrap().contains("other"), "{err}");
+    let (code, err) = call(
+        addr,
+        "POST",
+        "/connectors",
+        Some(json!({"name": "y", "config": sink("y"), "initial_state": "ASLEEP"})),
+    )
+    .await;
+    assert_eq!(code, 400, "{err}");
     rest.shutdown();
     worker.shutdown().await;
 }

@@ -18,6 +18,7 @@ use brook_connect::{
 };
 use common::*;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::Message;
 use serde::{Deserialize, Serialize};
 
 /// What every task did, by test run (the `run` config key) and task.
@@ -216,12 +217,23 @@ async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
 /// A worker running a RecordingSink with `tasks` tasks on a new 4-partition
 /// topic; returns the topic, the run name (= connector name) and the worker.
 async fn start_recording(bs: &str, prefix: &str, tasks: usize) -> (String, String, Worker) {
+    start_recording_with(bs, prefix, tasks, 200).await
+}
+
+/// As [`start_recording`], committing every `flush_ms`.
+async fn start_recording_with(
+    bs: &str,
+    prefix: &str,
+    tasks: usize,
+    flush_ms: u64,
+) -> (String, String, Worker) {
     let topic = unique(prefix);
     create_topic(bs, &topic, 4, &[]).await;
     let run = unique(prefix);
     let worker = Worker::start(
         WorkerConfig::from_json(&json!({"bootstrap.servers": bs,
-            "offset.flush.interval.ms": "200", "value.converter.schemas.enable": "false"}))
+            "offset.flush.interval.ms": flush_ms.to_string(),
+            "value.converter.schemas.enable": "false"}))
         .unwrap(),
     )
     .await
@@ -330,6 +342,72 @@ async fn a_paused_sink_delivers_nothing_until_resumed() {
     })
     .await;
     assert_eq!(worker.status(&run).unwrap().tasks[0].state, State::Running);
+    let violations = journal(|j| j.violations.clone());
+    assert!(violations.is_empty(), "{violations:?}");
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_partitions_are_committed_before_they_are_given_away() {
+    let broker = TestBroker::start().await;
+    let bs = broker.bootstrap();
+    // No periodic commit within the test: only the revocation commits.
+    let (topic, run, worker) = start_recording_with(&bs, "revoke", 1, 600_000).await;
+    produce_values(&bs, &topic, 0..40).await;
+    wait_for("the first records", || values_put(&run) == expected(0..40)).await;
+
+    // Another member joins: by the time it owns partitions, what the task
+    // put there is committed, so it starts after those records.
+    let outsider: BaseConsumer = consumer_config(&bs, &format!("connect-{run}"))
+        .set("session.timeout.ms", "6000")
+        .create()
+        .unwrap();
+    outsider.subscribe(&[topic.as_str()]).unwrap();
+    let outsider = blocking(move || {
+        let start = Instant::now();
+        while outsider.assignment().map(|a| a.count()).unwrap_or(0) == 0 {
+            let _ = outsider.poll(Duration::from_millis(100));
+            assert!(start.elapsed() < TIMEOUT, "the outsider got no partitions");
+        }
+        outsider
+    })
+    .await;
+    let (outsider, committed) = blocking(move || {
+        let assigned = outsider.assignment().unwrap();
+        let committed = outsider
+            .committed_offsets(assigned, Duration::from_secs(10))
+            .unwrap();
+        let offsets: Vec<(i32, rdkafka::Offset)> = committed
+            .elements()
+            .iter()
+            .map(|e| (e.partition(), e.offset()))
+            .collect();
+        (outsider, offsets)
+    })
+    .await;
+    assert!(!committed.is_empty());
+    for (partition, offset) in &committed {
+        // produce_values puts 10 records in each of the 4 partitions.
+        assert_eq!(
+            *offset,
+            rdkafka::Offset::Offset(10),
+            "partition {partition}: {committed:?}"
+        );
+    }
+    // And it reads none of them again.
+    let again = blocking(move || {
+        let mut got = Vec::new();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(2) {
+            if let Some(Ok(m)) = outsider.poll(Duration::from_millis(100)) {
+                got.push((m.partition(), m.offset()));
+            }
+        }
+        drop(outsider);
+        got
+    })
+    .await;
+    assert!(again.is_empty(), "re-read after the revocation: {again:?}");
     let violations = journal(|j| j.violations.clone());
     assert!(violations.is_empty(), "{violations:?}");
     worker.shutdown().await;

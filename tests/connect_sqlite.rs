@@ -140,6 +140,19 @@ fn table_rows(db: &Path) -> Vec<(i64, String)> {
         .unwrap_or_default()
 }
 
+/// Waits until sink `name` has committed offset `n` of its one partition.
+async fn wait_for_committed(worker: &Worker, name: &str, n: i64) {
+    let start = Instant::now();
+    loop {
+        let o = worker.offsets(name).await.unwrap();
+        if o["offsets"][0]["offset"]["kafka_offset"] == n {
+            return;
+        }
+        assert!(start.elapsed() < TIMEOUT, "offsets never committed: {o}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topic_to_table_upserts_and_deletes_on_tombstones() {
     let broker = TestBroker::start().await;
@@ -190,15 +203,7 @@ async fn topic_to_table_upserts_and_deletes_on_tombstones() {
         .unwrap();
     assert_eq!(vip, 1);
     // Offsets are committed once flushed: all five records.
-    let start = Instant::now();
-    loop {
-        let o = worker.offsets("people-sink").await.unwrap();
-        if o["offsets"][0]["offset"]["kafka_offset"] == 5 {
-            break;
-        }
-        assert!(start.elapsed() < TIMEOUT, "offsets never committed: {o}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_committed(&worker, "people-sink", 5).await;
     assert_eq!(
         worker.status("people-sink").unwrap().tasks[0].state,
         State::Running
@@ -314,6 +319,80 @@ async fn rows_the_table_refuses_go_to_the_dead_letter_queue() {
     assert_eq!(rows, [(1, 5), (3, 7)]);
     assert_eq!(
         worker.status("tolerant").unwrap().tasks[0].state,
+        State::Running
+    );
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sink_waits_out_locks_held_longer_than_the_busy_timeout() {
+    let broker = TestBroker::start().await;
+    let bs = broker.bootstrap();
+    let topic = unique("locked");
+    create_topic(&bs, &topic, 1, &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("locked.db");
+    let producer = producer(&bs, false);
+    let people = |range: std::ops::Range<i64>| -> Vec<Out> {
+        range
+            .map(|i| Out::kv(i.to_string(), format!(r#"{{"name": "p{i}"}}"#)))
+            .collect()
+    };
+    produce_ok(&producer, &topic, &people(1..4)).await;
+    let worker = Worker::start(worker_config(&bs)).await.unwrap();
+    worker
+        .add_connector(
+            &json!({"name": "locked-sink", "connector.class": "SqliteSink",
+            "connection.url": db.to_str().unwrap(), "topics": topic,
+            "table.name.format": "people", "insert.mode": "upsert",
+            "pk.mode": "record_key", "pk.fields": "id", "auto.create": "true"}),
+        )
+        .await
+        .unwrap();
+    let rows = |n: usize| {
+        let db = db.clone();
+        async move {
+            let start = Instant::now();
+            while table_rows(&db).len() < n {
+                assert!(start.elapsed() < TIMEOUT, "rows never written");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    rows(3).await;
+
+    // Another process holds the write lock, and a reader its snapshot, for
+    // 7 s — longer than the sink's 5 s busy timeout — while records arrive.
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let holder = {
+        let db = db.clone();
+        tokio::task::spawn_blocking(move || {
+            let reader = Connection::open(&db).unwrap();
+            reader.execute_batch("BEGIN").unwrap();
+            let _: i64 = reader
+                .query_row("SELECT count(*) FROM people", [], |r| r.get(0))
+                .unwrap();
+            let writer = Connection::open(&db).unwrap();
+            writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+            locked_tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_secs(7));
+            writer.execute_batch("ROLLBACK").unwrap();
+            reader.execute_batch("COMMIT").unwrap();
+        })
+    };
+    blocking(move || locked_rx.recv().unwrap()).await;
+    produce_ok(&producer, &topic, &people(4..7)).await;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(8) {
+        let state = worker.status("locked-sink").unwrap().tasks[0].clone();
+        assert_eq!(state.state, State::Running, "{:?}", state.trace);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    holder.await.unwrap();
+    rows(6).await;
+    wait_for_committed(&worker, "locked-sink", 6).await;
+    assert_eq!(
+        worker.status("locked-sink").unwrap().tasks[0].state,
         State::Running
     );
     worker.shutdown().await;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use brook_connect::serde_json::{Map, Value};
+use brook_connect::serde_json::Value;
 use brook_connect::{serde_json, RestServer, Worker, WorkerConfig};
 use clap::{Args, Subcommand};
 
@@ -199,16 +199,24 @@ async fn standalone(
     connector_files: &[PathBuf],
     rest_host: &str,
 ) -> Result<()> {
-    let config = WorkerConfig::from_json(&read_config(worker_file)?)
+    // Files are read on the blocking pool, not on the runtime's threads.
+    let path = worker_file.to_path_buf();
+    let worker_value =
+        tokio::task::spawn_blocking(move || brook_connect::read_config_file(&path)).await??;
+    let config = WorkerConfig::from_json(&worker_value)
         .with_context(|| format!("in {}", worker_file.display()))?;
     // Parse every connector config before starting anything, so a typo in
-    // the last file does not leave the first connectors half-started.
+    // the last file does not leave the first connectors half-started. Each
+    // file is a flat config, `{"name", "config"}` JSON (the POST /connectors
+    // body) or .properties, as Kafka's standalone worker takes them.
     let mut connector_configs = Vec::new();
     for file in connector_files {
-        let value = read_config(file)?;
-        brook_connect::ConnectorDefinition::from_json(&value)
+        let path = file.clone();
+        let parsed = tokio::task::spawn_blocking(move || brook_connect::read_connector_file(&path))
+            .await??;
+        brook_connect::ConnectorDefinition::from_json(&parsed.config)
             .with_context(|| format!("in {}", file.display()))?;
-        connector_configs.push(value);
+        connector_configs.push(parsed);
     }
     let port = u16::try_from(config.rest_port).context("rest.port")?;
     let worker = Worker::start(config).await.context("starting the worker")?;
@@ -224,10 +232,15 @@ async fn standalone(
     for name in worker.connectors() {
         println!("restored connector {name}");
     }
-    for value in connector_configs {
+    for parsed in connector_configs {
+        let value = parsed.config;
         let name = value["name"].as_str().unwrap_or_default().to_string();
         let unchanged = worker.connector_config(&name).as_ref() == value.as_object();
-        let created = worker.put_config(&name, &value).await?;
+        // initial_state applies to a connector created now; a restored one
+        // keeps its stored target state.
+        let created = worker
+            .put_config_in(&name, &value, parsed.initial_state)
+            .await?;
         let what = match (created, unchanged) {
             (true, _) => "started",
             (false, true) => "kept (unchanged)",
@@ -240,28 +253,4 @@ async fn standalone(
     rest.shutdown();
     worker.shutdown().await;
     Ok(())
-}
-
-/// Reads a JSON object, or Java properties (`key=value` lines) as strings.
-fn read_config(path: &Path) -> Result<Value> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    if text.trim_start().starts_with('{') {
-        return serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()));
-    }
-    let mut map = Map::new();
-    for line in text.lines().map(str::trim) {
-        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
-            continue;
-        }
-        let (key, value) = line
-            .split_once('=')
-            .or_else(|| line.split_once(':'))
-            .with_context(|| format!("{}: expected key=value, got {line:?}", path.display()))?;
-        map.insert(
-            key.trim().to_string(),
-            Value::String(value.trim().to_string()),
-        );
-    }
-    Ok(Value::Object(map))
 }

@@ -4,10 +4,12 @@
 use std::time::{Duration, Instant};
 
 use rdkafka::message::{Header, OwnedHeaders};
+use tokio::sync::watch;
 
 use crate::config::ConnectorSettings;
 use crate::connector::ConnectError;
 use crate::producer::Producer;
+use crate::worker::Target;
 
 /// Backoff state for retrying an operation that needs `&mut` access.
 pub(crate) struct Retry {
@@ -28,6 +30,46 @@ impl Retry {
         }
     }
 
+    /// Backoff for a task's own `Retriable` errors (poll, put, flush):
+    /// retried until they stop, as Kafka Connect retries a task's
+    /// `RetriableException`; `errors.retry.timeout` only bounds the
+    /// worker's own operations (offset writes, the dead letter queue).
+    /// The delay is capped at [`MAX_TASK_DELAY`] (below the 60 s default of
+    /// errors.retry.delay.max.ms): Kafka Connect calls poll/put again at
+    /// once, so a task must not sit out a minute after its resource is back.
+    pub fn for_task(settings: &ConnectorSettings) -> Self {
+        let base = Retry::new(settings);
+        Retry {
+            timeout_ms: -1,
+            max_delay: base.max_delay.min(MAX_TASK_DELAY),
+            ..base
+        }
+    }
+
+    /// Like [`Retry::wait`], but gives up (false) as soon as the control
+    /// target satisfies `give_up`, so a task retrying forever still stops.
+    pub async fn wait_unless(
+        &mut self,
+        error: &ConnectError,
+        control: &mut watch::Receiver<Target>,
+        give_up: fn(Target) -> bool,
+    ) -> bool {
+        if !error.is_retriable()
+            || !within_budget(self.timeout_ms, self.started)
+            || give_up(*control.borrow())
+        {
+            return false;
+        }
+        tracing::warn!(%error, delay = ?self.delay, "retriable failure; retrying");
+        tokio::select! {
+            _ = tokio::time::sleep(self.delay) => {}
+            // A closed channel means the worker is gone: give up too.
+            _ = control.wait_for(|t| give_up(*t)) => return false,
+        }
+        self.delay = (self.delay * 2).min(self.max_delay);
+        true
+    }
+
     /// Sleeps and returns true when `error` should be retried.
     pub async fn wait(&mut self, error: &ConnectError) -> bool {
         if !error.is_retriable() || !within_budget(self.timeout_ms, self.started) {
@@ -39,6 +81,9 @@ impl Retry {
         true
     }
 }
+
+/// Longest wait between two retries of a task's own Retriable error.
+const MAX_TASK_DELAY: Duration = Duration::from_secs(5);
 
 /// Retries `op` while it fails retriably, for up to errors.retry.timeout.
 pub(crate) async fn with_retries<T, F, Fut>(
@@ -137,6 +182,43 @@ mod tests {
         })
         .await;
         assert_eq!(r.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn task_retries_ignore_the_timeout_but_stop_on_request() {
+        let s = settings("0");
+        let (control, mut rx) = watch::channel(Target::Run);
+        let mut retry = Retry::for_task(&s);
+        let error = ConnectError::Retriable("busy".into());
+        for _ in 0..3 {
+            assert!(
+                retry
+                    .wait_unless(&error, &mut rx, |t| t == Target::Stop)
+                    .await
+            );
+        }
+        assert!(
+            !retry
+                .wait_unless(&ConnectError::Fatal("no".into()), &mut rx, |t| t
+                    == Target::Stop)
+                .await
+        );
+        // A stop ends a long backoff at once.
+        let mut slow = Retry::for_task(&settings("0"));
+        slow.delay = Duration::from_secs(30);
+        let stop = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            control.send(Target::Stop).unwrap();
+            control
+        });
+        let started = Instant::now();
+        assert!(
+            !slow
+                .wait_unless(&error, &mut rx, |t| t == Target::Stop)
+                .await
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+        drop(stop.await);
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@
 //! source offsets in a compacted topic and sink progress in consumer groups.
 
 mod config;
+mod config_file;
 mod config_store;
 mod connector;
 mod converter;
@@ -18,6 +19,10 @@ mod worker;
 
 pub use config::{
     lenient, ConfigError, ConnectorConfig, ConnectorDefinition, ConnectorSettings, ErrorTolerance,
+};
+pub use config_file::{
+    connector_file, parse_config_text, parse_properties, read_config_file, read_connector_file,
+    ConfigFileError, ConnectorFile,
 };
 pub use config_store::ConfigStoreError;
 pub use connector::{

@@ -176,17 +176,14 @@ async fn create(
     AxumState(AppState { worker, .. }): AxumState<AppState>,
     Json(body): Json<Value>,
 ) -> ApiResult {
-    // Kafka Connect's shape is {"name": .., "config": {..}}; the name may be
-    // given in either place.
-    let mut config = body
-        .get("config")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    if let Some(name) = body.get("name") {
-        config.insert("name".into(), name.clone());
-    }
-    let name = worker.add_connector(&Value::Object(config)).await?;
+    // Kafka Connect's shape is {"name": .., "config": {..}, "initial_state"?};
+    // the name may be given in either place (a different one in each is a
+    // 400), and a connector created PAUSED or STOPPED runs no task until
+    // resumed (KIP-980).
+    let body = crate::config_file::connector_file(body).map_err(WorkerError::BadRequest)?;
+    let name = worker
+        .add_connector_in(&body.config, body.initial_state)
+        .await?;
     let info = connector_info(&worker, &name).ok_or_else(|| not_found(&name))?;
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }

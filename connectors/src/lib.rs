@@ -9,7 +9,7 @@ mod file_tail;
 mod sqlite;
 
 pub use file_sink::FileSinkConfig;
-pub use file_tail::{FileTailSourceConfig, ReadFrom};
+pub use file_tail::{FileTailSourceConfig, ReadFrom, DEFAULT_MAX_LINE_BYTES};
 pub use sqlite::{
     InsertMode, PkMode, SqliteError, SqliteSinkConfig, SqliteSourceConfig, SqliteSourceMode,
 };

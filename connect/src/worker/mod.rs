@@ -1,148 +1,28 @@
 //! The standalone worker: owns connectors and runs their tasks.
 
+mod config;
 mod offsets_admin;
 mod sink;
 mod sink_decode;
 mod source;
 mod status;
+mod tasks;
 
+pub use config::WorkerConfig;
 pub use status::{ConnectorState, ConnectorStatus, State, TaskStatus};
+pub(crate) use tasks::{mark_failed, wait_until_running, SharedStatus, Target};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
-use crate::config::{lenient, ConfigError, ConnectorDefinition};
+use crate::config::{ConfigError, ConnectorDefinition};
 use crate::config_store::{ConfigStore, ConfigStoreError};
 use crate::connector::{ConnectError, Connector};
-use crate::converter::Converter;
 use crate::offsets::{OffsetStore, OffsetStoreError};
-
-/// Worker configuration (the standalone worker properties, as JSON).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WorkerConfig {
-    /// Kafka bootstrap servers.
-    #[serde(rename = "bootstrap.servers")]
-    pub bootstrap_servers: String,
-    /// Compacted topic holding source offsets.
-    #[serde(rename = "offset.storage.topic", default = "default_offset_topic")]
-    pub offset_storage_topic: String,
-    /// Replication factor used when creating the offset topic.
-    #[serde(
-        rename = "offset.storage.replication.factor",
-        default = "one",
-        deserialize_with = "lenient::i64"
-    )]
-    pub offset_storage_replication_factor: i64,
-    /// Compacted topic persisting connector configs and target states.
-    #[serde(rename = "config.storage.topic", default = "default_config_topic")]
-    pub config_storage_topic: String,
-    /// REST API port; 0 picks a free port.
-    #[serde(
-        rename = "rest.port",
-        default = "default_rest_port",
-        deserialize_with = "lenient::u64"
-    )]
-    pub rest_port: u64,
-    /// Default key converter class.
-    #[serde(rename = "key.converter", default = "default_converter")]
-    pub key_converter: String,
-    /// Default value converter class.
-    #[serde(rename = "value.converter", default = "default_converter")]
-    pub value_converter: String,
-    /// Whether the default JSON key converter uses the schema envelope.
-    #[serde(
-        rename = "key.converter.schemas.enable",
-        default = "yes",
-        deserialize_with = "lenient::bool"
-    )]
-    pub key_schemas_enable: bool,
-    /// Whether the default JSON value converter uses the schema envelope.
-    #[serde(
-        rename = "value.converter.schemas.enable",
-        default = "yes",
-        deserialize_with = "lenient::bool"
-    )]
-    pub value_schemas_enable: bool,
-    /// How often sink tasks flush and commit consumer offsets.
-    #[serde(
-        rename = "offset.flush.interval.ms",
-        default = "default_flush_ms",
-        deserialize_with = "lenient::u64"
-    )]
-    pub offset_flush_interval_ms: u64,
-}
-
-fn default_offset_topic() -> String {
-    "connect-offsets".into()
-}
-fn default_config_topic() -> String {
-    "connect-configs".into()
-}
-fn one() -> i64 {
-    1
-}
-fn default_rest_port() -> u64 {
-    8083
-}
-fn default_converter() -> String {
-    "org.apache.kafka.connect.json.JsonConverter".into()
-}
-fn yes() -> bool {
-    true
-}
-fn default_flush_ms() -> u64 {
-    10_000
-}
-
-impl WorkerConfig {
-    /// Parses a worker config, naming unknown or mistyped keys.
-    pub fn from_json(value: &Value) -> Result<Self, WorkerError> {
-        let config: WorkerConfig = serde_json::from_value(value.clone())
-            .map_err(|e| WorkerError::InvalidWorkerConfig(e.to_string()))?;
-        for class in [&config.key_converter, &config.value_converter] {
-            Converter::from_class(class, true)
-                .map_err(|e| WorkerError::InvalidWorkerConfig(e.to_string()))?;
-        }
-        u16::try_from(config.rest_port).map_err(|_| {
-            WorkerError::InvalidWorkerConfig(format!(
-                "rest.port {} is not a port",
-                config.rest_port
-            ))
-        })?;
-        Ok(config)
-    }
-
-    /// A config with defaults for everything but the bootstrap servers.
-    pub fn new(bootstrap_servers: &str) -> Self {
-        WorkerConfig {
-            bootstrap_servers: bootstrap_servers.to_string(),
-            offset_storage_topic: default_offset_topic(),
-            offset_storage_replication_factor: one(),
-            config_storage_topic: default_config_topic(),
-            rest_port: default_rest_port(),
-            key_converter: default_converter(),
-            value_converter: default_converter(),
-            key_schemas_enable: true,
-            value_schemas_enable: true,
-            offset_flush_interval_ms: default_flush_ms(),
-        }
-    }
-
-    fn converters(&self) -> (Converter, Converter) {
-        let key =
-            Converter::from_class(&self.key_converter, self.key_schemas_enable).unwrap_or_default();
-        let value = Converter::from_class(&self.value_converter, self.value_schemas_enable)
-            .unwrap_or_default();
-        (key, value)
-    }
-}
+use tasks::{join_all, TaskHandle};
 
 /// Errors returned by worker operations.
 #[derive(Debug, thiserror::Error)]
@@ -182,87 +62,6 @@ pub enum WorkerError {
     /// The request body is malformed.
     #[error("{0}")]
     BadRequest(String),
-}
-
-/// What the user asked a task to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Target {
-    Run,
-    Pause,
-    Stop,
-}
-
-/// Shared between a running task and the worker.
-pub(crate) type SharedStatus = Arc<Mutex<(State, Option<String>)>>;
-
-/// Blocks while the task is paused, keeping its status in step; `false` means stop
-/// (asked for, or the worker dropped the control channel).
-/// Runs a task on a thread of its own, as Kafka Connect does: a busy task
-/// (a file read as fast as the producer takes it) or a blocking call (a
-/// synchronous offset commit) neither starves nor waits for the tasks of
-/// the runtime that embeds the worker — which may be the broker the call
-/// waits for. The returned handle completes when the task does.
-fn on_own_thread(
-    name: String,
-    task: impl std::future::Future<Output = ()> + Send + 'static,
-    status: &SharedStatus,
-) -> JoinHandle<()> {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            tracing::warn!(task = %name, error = %e, "no runtime for a task thread; running the task on the worker's runtime");
-            return tokio::spawn(task);
-        }
-    };
-    let (done, finished) = tokio::sync::oneshot::channel::<()>();
-    let spawned = std::thread::Builder::new()
-        .name(format!("task-{name}"))
-        .spawn(move || {
-            runtime.block_on(task);
-            let _ = done.send(());
-        });
-    if let Err(e) = spawned {
-        mark_failed(
-            status,
-            &name,
-            &format!("cannot start a thread for the task: {e}"),
-        );
-    }
-    tokio::spawn(async move {
-        let _ = finished.await;
-    })
-}
-
-pub(crate) async fn wait_until_running(
-    control: &mut watch::Receiver<Target>,
-    status: &SharedStatus,
-) -> bool {
-    loop {
-        let target = *control.borrow_and_update();
-        match target {
-            Target::Stop => return false,
-            Target::Run => {
-                status.lock().0 = State::Running;
-                return true;
-            }
-            Target::Pause => {
-                status.lock().0 = State::Paused;
-                if control.changed().await.is_err() {
-                    return false;
-                }
-            }
-        }
-    }
-}
-
-struct TaskHandle {
-    status: SharedStatus,
-    control: watch::Sender<Target>,
-    join: JoinHandle<()>,
-    config: Map<String, Value>,
 }
 
 struct RunningConnector {
@@ -359,17 +158,14 @@ impl Worker {
         for (name, stored) in self.inner.configs.load().await? {
             let mut raw = stored.properties;
             raw.insert("name".into(), Value::String(name.clone()));
-            match self.start_connector(&Value::Object(raw.clone())).await {
+            // Started straight in its target state: a STOPPED connector
+            // gets no task, a PAUSED one tasks that wait before starting.
+            match self
+                .start_connector(&Value::Object(raw.clone()), stored.state)
+                .await
+            {
                 Ok(_) => {
-                    let applied = match stored.state {
-                        State::Paused => self.signal(&name, Target::Pause, State::Paused),
-                        State::Stopped => self.stop_tasks(&name).await,
-                        _ => Ok(()),
-                    };
-                    if let Err(e) = applied {
-                        tracing::warn!(connector = %name, error = %e, "restoring target state");
-                    }
-                    tracing::info!(connector = %name, "restored from the config topic");
+                    tracing::info!(connector = %name, state = ?stored.state, "restored from the config topic");
                 }
                 Err(e) => {
                     tracing::error!(connector = %name, error = %e, "stored connector cannot start");
@@ -410,7 +206,17 @@ impl Worker {
     /// Validates a connector config, starts its tasks and stores the config
     /// in the config topic.
     pub async fn add_connector(&self, config: &Value) -> Result<String, WorkerError> {
-        let name = self.start_connector(config).await?;
+        self.add_connector_in(config, State::Running).await
+    }
+
+    /// [`Worker::add_connector`] in target state `initial` (RUNNING, PAUSED
+    /// or STOPPED, KIP-980's `initial_state`).
+    pub async fn add_connector_in(
+        &self,
+        config: &Value,
+        initial: State,
+    ) -> Result<String, WorkerError> {
+        let name = self.start_connector(config, initial).await?;
         if let Err(e) = self.persist(&name).await {
             // Not stored means it would not survive a restart: undo.
             let _ = self.remove_running(&name).await;
@@ -419,8 +225,10 @@ impl Worker {
         Ok(name)
     }
 
-    /// Validates a connector config and starts its tasks (not persisted).
-    async fn start_connector(&self, config: &Value) -> Result<String, WorkerError> {
+    /// Validates a connector config and starts it in target state `state`
+    /// (not persisted): RUNNING, PAUSED (tasks created paused) or STOPPED
+    /// (no tasks).
+    async fn start_connector(&self, config: &Value, state: State) -> Result<String, WorkerError> {
         let definition = ConnectorDefinition::from_json(config)?;
         let name = definition.settings.name.clone();
         if self.inner.connectors.lock().contains_key(&name) {
@@ -437,7 +245,17 @@ impl Worker {
             Connector::Source(_) => "source",
             Connector::Sink(_) => "sink",
         };
-        let tasks = self.spawn_tasks(&definition, connector).await?;
+        let (state, tasks) = match state {
+            State::Stopped => (State::Stopped, Vec::new()),
+            State::Paused => (
+                State::Paused,
+                tasks::spawn_tasks(&self.inner, &definition, connector, Target::Pause).await?,
+            ),
+            _ => (
+                State::Running,
+                tasks::spawn_tasks(&self.inner, &definition, connector, Target::Run).await?,
+            ),
+        };
         let mut connectors = self.inner.connectors.lock();
         if connectors.contains_key(&name) {
             // Lost a race with a concurrent add of the same name.
@@ -451,111 +269,13 @@ impl Worker {
             RunningConnector {
                 raw: definition.raw.clone(),
                 definition: Some(definition),
-                state: State::Running,
+                state,
                 trace: None,
                 kind,
                 tasks,
             },
         );
         Ok(name)
-    }
-
-    async fn spawn_tasks(
-        &self,
-        definition: &ConnectorDefinition,
-        connector: Connector,
-    ) -> Result<Vec<TaskHandle>, WorkerError> {
-        let name = definition.settings.name.clone();
-        let (key_default, value_default) = self.inner.config.converters();
-        let key_converter = definition.key_converter(&key_default);
-        let value_converter = definition.value_converter(&value_default);
-        let max = definition.settings.tasks_max;
-        let fail = |error| WorkerError::Connector {
-            name: name.clone(),
-            error,
-        };
-        let mut handles = Vec::new();
-        match connector {
-            Connector::Source(connector) => {
-                let stored = self.inner.offsets.load(&name).await?;
-                for task_config in connector
-                    .task_configs(max)
-                    .map_err(fail)?
-                    .into_iter()
-                    .take(max)
-                {
-                    let (control, control_rx) = watch::channel(Target::Run);
-                    let status: SharedStatus = Arc::new(Mutex::new((State::Running, None)));
-                    let runner = source::SourceRunner {
-                        connector: name.clone(),
-                        settings: definition.settings.clone(),
-                        task: connector.create_task(),
-                        key_converter: key_converter.clone(),
-                        value_converter: value_converter.clone(),
-                        producer: self.inner.producer.clone(),
-                        offsets: self.inner.offsets.clone(),
-                        status: status.clone(),
-                        control: control_rx,
-                        flush_interval: std::time::Duration::from_millis(
-                            self.inner.config.offset_flush_interval_ms,
-                        ),
-                        unwritten: Vec::new(),
-                        last_write: std::time::Instant::now(),
-                    };
-                    let join = on_own_thread(
-                        format!("{name}-{}", handles.len()),
-                        runner.run(task_config.clone(), stored.clone()),
-                        &status,
-                    );
-                    handles.push(TaskHandle {
-                        status,
-                        control,
-                        join,
-                        config: task_config,
-                    });
-                }
-            }
-            Connector::Sink(connector) => {
-                let topics = connector.topics();
-                for task_config in connector
-                    .task_configs(max)
-                    .map_err(fail)?
-                    .into_iter()
-                    .take(max)
-                {
-                    let (control, control_rx) = watch::channel(Target::Run);
-                    let status: SharedStatus = Arc::new(Mutex::new((State::Running, None)));
-                    let runner = sink::SinkRunner {
-                        task: connector.create_task(),
-                        decoder: sink_decode::Decoder {
-                            connector: name.clone(),
-                            settings: definition.settings.clone(),
-                            key_converter: key_converter.clone(),
-                            value_converter: value_converter.clone(),
-                            producer: self.inner.producer.clone(),
-                        },
-                        topics: topics.clone(),
-                        bootstrap: self.inner.config.bootstrap_servers.clone(),
-                        flush_interval_ms: self.inner.config.offset_flush_interval_ms,
-                        status: status.clone(),
-                        control: control_rx,
-                    };
-                    // Its own thread too: the consumer's commits block.
-                    let join = on_own_thread(
-                        format!("{name}-{}", handles.len()),
-                        runner.run(task_config.clone()),
-                        &status,
-                    );
-                    handles.push(TaskHandle {
-                        status,
-                        control,
-                        join,
-                        config: task_config,
-                    });
-                }
-            }
-        }
-        Ok(handles)
     }
 
     /// Names of all connectors.
@@ -715,14 +435,20 @@ impl Worker {
     }
 
     /// Restarts a connector: stops its tasks and starts them again (a
-    /// STOPPED or FAILED connector runs again). If it cannot start, it stays
-    /// listed as FAILED and the error is returned.
+    /// STOPPED or FAILED connector runs again; a PAUSED one comes back
+    /// paused, as in Kafka Connect). If it cannot start, it stays listed as
+    /// FAILED and the error is returned.
     pub async fn restart(&self, name: &str) -> Result<(), WorkerError> {
         let raw = self
             .connector_config(name)
             .ok_or_else(|| WorkerError::NotFound(name.to_string()))?;
-        self.remove_running(name).await?;
-        let result = self.start_connector(&Value::Object(raw.clone())).await;
+        let state = match self.remove_running(name).await? {
+            State::Paused => State::Paused,
+            _ => State::Running,
+        };
+        let result = self
+            .start_connector(&Value::Object(raw.clone()), state)
+            .await;
         if let Err(e) = &result {
             self.inner
                 .connectors
@@ -734,8 +460,22 @@ impl Worker {
     }
 
     /// Replaces a connector's config (creating it if absent); returns true
-    /// if created. The same config as the running one changes nothing.
+    /// if created. The same config as the running one changes nothing. A
+    /// PAUSED or STOPPED connector keeps its target state (the target state
+    /// is not part of the config, as in Kafka Connect).
     pub async fn put_config(&self, name: &str, config: &Value) -> Result<bool, WorkerError> {
+        self.put_config_in(name, config, State::Running).await
+    }
+
+    /// [`Worker::put_config`], creating an absent connector in `initial`
+    /// state (RUNNING, PAUSED or STOPPED; KIP-980's `initial_state`) so
+    /// none of its tasks runs before it is resumed.
+    pub async fn put_config_in(
+        &self,
+        name: &str,
+        config: &Value,
+        initial: State,
+    ) -> Result<bool, WorkerError> {
         let mut config = config.clone();
         if let Some(m) = config.as_object_mut() {
             m.insert("name".into(), Value::String(name.to_string()));
@@ -748,8 +488,14 @@ impl Worker {
         }
         // Validate before touching the running connector.
         ConnectorDefinition::from_json(&config)?;
-        let existed = self.remove_running(name).await.is_ok();
-        self.start_connector(&config).await?;
+        let previous = self.remove_running(name).await.ok();
+        let existed = previous.is_some();
+        let state = match previous {
+            Some(s @ (State::Paused | State::Stopped)) => s,
+            Some(_) => State::Running,
+            None => initial,
+        };
+        self.start_connector(&config, state).await?;
         self.persist(name).await?;
         Ok(!existed)
     }
@@ -760,7 +506,8 @@ impl Worker {
         self.persist(name).await
     }
 
-    async fn remove_running(&self, name: &str) -> Result<(), WorkerError> {
+    /// Stops and forgets a running connector; the state it was in.
+    async fn remove_running(&self, name: &str) -> Result<State, WorkerError> {
         let removed = self
             .inner
             .connectors
@@ -768,7 +515,7 @@ impl Worker {
             .remove(name)
             .ok_or_else(|| WorkerError::NotFound(name.to_string()))?;
         join_all(removed.tasks).await;
-        Ok(())
+        Ok(removed.state)
     }
 
     /// Stops every connector, letting tasks flush and commit.
@@ -782,58 +529,10 @@ impl Worker {
     }
 }
 
-async fn join_all(tasks: Vec<TaskHandle>) {
-    for t in &tasks {
-        let _ = t.control.send(Target::Stop);
-    }
-    for t in tasks {
-        if let Err(e) = t.join.await {
-            tracing::error!(error = %e, "task panicked");
-        }
-    }
-}
-
-/// Marks a task FAILED with its error; the worker keeps running.
-pub(crate) fn mark_failed(status: &SharedStatus, connector: &str, error: &str) {
-    tracing::error!(connector, error, "task failed");
-    *status.lock() = (State::Failed, Some(error.to_string()));
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn worker_config_defaults_and_errors() {
-        let c = WorkerConfig::new("localhost:9092");
-        assert_eq!(c.offset_storage_topic, "connect-offsets");
-        assert_eq!(c.rest_port, 8083);
-        assert_eq!(
-            c.converters().1,
-            Converter::Json {
-                schemas_enable: true
-            }
-        );
-        let err = WorkerConfig::from_json(&json!({"bootstrap.servers": "b", "rest.prot": 1}))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("rest.prot"), "{err}");
-        let err = WorkerConfig::from_json(&json!({"bootstrap.servers": "b", "rest.port": "70000"}))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("rest.port"), "{err}");
-        let c = WorkerConfig::from_json(
-            &json!({"bootstrap.servers": "b", "value.converter.schemas.enable": "false"}),
-        )
-        .unwrap();
-        assert_eq!(
-            c.converters().1,
-            Converter::Json {
-                schemas_enable: false
-            }
-        );
-    }
 
     #[test]
     fn status_json_has_kafka_connect_shape() {

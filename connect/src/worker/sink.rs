@@ -6,11 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use parking_lot::Mutex;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::OwnedMessage;
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::watch;
 
@@ -21,6 +24,8 @@ use crate::connector::{ConnectError, SinkTask, TaskConfig, TopicPartition};
 use crate::errors::Retry;
 
 const MAX_BATCH: usize = 2000;
+/// How often a paused task looks for rebalance events.
+const PAUSED_EVENT_CHECK: Duration = Duration::from_millis(100);
 const BATCH_WAIT: Duration = Duration::from_millis(200);
 
 pub(crate) struct SinkRunner {
@@ -43,9 +48,43 @@ enum Rebalance {
 
 /// Records rebalances for the runner: the callbacks run inside librdkafka's
 /// poll and cannot await the task's `open`/`flush`/`close`.
+///
+/// A revocation is not completed in the callback: librdkafka lets the
+/// application call `unassign` later (the group waits for this member, up
+/// to its rebalance timeout), so the runner first flushes the task, commits
+/// the revoked partitions' offsets synchronously — while this member still
+/// owns them, as Kafka Connect commits inside `onPartitionsRevoked` — closes
+/// them, and only then unassigns. Committing from the callback itself could
+/// not include what the task was still putting at that moment (the
+/// callback runs while a `put` is suspended on the same thread).
 #[derive(Clone, Default)]
 struct RebalanceListener {
     events: Arc<Mutex<Vec<Rebalance>>>,
+    /// A revocation waits for the runner's `unassign`.
+    unassign_pending: Arc<AtomicBool>,
+    /// The consumer is being closed: revocations complete at once (the
+    /// runner no longer handles events; close waits for the unassign).
+    closing: Arc<AtomicBool>,
+}
+
+impl RebalanceListener {
+    fn push(&self, event: Rebalance) {
+        // Locked only to push; never held across a librdkafka call.
+        self.events.lock().push(event);
+    }
+
+    fn has_events(&self) -> bool {
+        !self.events.lock().is_empty()
+    }
+
+    /// Completes a deferred revocation (gives the partitions away).
+    fn unassign(&self, consumer: &SinkConsumer) {
+        if self.unassign_pending.swap(false, Ordering::AcqRel) {
+            if let Err(e) = consumer.unassign() {
+                tracing::warn!(error = %e, "unassigning revoked partitions");
+            }
+        }
+    }
 }
 
 impl ClientContext for RebalanceListener {}
@@ -61,25 +100,34 @@ impl ConsumerContext for RebalanceListener {
         }
     }
 
-    fn pre_rebalance(
+    fn rebalance(
         &self,
-        _consumer: &BaseConsumer<Self>,
-        rebalance: &rdkafka::consumer::Rebalance<'_>,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
     ) {
-        if let rdkafka::consumer::Rebalance::Revoke(tpl) = rebalance {
-            self.events.lock().push(Rebalance::Revoked(partitions(tpl)));
-        }
-    }
-
-    fn post_rebalance(
-        &self,
-        _consumer: &BaseConsumer<Self>,
-        rebalance: &rdkafka::consumer::Rebalance<'_>,
-    ) {
-        if let rdkafka::consumer::Rebalance::Assign(tpl) = rebalance {
-            self.events
-                .lock()
-                .push(Rebalance::Assigned(partitions(tpl)));
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                if let Err(e) = consumer.assign(tpl) {
+                    tracing::warn!(error = %e, "assigning partitions");
+                }
+                self.push(Rebalance::Assigned(partitions(tpl)));
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS
+                if !self.closing.load(Ordering::Acquire) =>
+            {
+                self.unassign_pending.store(true, Ordering::Release);
+                self.push(Rebalance::Revoked(partitions(tpl)));
+            }
+            other => {
+                if other != RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
+                    tracing::warn!(error = ?other, "rebalance error; giving up the assignment");
+                }
+                self.unassign_pending.store(false, Ordering::Release);
+                if let Err(e) = consumer.unassign() {
+                    tracing::warn!(error = %e, "unassigning partitions");
+                }
+            }
         }
     }
 }
@@ -114,12 +162,20 @@ struct Progress {
 impl SinkRunner {
     /// Runs until stopped or failed; never panics the worker.
     pub async fn run(mut self, config: TaskConfig) {
+        // A task created paused does not even join the group until it is
+        // resumed (Kafka Connect starts a paused task only on resume).
+        if !super::wait_until_running(&mut self.control, &self.status).await {
+            return;
+        }
         let listener = RebalanceListener::default();
         let consumer = match self.consumer(listener.clone()) {
             Ok(c) => c,
             Err(e) => return mark_failed(&self.status, &self.decoder.connector, &e.to_string()),
         };
         if let Err(e) = self.task.start(config).await {
+            // Dropping the consumer serves its queued rebalances: they must
+            // complete at once.
+            listener.closing.store(true, Ordering::Release);
             return mark_failed(&self.status, &self.decoder.connector, &e.to_string());
         }
         let mut progress = Progress {
@@ -130,19 +186,35 @@ impl SinkRunner {
             last_flush: Instant::now(),
         };
         let result = self.run_loop(&consumer, &listener, &mut progress).await;
-        // Commit what is durable even when stopping, so a restart resumes exactly.
+        // Commit what is durable even when stopping, so a restart resumes
+        // exactly; synchronously, while the partitions are still ours (a
+        // revocation may be pending: it is completed below).
         let result = match result {
-            Ok(()) => self.flush_and_commit(&consumer, &mut progress).await,
+            Ok(()) => self
+                .flush(&mut progress)
+                .await
+                .and_then(|()| commit(&consumer, &mut progress, CommitMode::Sync)),
             Err(e) => Err(e),
         };
-        if let Err(e) = result {
-            mark_failed(&self.status, &self.decoder.connector, &e.to_string());
+        match result {
+            // Stopped while retrying a put: nothing failed, nothing is
+            // committed past what was flushed.
+            Err(e) if e.is_retriable() && *self.control.borrow() == Target::Stop => {
+                tracing::info!(connector = %self.decoder.connector, error = %e, "stopped while retrying");
+            }
+            Err(e) => mark_failed(&self.status, &self.decoder.connector, &e.to_string()),
+            Ok(()) => {}
         }
         let opened: Vec<TopicPartition> = progress.opened.into_iter().collect();
         if let Err(e) = self.task.close(&opened).await {
             tracing::warn!(connector = %self.decoder.connector, error = %e, "closing partitions failed");
         }
         self.task.stop().await;
+        // From here on revocations (the consumer's close makes one) complete
+        // in the callback; a pending one is completed now, or close would
+        // wait for it forever.
+        listener.closing.store(true, Ordering::Release);
+        listener.unassign(&consumer);
     }
 
     fn consumer(&self, listener: RebalanceListener) -> Result<SinkConsumer, ConnectError> {
@@ -174,7 +246,10 @@ impl SinkRunner {
             if *self.control.borrow() != Target::Run {
                 // Consumed but not put: hold it through a pause; a stop
                 // drops it (its offsets were never committed).
-                if !self.wait_while_paused(consumer, &mut next).await {
+                if !self
+                    .wait_while_paused(consumer, listener, progress, &mut next)
+                    .await?
+                {
                     return Ok(());
                 }
             }
@@ -195,9 +270,11 @@ impl SinkRunner {
                 progress.uncommitted = true;
                 // Write this batch while the next one is consumed.
                 let running = *self.control.borrow() == Target::Run;
+                let retry_control = self.control.clone();
                 let (task, decoder, control) =
                     (self.task.as_mut(), &self.decoder, &mut self.control);
-                let (put, fetched) = tokio::join!(put_batch(task, decoder, prepared), async move {
+                let put = put_batch(task, decoder, prepared, retry_control);
+                let (put, fetched) = tokio::join!(put, async move {
                     if !running {
                         return Ok(None);
                     }
@@ -208,7 +285,8 @@ impl SinkRunner {
                 next = fetched?;
             }
             if progress.last_flush.elapsed() >= Duration::from_millis(self.flush_interval_ms) {
-                self.flush_and_commit(consumer, progress).await?;
+                self.flush(progress).await?;
+                commit(consumer, progress, CommitMode::Async)?;
             }
         }
     }
@@ -229,10 +307,19 @@ impl SinkRunner {
         for event in events {
             match event {
                 Rebalance::Revoked(tps) => {
-                    // Best effort: after a revocation the commit can be
-                    // refused (new generation); the next owner then re-reads
-                    // from the last commit, so records repeat, never vanish.
-                    self.flush_and_commit(consumer, progress).await?;
+                    // The partitions are still assigned (the unassign waits
+                    // for this): flush, then commit synchronously, so the next
+                    // owner starts exactly after what was put here. librdkafka
+                    // sends the commit from its own thread with the current
+                    // generation, which the coordinator accepts while it waits
+                    // for this member to rejoin; nothing here polls or holds a
+                    // lock, so no callback can wait on this thread. A refused
+                    // commit (this member was evicted) only means the next
+                    // owner puts records again.
+                    self.flush(progress).await?;
+                    if let Err(e) = commit(consumer, progress, CommitMode::Sync) {
+                        tracing::warn!(connector = %self.decoder.connector, error = %e, "committing revoked partitions");
+                    }
                     for tp in &tps {
                         progress.positions.remove(tp);
                     }
@@ -245,6 +332,7 @@ impl SinkRunner {
                         self.task.close(&closing).await?;
                     }
                     prepared = set_aside(prepared, &tps, &mut progress.held);
+                    listener.unassign(consumer);
                 }
                 Rebalance::Assigned(tps) => {
                     let held = std::mem::take(&mut progress.held);
@@ -264,6 +352,7 @@ impl SinkRunner {
                 }
             }
         }
+        let prepared = drop_repeats(prepared, &progress.positions);
         let mut unseen = Vec::new();
         for (tp, _) in last_offsets(&prepared.messages) {
             if progress.opened.insert(tp.clone()) {
@@ -277,18 +366,26 @@ impl SinkRunner {
     }
 
     /// While paused, keeps polling (so the group does not evict the task
-    /// after max.poll.interval.ms) with every assigned partition paused.
-    /// Returns false when the task must stop.
+    /// after max.poll.interval.ms) with every assigned partition paused, and
+    /// handles rebalances (a revocation waits for the runner). Returns false
+    /// when the task must stop.
     async fn wait_while_paused(
         &mut self,
         consumer: &SinkConsumer,
+        listener: &RebalanceListener,
+        progress: &mut Progress,
         held: &mut Option<Prepared>,
-    ) -> bool {
+    ) -> Result<bool, ConnectError> {
         let mut paused = TopicPartitionList::new();
         loop {
+            if listener.has_events() {
+                let kept = held.take().unwrap_or_default();
+                let kept = self.rebalanced(consumer, listener, progress, kept).await?;
+                *held = Some(kept).filter(|p| !p.messages.is_empty());
+            }
             let target = *self.control.borrow_and_update();
             match target {
-                Target::Stop => return false,
+                Target::Stop => return Ok(false),
                 Target::Run => {
                     if paused.count() > 0 {
                         if let Err(e) = consumer.resume(&paused) {
@@ -296,7 +393,7 @@ impl SinkRunner {
                         }
                     }
                     self.status.lock().0 = super::State::Running;
-                    return true;
+                    return Ok(true);
                 }
                 Target::Pause => {
                     self.status.lock().0 = super::State::Paused;
@@ -309,9 +406,12 @@ impl SinkRunner {
                     tokio::select! {
                         changed = self.control.changed() => {
                             if changed.is_err() {
-                                return false;
+                                return Ok(false);
                             }
                         }
+                        // Rebalance callbacks run inside recv() even when
+                        // it returns nothing: look at their events now and then.
+                        _ = tokio::time::sleep(PAUSED_EVENT_CHECK) => {}
                         msg = consumer.recv() => {
                             // Fetched before the pause took effect: keep it
                             // for after the pause.
@@ -329,25 +429,20 @@ impl SinkRunner {
         }
     }
 
-    async fn flush_and_commit(
-        &mut self,
-        consumer: &SinkConsumer,
-        progress: &mut Progress,
-    ) -> Result<(), ConnectError> {
-        self.flush(progress).await?;
-        commit(consumer, progress)
-    }
-
     /// Makes everything put so far durable (with retries).
     async fn flush(&mut self, progress: &mut Progress) -> Result<(), ConnectError> {
         progress.last_flush = Instant::now();
         if !progress.uncommitted {
             return Ok(());
         }
-        let mut retry = Retry::new(&self.decoder.settings);
+        // Retried like `put` while the task runs; once it is stopping, only
+        // for errors.retry.timeout (a stop must end).
+        let mut retry = Retry::for_task(&self.decoder.settings);
+        let mut stopping = Retry::new(&self.decoder.settings);
         loop {
             match self.task.flush().await {
-                Err(e) if retry.wait(&e).await => {}
+                Err(e) if *self.control.borrow() == Target::Stop && stopping.wait(&e).await => {}
+                Err(e) if retry.wait_unless(&e, &mut self.control, is_stop).await => {}
                 other => return other,
             }
         }
@@ -355,12 +450,16 @@ impl SinkRunner {
 }
 
 /// Commits the position of every owned partition (everything put there
-/// was flushed just before). Asynchronous, as Kafka Connect's periodic
-/// commits are: a synchronous commit issued while the group rebalances
-/// waits for a rejoin that needs this very thread to poll. A failed commit
-/// only means records are put again after a restart (the callback logs it);
-/// closing the consumer waits for commits still in flight.
-fn commit(consumer: &SinkConsumer, progress: &mut Progress) -> Result<(), ConnectError> {
+/// was flushed just before). Periodic commits are asynchronous, as Kafka
+/// Connect's are (a failed one only means records are put again after a
+/// restart; the callback logs it). Commits on revocation and on stop are
+/// synchronous and made while the partitions are still assigned (see
+/// [`RebalanceListener`]).
+fn commit(
+    consumer: &SinkConsumer,
+    progress: &mut Progress,
+    mode: CommitMode,
+) -> Result<(), ConnectError> {
     if !progress.uncommitted || progress.positions.is_empty() {
         return Ok(());
     }
@@ -370,7 +469,7 @@ fn commit(consumer: &SinkConsumer, progress: &mut Progress) -> Result<(), Connec
             .map_err(|e| ConnectError::Fatal(e.to_string()))?;
     }
     consumer
-        .commit(&tpl, CommitMode::Async)
+        .commit(&tpl, mode)
         .map_err(|e| ConnectError::Retriable(format!("committing offsets: {e}")))?;
     progress.uncommitted = false;
     Ok(())
@@ -416,6 +515,7 @@ async fn put_batch(
     task: &mut dyn SinkTask,
     decoder: &Decoder,
     prepared: Prepared,
+    mut control: watch::Receiver<Target>,
 ) -> Result<(), ConnectError> {
     let Prepared {
         messages,
@@ -425,7 +525,10 @@ async fn put_batch(
         converted,
     } = prepared;
     let mut records = Some(records).filter(|_| converted);
-    let mut retry = Retry::new(&decoder.settings);
+    // A task's own Retriable errors are retried until they stop (as Kafka
+    // Connect redelivers a batch after a RetriableException), or the task
+    // is stopped.
+    let mut retry = Retry::for_task(&decoder.settings);
     loop {
         // `put` consumes its records: a retry converts the messages again
         // rather than keeping a copy of every batch.
@@ -452,10 +555,14 @@ async fn put_batch(
             Err(ConnectError::BadRecord { message, .. }) => {
                 return Err(ConnectError::Fatal(message))
             }
-            Err(e) if retry.wait(&e).await => {}
+            Err(e) if retry.wait_unless(&e, &mut control, is_stop).await => {}
             other => return other,
         }
     }
+}
+
+fn is_stop(target: Target) -> bool {
+    target == Target::Stop
 }
 
 /// Each partition of a batch with its last offset, without a key
@@ -498,6 +605,49 @@ fn set_aside(
         .partition(|m| in_list(revoked, m));
     held.extend(out);
     reconverted(kept)
+}
+
+/// The batch without messages already put: below a partition's position,
+/// or repeated within the batch. After a revocation the held records of a
+/// partition that came back are put first; if librdkafka fetches the
+/// partition again from the commit, the same offsets arrive once more.
+fn drop_repeats(prepared: Prepared, positions: &BTreeMap<TopicPartition, i64>) -> Prepared {
+    let mut next: Vec<(&str, i32, i64)> = Vec::new();
+    let mut keep = Vec::with_capacity(prepared.messages.len());
+    for m in &prepared.messages {
+        let slot = match next
+            .iter()
+            .position(|(t, p, _)| *p == m.partition() && *t == m.topic())
+        {
+            Some(i) => i,
+            None => {
+                let floor = positions
+                    .get(&TopicPartition {
+                        topic: m.topic().to_string(),
+                        partition: m.partition(),
+                    })
+                    .copied()
+                    .unwrap_or(i64::MIN);
+                next.push((m.topic(), m.partition(), floor));
+                next.len() - 1
+            }
+        };
+        let fresh = m.offset() >= next[slot].2;
+        if fresh {
+            next[slot].2 = m.offset() + 1;
+        }
+        keep.push(fresh);
+    }
+    if keep.iter().all(|k| *k) {
+        return prepared;
+    }
+    let messages = prepared
+        .messages
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(m, k)| k.then_some(m))
+        .collect();
+    reconverted(messages)
 }
 
 /// The batch with `first` (older messages) in front.

@@ -41,6 +41,11 @@ pub(crate) struct SourceRunner {
 impl SourceRunner {
     /// Runs until stopped or failed; never panics the worker.
     pub async fn run(mut self, config: TaskConfig, stored: StoredOffsets) {
+        // A task created paused (its connector restored PAUSED) does not
+        // start until it is resumed, as in Kafka Connect.
+        if !super::wait_until_running(&mut self.control, &self.status).await {
+            return;
+        }
         if let Err(e) = self.task.start(config, stored).await {
             mark_failed(&self.status, &self.connector, &e.to_string());
             return;
@@ -72,12 +77,34 @@ impl SourceRunner {
             // Not raced against control changes: cancelling a poll could drop
             // lines the task already consumed. Tasks return within their poll
             // interval, which bounds pause/stop latency.
-            let records = poll_with_retries(self.task.as_mut(), &self.settings).await?;
+            let records = self.poll().await?;
             let idle = records.is_empty();
             if !idle {
                 inflight.push_back(self.enqueue(records).await?);
             }
             self.settle(inflight, idle).await?;
+        }
+    }
+
+    /// Polls the task. A `Retriable` error is retried with backoff for as
+    /// long as it lasts, as Kafka Connect does for a task's own retriable
+    /// exceptions (`errors.retry.timeout` bounds only the worker's own
+    /// operations); a pause or stop ends the wait with an empty batch, and
+    /// the next poll after a resume is the retry.
+    async fn poll(&mut self) -> Result<Vec<SourceRecord>, ConnectError> {
+        let mut retry = Retry::for_task(&self.settings);
+        loop {
+            match self.task.poll().await {
+                Err(e) if e.is_retriable() => {
+                    if !retry
+                        .wait_unless(&e, &mut self.control, |t| t != Target::Run)
+                        .await
+                    {
+                        return Ok(Vec::new());
+                    }
+                }
+                other => return other,
+            }
         }
     }
 
@@ -174,7 +201,6 @@ impl SourceRunner {
         inflight: &mut VecDeque<InFlight>,
         all: bool,
     ) -> Result<(), ConnectError> {
-        let latest = &mut self.unwritten;
         while let Some(front) = inflight.front() {
             let records: usize = inflight.iter().map(|b| b.records).sum();
             let bytes: usize = inflight.iter().map(|b| b.bytes).sum();
@@ -188,21 +214,42 @@ impl SourceRunner {
             let Some(batch) = inflight.pop_front() else {
                 break;
             };
-            self.producer
-                .wait(&batch.acked)
-                .await
-                .map_err(ConnectError::Fatal)?;
+            if let Err(e) = self.producer.wait(&batch.acked).await {
+                // librdkafka retried retriable send errors (idempotently)
+                // until its delivery timeout, so this failure is final. As in
+                // Kafka Connect with errors.tolerance=none the task fails;
+                // the offsets of this batch and of every later one are
+                // withheld (later batches may well be delivered, but storing
+                // their offsets would skip the failed records), so a restart
+                // reads the failed records again. What was acknowledged
+                // before the failed batch is still stored.
+                let withheld = 1 + inflight.len();
+                inflight.clear();
+                self.write_offsets().await?;
+                return Err(ConnectError::Fatal(format!(
+                    "delivering source records failed: {e} (offsets of {withheld} batch(es) from the failed one on were not stored; the records are read again when the task restarts)"
+                )));
+            }
             for (partition, offset) in batch.latest {
-                match latest
+                match self
+                    .unwritten
                     .iter_mut()
                     .find(|(p, _)| Arc::ptr_eq(p, &partition) || *p == partition)
                 {
                     Some(slot) => slot.1 = offset,
-                    None => latest.push((partition, offset)),
+                    None => self.unwritten.push((partition, offset)),
                 }
             }
         }
-        if latest.is_empty() || (!all && self.last_write.elapsed() < self.flush_interval) {
+        if !all && self.last_write.elapsed() < self.flush_interval {
+            return Ok(());
+        }
+        self.write_offsets().await
+    }
+
+    /// Stores the offsets of retired (acknowledged) batches.
+    async fn write_offsets(&mut self) -> Result<(), ConnectError> {
+        if self.unwritten.is_empty() {
             return Ok(());
         }
         let latest = std::mem::take(&mut self.unwritten);
@@ -243,17 +290,4 @@ struct InFlight {
     latest: Vec<(Arc<SourcePartition>, SourceOffset)>,
     records: usize,
     bytes: usize,
-}
-
-async fn poll_with_retries(
-    task: &mut dyn SourceTask,
-    settings: &ConnectorSettings,
-) -> Result<Vec<SourceRecord>, ConnectError> {
-    let mut retry = Retry::new(settings);
-    loop {
-        match task.poll().await {
-            Err(e) if retry.wait(&e).await => {}
-            other => return other,
-        }
-    }
 }

@@ -48,7 +48,8 @@ pub struct FileTailSourceConfig {
     /// beginning | end, for files without a stored offset.
     #[serde(rename = "read.from", default)]
     pub read_from: ReadFrom,
-    /// Longer lines are cut to this many bytes.
+    /// Longer lines are cut to this many bytes (default 900,000: see
+    /// [`DEFAULT_MAX_LINE_BYTES`]).
     #[serde(
         rename = "max.line.bytes",
         default = "default_max_line",
@@ -69,6 +70,17 @@ pub struct FileTailSourceConfig {
         deserialize_with = "lenient::u64"
     )]
     pub scan_interval_ms: u64,
+    /// How long a file renamed away from its path (rotation) or deleted
+    /// keeps being read after it last grew: logrotate's default `create`
+    /// mode renames the file and creates the new one before the
+    /// application reopens it, so the application writes to the old file
+    /// for a while. The new file is read meanwhile.
+    #[serde(
+        rename = "rotate.wait.ms",
+        default = "default_rotate_wait_ms",
+        deserialize_with = "lenient::u64"
+    )]
+    pub rotate_wait_ms: u64,
     /// Most records returned by one poll.
     #[serde(
         rename = "batch.size",
@@ -78,8 +90,20 @@ pub struct FileTailSourceConfig {
     pub batch_size: usize,
 }
 
+/// Default `max.line.bytes`. A line becomes one record, and librdkafka
+/// refuses a record above its `message.max.bytes` (1,000,000 bytes by
+/// default) as Kafka brokers do above `max.message.bytes` (1,048,588): the
+/// former 1 MiB let a long line fail its batch's delivery. 100,000 bytes are
+/// left for the record framing (about 100 bytes), the JSON converter's
+/// schema envelope (about 60) and the escaping JSON adds to quotes,
+/// backslashes and control characters.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 900_000;
+
 fn default_max_line() -> usize {
-    1024 * 1024
+    DEFAULT_MAX_LINE_BYTES
+}
+fn default_rotate_wait_ms() -> u64 {
+    5000
 }
 fn default_poll_ms() -> u64 {
     1000
@@ -180,10 +204,11 @@ impl FileTailTask {
             if self.trackers.contains_key(&path) {
                 continue;
             }
+            // A file another tracker is reading (renamed to a name the
+            // glob matches) continues where that tracker got to.
             let resume = self
-                .offsets
-                .get(&partition_of(&path))
-                .and_then(position_of)
+                .handed_over(&path)
+                .or_else(|| self.offsets.get(&partition_of(&path)).and_then(position_of))
                 .or_else(|| self.moved_here(&path));
             let start = match config.read_from {
                 ReadFrom::Beginning => StartAt::Beginning,
@@ -200,7 +225,8 @@ impl FileTailTask {
                     tracing::debug!(dir = %dir.display(), error = %e, "cannot watch; relying on polling");
                 }
             }
-            let mut tracker = Tracker::new(path.clone(), config.max_line_bytes, start, resume);
+            let mut tracker = Tracker::new(path.clone(), config.max_line_bytes, start, resume)
+                .rotate_wait(Duration::from_millis(config.rotate_wait_ms));
             if let Some(pattern) = config.files.as_deref() {
                 if let Ok(pattern) = glob::Pattern::new(pattern) {
                     tracker = tracker.leaving_to_others(pattern);
@@ -210,6 +236,20 @@ impl FileTailTask {
         }
         self.last_scan = Some(Instant::now());
         Ok(())
+    }
+
+    /// Where another tracker got to in the file now at `path`, taking it
+    /// from that tracker (see [`Tracker::hand_over`]).
+    fn handed_over(&mut self, path: &std::path::Path) -> Option<FilePosition> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).ok()?;
+        let position = self
+            .trackers
+            .values_mut()
+            .find_map(|t| t.hand_over(meta.dev(), meta.ino()))?;
+        tracing::info!(path = %path.display(), position = position.position,
+            "a rotated file the glob matches continues where its old path's reader got to");
+        Some(position)
     }
 
     /// The stored position of a file that was renamed to `path` while the
@@ -243,18 +283,16 @@ impl FileTailTask {
             })?;
             let partition = Arc::new(partition_of(tracker.path()));
             records.reserve(lines.len());
-            let mut lines = lines.into_iter().peekable();
-            while let Some(line) = lines.next() {
-                // The worker stores the last offset of each acknowledged
-                // poll, so only the last line read from each file (a poll
-                // may finish a rotated file, then start the new one)
-                // carries its offset.
-                let last_of_file = lines.peek().is_none_or(|next| {
-                    (next.after.dev, next.after.ino) != (line.after.dev, line.after.ino)
-                });
+            // The worker stores the last offset of each partition of an
+            // acknowledged poll, so only the last line that is a resume
+            // point carries one: while a rotated file is drained, lines of
+            // the new file carry none, and a restart resumes in the rotated
+            // file (found by inode) before reading the new one again.
+            let last_checkpoint = lines.iter().rposition(|l| l.checkpoint);
+            for (i, line) in lines.into_iter().enumerate() {
                 records.push(SourceRecord {
                     source_partition: partition.clone(),
-                    source_offset: last_of_file.then(|| offset_of(&line.after)),
+                    source_offset: (Some(i) == last_checkpoint).then(|| offset_of(&line.after)),
                     topic: topic.clone(),
                     key: None,
                     value: Value::String(line.text),
@@ -441,13 +479,8 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn glob_picks_up_new_files() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("1.log"), "one\n").unwrap();
-        let pattern = format!("{}/*.log", dir.path().display());
-        let d =
-            def(json!({"files": pattern, "poll.interval.ms": 50, "scan.interval.ms": 0})).unwrap();
+    /// The one task of connector `d`, started without stored offsets.
+    async fn started_task(d: ConnectorDefinition) -> Box<dyn SourceTask> {
         let Connector::Source(conn) = d.config.build().unwrap() else {
             panic!("not a source")
         };
@@ -458,6 +491,17 @@ mod tests {
         )
         .await
         .unwrap();
+        task
+    }
+
+    #[tokio::test]
+    async fn glob_picks_up_new_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("1.log"), "one\n").unwrap();
+        let pattern = format!("{}/*.log", dir.path().display());
+        let d =
+            def(json!({"files": pattern, "poll.interval.ms": 50, "scan.interval.ms": 0})).unwrap();
+        let mut task = started_task(d).await;
         assert_eq!(task.poll().await.unwrap()[0].value, json!("one"));
         std::fs::write(dir.path().join("2.log"), "two\n").unwrap();
         let recs = task.poll().await.unwrap();
@@ -476,6 +520,59 @@ mod tests {
             }
         }
         offsets
+    }
+
+    #[tokio::test]
+    async fn glob_matching_rotated_names_reads_each_line_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        let rotated = dir.path().join("app.log.1");
+        let append = |path: &std::path::Path, text: &str| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+        };
+        append(&log, "one\ntwo\n");
+        let pattern = format!("{}/app.log*", dir.path().display());
+        let d = def(
+            json!({"files": pattern, "poll.interval.ms": 50, "scan.interval.ms": 0,
+            "rotate.wait.ms": 60_000}),
+        )
+        .unwrap();
+        let mut task = started_task(d).await;
+        let mut got: Vec<Value> = task
+            .poll()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.value)
+            .collect();
+        // Rotated (logrotate `create`), then written to under both names.
+        std::fs::rename(&log, &rotated).unwrap();
+        append(&log, "four\n");
+        append(&rotated, "three\n");
+        for _ in 0..4 {
+            got.extend(task.poll().await.unwrap().into_iter().map(|r| r.value));
+        }
+        append(&rotated, "three and a half\n");
+        for _ in 0..3 {
+            got.extend(task.poll().await.unwrap().into_iter().map(|r| r.value));
+        }
+        got.sort_by_key(|v| v.to_string());
+        assert_eq!(
+            got,
+            [
+                json!("four"),
+                json!("one"),
+                json!("three and a half"),
+                json!("three"),
+                json!("two")
+            ]
+        );
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// How many leading bytes identify a file's content.
 const FINGERPRINT_LEN: usize = 64;
@@ -30,6 +31,11 @@ pub(crate) struct Line {
     pub text: String,
     /// Where to resume so this line is not read again.
     pub after: FilePosition,
+    /// `after` is a safe resume point for the path: the line comes from the
+    /// oldest file still open. Lines of a newer file read while a rotated
+    /// one is still being drained are not, or a restart would skip the rest
+    /// of the rotated file.
+    pub checkpoint: bool,
 }
 
 /// Where to start when there is no stored position.
@@ -55,6 +61,15 @@ struct OpenFile {
     overlong: bool,
 }
 
+/// A file renamed (or deleted) away from the path, still read: writers
+/// keep appending to it until they reopen the path (logrotate's `create`
+/// mode signals the application only after creating the new file).
+struct Draining {
+    open: OpenFile,
+    /// When it last grew (or was rotated away).
+    active: Instant,
+}
+
 /// Tails one path.
 pub(crate) struct Tracker {
     path: PathBuf,
@@ -66,6 +81,9 @@ pub(crate) struct Tracker {
     /// Rotated files matching this glob have trackers of their own, so
     /// they are not looked for when the resume position is stale.
     others: Option<glob::Pattern>,
+    /// Rotated files, oldest first, read until idle for `rotate_wait`.
+    draining: Vec<Draining>,
+    rotate_wait: Duration,
 }
 
 impl Tracker {
@@ -83,7 +101,16 @@ impl Tracker {
             resume,
             start_at,
             others: None,
+            draining: Vec::new(),
+            rotate_wait: Duration::ZERO,
         }
+    }
+
+    /// Keeps reading a file rotated away from the path until it has not
+    /// grown for `wait` (it is closed at once if deleted).
+    pub fn rotate_wait(mut self, wait: Duration) -> Self {
+        self.rotate_wait = wait;
+        self
     }
 
     /// Leaves rotated files that match `pattern` to their own trackers.
@@ -92,47 +119,153 @@ impl Tracker {
         self
     }
 
+    /// Gives up the file `(dev, ino)` if this tracker reads it — draining
+    /// it after a rotation, or still as its current file when the rename
+    /// was not noticed yet — and returns where it got to (after the last
+    /// complete line). Used when a glob also matches the rotated name: the
+    /// rotated file's own tracker continues from there instead of reading
+    /// it again from the start.
+    pub fn hand_over(&mut self, dev: u64, ino: u64) -> Option<FilePosition> {
+        let position = |open: &OpenFile| FilePosition {
+            dev: open.dev,
+            ino: open.ino,
+            fingerprint: open.fingerprint_hex.clone(),
+            position: open.line_end,
+        };
+        if let Some(i) = self
+            .draining
+            .iter()
+            .position(|d| (d.open.dev, d.open.ino) == (dev, ino))
+        {
+            return Some(position(&self.draining.remove(i).open));
+        }
+        if self
+            .open
+            .as_ref()
+            .is_some_and(|o| (o.dev, o.ino) == (dev, ino))
+        {
+            // The file at the path is a new one (or none yet): read it whole.
+            self.start_at = StartAt::Beginning;
+            return self.open.take().map(|o| position(&o));
+        }
+        None
+    }
+
     /// The tracked path.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// Reads the complete lines available now, at most `limit` (the rest
-    /// stays for the next poll).
+    /// stays for the next poll): rotated files still draining first (older
+    /// lines first), then the file at the path.
     pub fn poll(&mut self, limit: usize) -> io::Result<Vec<Line>> {
         let mut lines = Vec::new();
         let limit = limit.max(1);
+        if !self.drain(&mut lines, limit)? {
+            return Ok(lines);
+        }
         if self.open.is_none() && !self.try_open()? {
             return Ok(lines);
         }
         self.check_truncation()?;
-        if !self.read_available(&mut lines, limit)? {
+        if !self.read_current(&mut lines, limit)? {
             // Stopped at the limit: rotation is looked at once the current
             // file has been read to its end.
             return Ok(lines);
         }
-        // Rename-rotation: a different file now lives at the path. The old
-        // one was read to its end just above; its unterminated tail is the
-        // file's last line, since writers have moved on.
-        if let Some(meta) = stat(&self.path)? {
-            let rotated = self
-                .open
-                .as_ref()
-                .is_some_and(|o| (o.dev, o.ino) != (meta.dev(), meta.ino()));
-            if rotated {
-                if let Some(open) = self.open.take() {
-                    if !open.pending.is_empty() || open.overlong {
-                        lines.push(self.make_line(&open, open.pending.clone(), open.read_pos));
-                    }
-                }
-                self.start_at = StartAt::Beginning;
-                if self.try_open()? {
-                    let room = limit.saturating_sub(lines.len()).max(1);
-                    self.read_available(&mut lines, room)?;
-                }
+        // Rename-rotation (a different file now lives at the path) or
+        // deletion: the old file joins the draining ones — writers may
+        // still append to it — and the file at the path is read from its
+        // start, in parallel.
+        let moved = match (stat(&self.path)?, self.open.as_ref()) {
+            (Some(meta), Some(o)) => (o.dev, o.ino) != (meta.dev(), meta.ino()),
+            (None, Some(o)) => o.file.metadata()?.nlink() == 0,
+            (_, None) => false,
+        };
+        if moved {
+            if let Some(open) = self.open.take() {
+                tracing::info!(path = %self.path.display(), wait = ?self.rotate_wait,
+                    "file rotated away; reading it until it is idle, and the new file meanwhile");
+                self.draining.push(Draining {
+                    open,
+                    active: Instant::now(),
+                });
+            }
+            self.start_at = StartAt::Beginning;
+            if self.drain(&mut lines, limit)? && self.try_open()? {
+                let room = limit.saturating_sub(lines.len()).max(1);
+                self.read_current(&mut lines, room)?;
             }
         }
         Ok(lines)
+    }
+
+    /// Reads the draining files; closes those deleted or idle for
+    /// `rotate_wait` once read to their end (an unterminated tail is then
+    /// the file's last line: its writers have moved on). True when every
+    /// draining file was read to its end (`limit` not reached).
+    fn drain(&mut self, lines: &mut Vec<Line>, limit: usize) -> io::Result<bool> {
+        let mut draining = std::mem::take(&mut self.draining);
+        let result = self.drain_files(&mut draining, lines, limit);
+        // Files rotated meanwhile (none: drain does not detect rotation)
+        // would come after these.
+        draining.append(&mut self.draining);
+        self.draining = draining;
+        result
+    }
+
+    fn drain_files(
+        &self,
+        draining: &mut Vec<Draining>,
+        lines: &mut Vec<Line>,
+        limit: usize,
+    ) -> io::Result<bool> {
+        let mut i = 0;
+        while i < draining.len() {
+            if lines.len() >= limit {
+                return Ok(false);
+            }
+            let d = &mut draining[i];
+            let before = (lines.len(), d.open.read_pos);
+            let eof = self.read_into(&mut d.open, lines, limit)?;
+            // Only the oldest open file's lines are resume points.
+            for line in &mut lines[before.0..] {
+                line.checkpoint = i == 0;
+            }
+            if d.open.read_pos != before.1 {
+                d.active = Instant::now();
+            }
+            if !eof {
+                return Ok(false);
+            }
+            let deleted = d.open.file.metadata()?.nlink() == 0;
+            if deleted || d.active.elapsed() >= self.rotate_wait {
+                let d = draining.remove(i);
+                if !d.open.pending.is_empty() || d.open.overlong {
+                    let mut line = self.make_line(&d.open, d.open.pending.clone(), d.open.read_pos);
+                    line.checkpoint = i == 0;
+                    lines.push(line);
+                }
+                tracing::info!(path = %self.path.display(), deleted, "finished a rotated file");
+            } else {
+                i += 1;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Reads the file at the path; its lines are resume points only when no
+    /// rotated file is still draining.
+    fn read_current(&mut self, lines: &mut Vec<Line>, limit: usize) -> io::Result<bool> {
+        let before = lines.len();
+        let eof = self.read_available(lines, limit)?;
+        if !self.draining.is_empty() {
+            for line in &mut lines[before..] {
+                line.checkpoint = false;
+            }
+        }
+        Ok(eof)
     }
 
     fn try_open(&mut self) -> io::Result<bool> {
@@ -343,6 +476,7 @@ impl Tracker {
                 fingerprint: open.fingerprint_hex.clone(),
                 position: after,
             },
+            checkpoint: true,
         }
     }
 }
@@ -505,6 +639,67 @@ mod tests {
         assert_eq!(texts(&t.poll(usize::MAX).unwrap()), ["2", "3", "4"]);
         append(&p, "5\n");
         assert_eq!(texts(&t.poll(usize::MAX).unwrap()), ["5"]);
+    }
+
+    #[test]
+    fn a_renamed_file_is_read_until_idle_alongside_the_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.log");
+        let rotated = dir.path().join("a.log.1");
+        append(&p, "1\n");
+        let mut t = Tracker::new(p.clone(), 1024, StartAt::Beginning, None)
+            .rotate_wait(Duration::from_millis(300));
+        assert_eq!(texts(&t.poll(usize::MAX).unwrap()), ["1"]);
+        // logrotate `create`: rename, new file; the writer still has the old one.
+        std::fs::rename(&p, &rotated).unwrap();
+        append(&p, "");
+        append(&rotated, "2\n3");
+        let lines = t.poll(usize::MAX).unwrap();
+        assert_eq!(texts(&lines), ["2"]);
+        assert!(lines[0].checkpoint);
+        append(&p, "new 1\n");
+        append(&rotated, "\n4\n");
+        let lines = t.poll(usize::MAX).unwrap();
+        assert_eq!(texts(&lines), ["3", "4", "new 1"]);
+        // While the rotated file may still grow, the new file's lines are
+        // no resume point (a restart must come back to the rotated file).
+        assert_eq!(
+            lines.iter().map(|l| l.checkpoint).collect::<Vec<_>>(),
+            [true, true, false]
+        );
+        append(&rotated, "5");
+        assert!(
+            t.poll(usize::MAX).unwrap().is_empty(),
+            "a line without its newline"
+        );
+        std::thread::sleep(Duration::from_millis(400));
+        append(&p, "new 2\n");
+        // Idle long enough: its unterminated tail is its last line.
+        let lines = t.poll(usize::MAX).unwrap();
+        assert_eq!(texts(&lines), ["5", "new 2"]);
+        assert!(lines[1].checkpoint);
+        append(&rotated, "6\n");
+        assert!(
+            t.poll(usize::MAX).unwrap().is_empty(),
+            "closed files are not read"
+        );
+    }
+
+    #[test]
+    fn a_deleted_file_is_finished_and_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.log");
+        append(&p, "1\n");
+        let mut t = Tracker::new(p.clone(), 1024, StartAt::Beginning, None)
+            .rotate_wait(Duration::from_secs(60));
+        assert_eq!(texts(&t.poll(usize::MAX).unwrap()), ["1"]);
+        let mut writer = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+        writer.write_all(b"2\n").unwrap();
+        std::fs::remove_file(&p).unwrap();
+        assert_eq!(texts(&t.poll(usize::MAX).unwrap()), ["2"]);
+        assert!(t.draining.is_empty() && t.open.is_none(), "still open");
+        append(&p, "again\n");
+        assert_eq!(texts(&t.poll(usize::MAX).unwrap()), ["again"]);
     }
 
     #[test]

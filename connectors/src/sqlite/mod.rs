@@ -144,6 +144,47 @@ pub(crate) fn primary_key(conn: &Connection, table: &str) -> Result<Vec<String>,
     Ok(cols.into_iter().map(|(_, name)| name).collect())
 }
 
+/// True when `column` of `table` is its rowid (an `INTEGER PRIMARY KEY`
+/// alias, or `rowid` itself) in a table without `AUTOINCREMENT`: SQLite then
+/// gives a new row the largest rowid plus one, so deleting the newest row
+/// and inserting another reuses its id — a row `incrementing` mode, having
+/// read past that id, never sees.
+pub(crate) fn reuses_rowids(
+    conn: &Connection,
+    table: &str,
+    column: &str,
+) -> Result<bool, SqliteError> {
+    let sql: Option<String> = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [table],
+            |r| r.get(0),
+        )
+        .map(Some)
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(e),
+        })?;
+    let Some(sql) = sql.map(|s| s.to_ascii_uppercase()) else {
+        return Ok(false);
+    };
+    if sql.contains("AUTOINCREMENT") || sql.contains("WITHOUT ROWID") {
+        return Ok(false);
+    }
+    let mut stmt = conn.prepare(&format!("PRAGMA table_info({})", quote(table)))?;
+    let cols: Vec<(String, String, i64)> = stmt
+        .query_map([], |row| Ok((row.get(1)?, row.get(2)?, row.get(5)?)))?
+        .collect::<Result<_, _>>()?;
+    let pk: Vec<&(String, String, i64)> = cols.iter().filter(|c| c.2 > 0).collect();
+    let alias = matches!(pk.as_slice(), [(name, ty, _)]
+        if name.eq_ignore_ascii_case(column) && ty.eq_ignore_ascii_case("INTEGER"));
+    let named_rowid = ["rowid", "_rowid_", "oid"]
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(column))
+        && !cols.iter().any(|c| c.0.eq_ignore_ascii_case(column));
+    Ok(alias || named_rowid)
+}
+
 /// A column value as JSON (BLOB → base64 string).
 pub(crate) fn to_json(value: ValueRef<'_>) -> Value {
     match value {
@@ -221,6 +262,26 @@ mod tests {
         assert_eq!(base64_encode(b"fo"), "Zm8=");
         assert_eq!(base64_encode(b"foobar"), "Zm9vYmFy");
         assert_eq!(quote("a\"b"), "\"a\"\"b\"");
+    }
+
+    #[test]
+    fn rowids_without_autoincrement_are_recognised() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE plain (id INTEGER PRIMARY KEY, v TEXT);
+             CREATE TABLE auto (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT);
+             CREATE TABLE bigint (id BIGINT PRIMARY KEY, v TEXT);
+             CREATE TABLE nokey (seq INTEGER, v TEXT);",
+        )
+        .unwrap();
+        assert!(reuses_rowids(&conn, "plain", "id").unwrap());
+        assert!(reuses_rowids(&conn, "plain", "ROWID").unwrap());
+        assert!(!reuses_rowids(&conn, "auto", "id").unwrap());
+        // Not a rowid alias: an ordinary column SQLite never reuses on its own.
+        assert!(!reuses_rowids(&conn, "bigint", "id").unwrap());
+        assert!(!reuses_rowids(&conn, "nokey", "seq").unwrap());
+        assert!(reuses_rowids(&conn, "nokey", "rowid").unwrap());
+        assert!(!reuses_rowids(&conn, "missing", "id").unwrap());
     }
 
     #[test]

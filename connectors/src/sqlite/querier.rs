@@ -43,6 +43,9 @@ pub(crate) struct Spec {
     pub delay_ms: u64,
 }
 
+/// Most identities kept in a stored `timestamp.seen`.
+pub(crate) const MAX_SEEN_STORED: usize = 1000;
+
 /// Reads one table or query incrementally.
 pub(crate) struct Querier {
     origin: Origin,
@@ -313,7 +316,21 @@ impl Querier {
                     self.seen = vec![identity];
                 }
                 offset.insert("timestamp".into(), ts.unwrap_or(Value::Null));
-                offset.insert("timestamp.seen".into(), Value::Array(self.seen.clone()));
+                // Bounded: the offset is stored (and cloned per record), so
+                // only the first MAX_SEEN_STORED ties go into it. The running
+                // task keeps all of them (it must skip every one when the
+                // query returns them again); after a restart, ties beyond the
+                // bound are emitted again — duplicates, never losses.
+                let stored = self.seen.len().min(MAX_SEEN_STORED);
+                if self.seen.len() == MAX_SEEN_STORED + 1 {
+                    let tie = self.last_ts.clone().unwrap_or_default();
+                    tracing::warn!(partition = ?self.partition, timestamp = %tie,
+                        "more than {MAX_SEEN_STORED} rows share one timestamp; after a restart the rest are read again");
+                }
+                offset.insert(
+                    "timestamp.seen".into(),
+                    Value::Array(self.seen[..stored].to_vec()),
+                );
             }
         }
         Ok(Some(self.record(key, value, offset)))

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::querier::{Origin, Querier, Spec};
-use super::{connect_error, open, split_list, SqliteError};
+use super::{connect_error, open, reuses_rowids, split_list, SqliteError};
 
 /// How `SqliteSource` finds new rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -294,7 +294,33 @@ impl SourceTask for SqliteSourceTask {
                 .collect(),
         };
         let url = config.connection_url.clone();
-        let conn = tokio::task::spawn_blocking(move || open(&url, false))
+        let incrementing = match config.mode {
+            SqliteSourceMode::Incrementing => config.incrementing_column.clone(),
+            _ => None,
+        };
+        let checked: Vec<String> = origins
+            .iter()
+            .filter_map(|(o, _)| match o {
+                Origin::Table(t) => Some(t.clone()),
+                Origin::Query(_) => None,
+            })
+            .collect();
+        let conn =
+            tokio::task::spawn_blocking(move || {
+                let conn = open(&url, false)?;
+                if let Some(column) = incrementing {
+                    for table in checked {
+                        if reuses_rowids(&conn, &table, &column)? {
+                            tracing::warn!(table, column,
+                            "SqliteSource: incrementing mode on a rowid without AUTOINCREMENT: \
+                             SQLite reuses the id of a deleted newest row, and a row inserted \
+                             with a reused id is never read (declare the column \
+                             INTEGER PRIMARY KEY AUTOINCREMENT)");
+                        }
+                    }
+                }
+                Ok::<_, SqliteError>(conn)
+            })
             .await
             .map_err(|e| ConnectError::Fatal(e.to_string()))?
             .map_err(|e| connect_error("SqliteSource", e))?;
@@ -424,6 +450,31 @@ mod tests {
         let last = records.last().unwrap();
         offsets.insert(&last.source_partition, last.source_offset.clone().unwrap());
         offsets
+    }
+
+    #[tokio::test]
+    async fn stored_timestamp_ties_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, mut conn) = db(&dir);
+        let n = super::super::querier::MAX_SEEN_STORED as i64 + 200;
+        let tx = conn.transaction().unwrap();
+        for id in 1..=n {
+            insert(&tx, id, 1_000);
+        }
+        tx.commit().unwrap();
+        let cfg = json!({"connection.url": url, "mode": "timestamp",
+            "timestamp.column.name": "ts", "table.whitelist": "t", "topic.prefix": "db-",
+            "poll.interval.ms": "50", "batch.max.rows": 500});
+        let mut task = started(&cfg, StoredOffsets::default()).await;
+        let all = take(&mut task, n as usize).await;
+        assert_eq!(all.len(), n as usize);
+        let seen = all.last().unwrap().source_offset.as_ref().unwrap()["timestamp.seen"]
+            .as_array()
+            .unwrap()
+            .len();
+        assert_eq!(seen, super::super::querier::MAX_SEEN_STORED);
+        // The running task still skips every tie it emitted.
+        assert!(quiet(&mut task).await.is_empty());
     }
 
     #[tokio::test]

@@ -105,20 +105,30 @@ impl Writer {
         self.statements.clear();
     }
 
-    /// Makes every committed batch durable.
+    /// Makes every committed batch durable. With the rollback journal
+    /// (synchronous=FULL) every commit already is. In WAL mode with
+    /// synchronous=NORMAL commits sit in the WAL unsynced; syncing the WAL
+    /// file makes all of them durable, as synchronous=FULL would per commit.
+    /// Not a `wal_checkpoint(FULL)`: that waits for every reader to let go
+    /// of its snapshot, and a reader holding one for longer than the busy
+    /// timeout failed the flush (SQLite's own automatic checkpoints keep
+    /// the WAL short without waiting on anyone).
     pub fn flush(&mut self) -> Result<(), SqliteError> {
         if !self.wal {
             return Ok(());
         }
-        let busy: i64 = self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(FULL)", [], |r| r.get(0))?;
-        if busy != 0 {
-            return Err(SqliteError::Busy(
-                "wal_checkpoint(FULL) could not complete (database busy)".into(),
-            ));
+        let Some(db) = self.conn.path().filter(|p| !p.is_empty()) else {
+            return Ok(());
+        };
+        let wal = format!("{db}-wal");
+        match std::fs::File::open(&wal) {
+            Ok(file) => file
+                .sync_all()
+                .map_err(|e| SqliteError::Busy(format!("syncing {wal}: {e}"))),
+            // No WAL (nothing written yet, or checkpointed and removed).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(SqliteError::Busy(format!("opening {wal}: {e}"))),
         }
-        Ok(())
     }
 
     /// Writes one record; its value is taken (the record keeps its
@@ -436,7 +446,6 @@ fn truncate(s: &str) -> String {
 /// Names the record behind a failure, and marks failures that are the
 /// record's own fault (the rest of the batch could be written without it).
 fn bad_record(index: usize, record: &SinkRecord, e: SqliteError) -> SqliteError {
-    use rusqlite::ErrorCode::{ConstraintViolation, TooBig, TypeMismatch};
     let at = format!(
         "record {}-{}@{}",
         record.topic, record.partition, record.offset
@@ -446,14 +455,82 @@ fn bad_record(index: usize, record: &SinkRecord, e: SqliteError) -> SqliteError 
             index,
             message: format!("{at}: {m}"),
         },
-        SqliteError::Sql(rusqlite::Error::SqliteFailure(f, m))
-            if matches!(f.code, ConstraintViolation | TypeMismatch | TooBig) =>
-        {
+        SqliteError::Sql(rusqlite::Error::SqliteFailure(f, m)) if is_data_error(f.code) => {
             SqliteError::BadRecord {
                 index,
                 message: format!("{at}: {}", m.unwrap_or_else(|| f.to_string())),
             }
         }
+        // Errors raised by rusqlite itself while binding the record's values.
+        SqliteError::Sql(e) if !matches!(e, rusqlite::Error::SqliteFailure(..)) => {
+            SqliteError::BadRecord {
+                index,
+                message: format!("{at}: {e}"),
+            }
+        }
         other => other,
+    }
+}
+
+/// True when SQLite refused a statement because of the record it was
+/// built from: a constraint, a type, a size, or a plain SQL error (the
+/// statement's columns and DDL come from the record's fields). Everything
+/// that says something about the database or the machine instead (busy,
+/// locked, read-only, full, I/O, corrupt, ...) is not the record's fault.
+fn is_data_error(code: rusqlite::ErrorCode) -> bool {
+    use rusqlite::ErrorCode::*;
+    matches!(
+        code,
+        ConstraintViolation | TypeMismatch | TooBig | ParameterOutOfRange | Unknown
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(code: i32, message: &str) -> SqliteError {
+        SqliteError::Sql(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(code),
+            Some(message.into()),
+        ))
+    }
+
+    #[test]
+    fn data_errors_name_the_record_and_the_rest_do_not() {
+        let record = SinkRecord {
+            topic: "t".into(),
+            partition: 1,
+            offset: 7,
+            key: None,
+            value: Value::Null,
+        };
+        use rusqlite::ffi::{
+            SQLITE_BUSY, SQLITE_CONSTRAINT, SQLITE_ERROR, SQLITE_FULL, SQLITE_IOERR,
+        };
+        for (code, data) in [
+            (SQLITE_CONSTRAINT, true),
+            (SQLITE_ERROR, true),
+            (SQLITE_BUSY, false),
+            (SQLITE_FULL, false),
+            (SQLITE_IOERR, false),
+        ] {
+            match bad_record(3, &record, failure(code, "why")) {
+                SqliteError::BadRecord { index, message } => {
+                    assert!(data, "code {code} is not the record's fault");
+                    assert_eq!(index, 3);
+                    assert!(
+                        message.contains("t-1@7") && message.contains("why"),
+                        "{message}"
+                    );
+                }
+                other => assert!(!data, "code {code} should name the record: {other}"),
+            }
+        }
+        let binding = SqliteError::Sql(rusqlite::Error::InvalidParameterCount(1, 2));
+        assert!(matches!(
+            bad_record(0, &record, binding),
+            SqliteError::BadRecord { .. }
+        ));
     }
 }
