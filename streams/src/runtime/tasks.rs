@@ -84,8 +84,9 @@ pub(crate) struct Tasks {
     /// Tasks given back in a rebalance, kept open (stores, caches) in case the
     /// next assignment returns them: then they resume without a reopen.
     suspended: BTreeMap<TaskId, ActiveTask>,
-    /// Next input offset to commit: only records whose outputs the producer has.
-    offsets: HashMap<Tp, i64>,
+    /// Next input offset to commit per topic and partition: only records
+    /// whose outputs the producer has.
+    offsets: HashMap<String, HashMap<i32, i64>>,
     buffered: BTreeMap<TaskId, Vec<PartitionQueue>>,
     /// Since when commits keep failing with retriable errors.
     failing_since: Option<Instant>,
@@ -458,8 +459,16 @@ impl Tasks {
                 at.task.drain_outputs(&mut out);
                 collector.send(std::mem::take(&mut out))?;
                 at.since_checkpoint += 1;
-                let tp = (queues[i].topic.clone(), queues[i].partition);
-                self.offsets.insert(tp, m.offset() + 1);
+                let (topic, partition) = (&queues[i].topic, queues[i].partition);
+                match self.offsets.get_mut(topic.as_str()) {
+                    Some(parts) => {
+                        parts.insert(partition, m.offset() + 1);
+                    }
+                    None => {
+                        let parts = HashMap::from([(partition, m.offset() + 1)]);
+                        self.offsets.insert(topic.clone(), parts);
+                    }
+                }
             }
         }
         self.buffered
@@ -516,12 +525,16 @@ impl Tasks {
         let mut committed = Vec::new();
         if !self.offsets.is_empty() {
             let mut tpl = TopicPartitionList::new();
-            for ((t, p), o) in &self.offsets {
-                tpl.add_partition_offset(t, *p, Offset::Offset(*o))?;
+            for (t, parts) in &self.offsets {
+                for (p, o) in parts {
+                    tpl.add_partition_offset(t, *p, Offset::Offset(*o))?;
+                }
             }
             match consumer.commit(&tpl, CommitMode::Sync) {
                 Ok(()) => {
-                    committed.extend(self.offsets.drain());
+                    for (t, parts) in self.offsets.drain() {
+                        committed.extend(parts.into_iter().map(|(p, o)| ((t.clone(), p), o)));
+                    }
                     self.failing_since = None;
                 }
                 Err(e) if is_rebalance_error(&e) => {
