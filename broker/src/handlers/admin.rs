@@ -1,15 +1,20 @@
-//! CreateTopics, DeleteTopics and CreatePartitions.
+//! CreateTopics, DeleteTopics, CreatePartitions and DeleteRecords.
 
 use std::collections::BTreeMap;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
     CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
+    DeleteRecordsRequest, DeleteRecordsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+    TopicName,
 };
 use uuid::Uuid;
 
@@ -196,4 +201,52 @@ pub(crate) fn create_partitions(
         })
         .collect();
     CreatePartitionsResponse::default().with_results(results)
+}
+
+/// Handles DeleteRecords: moves each partition's log start offset (the log decides what is
+/// allowed). With one replica the new low watermark is final at once, so `timeout_ms` has
+/// nothing to wait for.
+pub(crate) fn delete_records(
+    state: &BrokerState,
+    req: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let topic = state.topics.get(&t.name);
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let out = DeleteRecordsPartitionResult::default()
+                        .with_partition_index(p.partition_index)
+                        .with_low_watermark(-1);
+                    let fail = |e: ResponseError| out.clone().with_error_code(e.code());
+                    let Some(topic) = topic.as_ref() else {
+                        return fail(ResponseError::UnknownTopicOrPartition);
+                    };
+                    // Kafka refuses internal topics before looking at the partition.
+                    if topic.internal {
+                        return fail(ResponseError::InvalidTopicException);
+                    }
+                    let Some(partition) = topic.partition(p.partition_index) else {
+                        return fail(ResponseError::UnknownTopicOrPartition);
+                    };
+                    let result = partition.log.lock().delete_records(p.offset);
+                    match result {
+                        Ok(low_watermark) => out.with_low_watermark(low_watermark),
+                        Err(e) => {
+                            tracing::info!(topic = %topic.name, partition = p.partition_index, offset = p.offset, error = %e, "DeleteRecords refused");
+                            fail(e.error())
+                        }
+                    }
+                })
+                .collect();
+            DeleteRecordsTopicResult::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    DeleteRecordsResponse::default().with_topics(topics)
 }

@@ -1,4 +1,10 @@
 //! The partition log: segments on disk, appends, reads, retention, recovery.
+//!
+//! The log start offset (low watermark) is the first offset readers may see. Retention moves
+//! it to the first remaining segment; DeleteRecords moves it anywhere up to the high watermark,
+//! persisting it in the partition directory and deleting the segments entirely below it. The
+//! segment holding it may still contain earlier records: Fetch refuses offsets below the start
+//! (`OFFSET_OUT_OF_RANGE`) and timestamp lookups skip them.
 
 pub(crate) mod batch;
 pub(crate) mod cleaner;
@@ -15,9 +21,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::records::RecordBatchDecoder;
 
 use crate::config::{TimestampType, TopicConfig};
+use crate::util::write_atomically;
 use batch::{assign_offset, offset_prefix, set_log_append_time, BatchError, BatchHeader};
 use producer_state::ProducerStateMap;
 pub(crate) use producer_state::SequenceCheck;
@@ -65,10 +73,58 @@ impl AppendError {
     }
 }
 
+/// The file in a partition directory holding its log start offset (Kafka keeps one
+/// `log-start-offset-checkpoint` per data directory; one per partition keeps it in the log's
+/// own directory). Format: a version line `0`, then the offset.
+const LOG_START_FILE: &str = "log-start-offset.checkpoint";
+
+/// Why DeleteRecords was refused for a partition.
+#[derive(Debug)]
+pub(crate) enum DeleteRecordsError {
+    /// The topic's `cleanup.policy` lacks `delete` (compacted-only topics keep their history).
+    Policy,
+    /// The requested offset is negative or beyond the high watermark.
+    OutOfRange { offset: i64, high_watermark: i64 },
+    /// Persisting the new log start offset failed.
+    Io(io::Error),
+}
+
+impl DeleteRecordsError {
+    /// The Kafka error this maps to on the wire.
+    pub fn error(&self) -> ResponseError {
+        match self {
+            DeleteRecordsError::Policy => ResponseError::PolicyViolation,
+            DeleteRecordsError::OutOfRange { .. } => ResponseError::OffsetOutOfRange,
+            DeleteRecordsError::Io(_) => ResponseError::KafkaStorageError,
+        }
+    }
+}
+
+impl std::fmt::Display for DeleteRecordsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeleteRecordsError::Policy => {
+                f.write_str("records cannot be deleted due to the configured cleanup.policy")
+            }
+            DeleteRecordsError::OutOfRange {
+                offset,
+                high_watermark,
+            } => write!(
+                f,
+                "offset {offset} is not in [0, high watermark {high_watermark}]"
+            ),
+            DeleteRecordsError::Io(e) => write!(f, "storage error: {e}"),
+        }
+    }
+}
+
 /// One partition's log.
 pub(crate) struct Log {
     dir: PathBuf,
     segments: BTreeMap<i64, Segment>,
+    /// First offset readers may see: moved by DeleteRecords and retention, never backwards.
+    /// Segments may still hold records below it (until a whole segment is below, it stays).
+    start_offset: i64,
     config: Arc<TopicConfig>,
     producers: ProducerStateMap,
     last_flush_ms: i64,
@@ -118,17 +174,33 @@ impl Log {
             )?;
             segments.insert(*base, seg);
         }
-        if segments.is_empty() {
-            segments.insert(0, Segment::create(dir, 0, now_ms)?);
+        let checkpointed = read_log_start(dir)?;
+        let next = segments.values().next_back().map(|s| s.next_offset);
+        if next.is_some_and(|n| n < checkpointed) {
+            // Recovery lost the tail up to past the log start (or a DeleteRecords at the end was
+            // followed by a crash): as Kafka, start over empty at the log start offset, so
+            // offsets below it are never handed out again.
+            tracing::warn!(log = %dir.display(), log_start = checkpointed, "log ends below its start offset; truncating fully");
+            for (_, seg) in std::mem::take(&mut segments) {
+                seg.delete()?;
+            }
         }
-        Ok(Log {
+        if segments.is_empty() {
+            let base = checkpointed.max(0);
+            segments.insert(base, Segment::create(dir, base, now_ms)?);
+        }
+        let first_base = *segments.keys().next().expect("a segment was just ensured");
+        let mut log = Log {
             dir: dir.to_path_buf(),
             segments,
+            start_offset: first_base.max(checkpointed),
             config,
             producers,
             last_flush_ms: now_ms,
             cleaned_upto: 0,
-        })
+        };
+        log.delete_segments_below_start()?;
+        Ok(log)
     }
 
     pub fn dir(&self) -> &Path {
@@ -162,12 +234,56 @@ impl Log {
         self.active().next_offset
     }
 
+    /// The first offset that can be read (Kafka's log start offset / low watermark).
     pub fn log_start_offset(&self) -> i64 {
-        *self
-            .segments
-            .keys()
-            .next()
-            .expect("a log always has a segment")
+        self.start_offset
+    }
+
+    /// DeleteRecords: moves the log start offset up to `offset` (-1 = the high watermark),
+    /// persists it, and deletes the segments now entirely below it. Returns the new low
+    /// watermark. A lower offset than the current start is accepted and changes nothing.
+    pub fn delete_records(&mut self, offset: i64) -> Result<i64, DeleteRecordsError> {
+        if !self.config.cleanup_policy.delete {
+            return Err(DeleteRecordsError::Policy);
+        }
+        let high_watermark = self.next_offset();
+        let target = if offset == -1 { high_watermark } else { offset };
+        if target < 0 || target > high_watermark {
+            return Err(DeleteRecordsError::OutOfRange {
+                offset: target,
+                high_watermark,
+            });
+        }
+        if target > self.start_offset {
+            // Persist first: a crash after this point reopens with the new start either way.
+            write_log_start(&self.dir, target).map_err(DeleteRecordsError::Io)?;
+            self.start_offset = target;
+            tracing::info!(log = %self.dir.display(), log_start = target, "log start offset moved by DeleteRecords");
+            self.delete_segments_below_start()
+                .map_err(DeleteRecordsError::Io)?;
+        }
+        Ok(self.start_offset)
+    }
+
+    /// Deletes closed segments whose every offset is below the log start offset (the next
+    /// segment starts at or below it); the active segment always stays.
+    fn delete_segments_below_start(&mut self) -> io::Result<usize> {
+        let mut deleted = 0;
+        while self.segments.len() > 1 {
+            let mut bases = self.segments.keys();
+            let (first, second) = (
+                *bases.next().expect("len > 1"),
+                *bases.next().expect("len > 1"),
+            );
+            if second > self.start_offset {
+                break;
+            }
+            let seg = self.segments.remove(&first).expect("present");
+            tracing::info!(log = %self.dir.display(), base = first, "deleted segment below the log start offset");
+            seg.delete()?;
+            deleted += 1;
+        }
+        Ok(deleted)
     }
 
     pub fn size_bytes(&self) -> u64 {
@@ -319,10 +435,12 @@ impl Log {
         Ok(())
     }
 
-    /// Deletes whole old segments by `retention.ms` and `retention.bytes`; returns how many.
+    /// Deletes whole old segments by `retention.ms` and `retention.bytes`, and those below the
+    /// log start offset (whatever the policy, as Kafka); returns how many.
     pub fn apply_retention(&mut self, now_ms: i64) -> io::Result<usize> {
+        let below_start = self.delete_segments_below_start()?;
         if !self.config.cleanup_policy.delete {
-            return Ok(0);
+            return Ok(below_start);
         }
         let (retention_ms, retention_bytes) =
             (self.config.retention_ms, self.config.retention_bytes);
@@ -342,8 +460,10 @@ impl Log {
             tracing::info!(log = %self.dir.display(), base, "retention deleted segment");
             seg.delete()?;
             deleted += 1;
+            let first = *self.segments.keys().next().expect("one segment is kept");
+            self.start_offset = self.start_offset.max(first);
         }
-        Ok(deleted)
+        Ok(below_start + deleted)
     }
 
     /// Segments to read `offset` from: the one holding it and the next (compaction leaves gaps).
@@ -375,16 +495,18 @@ impl Log {
         ReadPlan { views }
     }
 
-    /// First offset whose record timestamp is ≥ `ts`, with that timestamp.
+    /// First offset at or above the log start whose record timestamp is ≥ `ts`, with that
+    /// timestamp.
     pub fn offset_for_timestamp(&self, ts: i64) -> io::Result<Option<(i64, i64)>> {
+        let start = self.start_offset;
         for seg in self.segments.values() {
-            if seg.max_timestamp < ts {
+            if seg.max_timestamp < ts || seg.next_offset <= start {
                 continue;
             }
             let mut pos = seg.position_for_timestamp(ts);
             while let Some(h) = header_at(&seg.file, pos, seg.size)? {
-                if h.max_timestamp >= ts {
-                    if let Some(found) = first_record_at_or_after(&seg.file, pos, &h, ts)? {
+                if h.max_timestamp >= ts && h.last_offset() >= start {
+                    if let Some(found) = first_record_at_or_after(&seg.file, pos, &h, ts, start)? {
                         return Ok(Some(found));
                     }
                 }
@@ -407,7 +529,7 @@ impl Log {
         let mut pos = 0;
         while let Some(h) = header_at(&seg.file, pos, seg.size)? {
             if h.max_timestamp == seg.max_timestamp {
-                return first_record_at_or_after(&seg.file, pos, &h, seg.max_timestamp);
+                return first_record_at_or_after(&seg.file, pos, &h, seg.max_timestamp, i64::MIN);
             }
             pos += h.size() as u64;
         }
@@ -454,28 +576,56 @@ impl Log {
     }
 }
 
-/// Decodes the batch at `pos` and finds its first record with timestamp ≥ `ts`.
+/// Decodes the batch at `pos` and finds its first record at or after offset `min_offset`
+/// with timestamp ≥ `ts`.
 fn first_record_at_or_after(
     file: &File,
     pos: u64,
     h: &BatchHeader,
     ts: i64,
+    min_offset: i64,
 ) -> io::Result<Option<(i64, i64)>> {
     if h.is_log_append_time() {
-        return Ok(Some((h.base_offset, h.max_timestamp)));
+        // Every record of the batch carries the batch timestamp.
+        return Ok(Some((h.base_offset.max(min_offset), h.max_timestamp)));
     }
     let mut bytes = Bytes::from(read_at(file, pos, h.size())?);
     match RecordBatchDecoder::decode(&mut bytes) {
         Ok(set) => Ok(set
             .records
             .iter()
-            .find(|r| r.timestamp >= ts)
+            .find(|r| r.timestamp >= ts && r.offset >= min_offset)
             .map(|r| (r.offset, r.timestamp))),
         Err(e) => {
             tracing::warn!(error = %e, "cannot decode batch for a timestamp lookup");
-            Ok(Some((h.base_offset, h.max_timestamp)))
+            Ok(Some((h.base_offset.max(min_offset), h.max_timestamp)))
         }
     }
+}
+
+/// The checkpointed log start offset of the partition in `dir`, or -1 when none was written.
+fn read_log_start(dir: &Path) -> io::Result<i64> {
+    let path = dir.join(LOG_START_FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(-1),
+        Err(e) => return Err(e),
+    };
+    let mut lines = text.lines().map(str::trim);
+    match (lines.next(), lines.next().map(str::parse::<i64>)) {
+        (Some("0"), Some(Ok(offset))) => Ok(offset),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("malformed {}", path.display()),
+        )),
+    }
+}
+
+fn write_log_start(dir: &Path, offset: i64) -> io::Result<()> {
+    write_atomically(
+        &dir.join(LOG_START_FILE),
+        format!("0\n{offset}\n").as_bytes(),
+    )
 }
 
 #[cfg(test)]

@@ -143,3 +143,77 @@ fn idempotent_duplicates_are_acknowledged_with_original_offset() {
     let mut h = validate_record_set(&next, 1 << 20).unwrap();
     assert_eq!(log.append(&next, &mut h, 0).unwrap().base_offset, 4);
 }
+
+#[test]
+fn delete_records_moves_the_start_deletes_segments_and_persists() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&[("segment.bytes", "500")]);
+    let mut log = Log::open(dir.path(), cfg.clone(), true, 0).unwrap();
+    for _ in 0..30 {
+        append(&mut log, 5, 0);
+    }
+    let segments = log.segment_count();
+    assert!(segments > 3);
+    // Mid-batch: the batch at 70 straddles the new start; whole segments below go.
+    assert_eq!(log.delete_records(72).unwrap(), 72);
+    assert_eq!(log.log_start_offset(), 72);
+    assert!(log.segment_count() < segments);
+    assert!(log.segments.keys().next().copied().unwrap() <= 72);
+    // A lower offset changes nothing and answers the current low watermark.
+    assert_eq!(log.delete_records(10).unwrap(), 72);
+    // Timestamp lookups never answer below the start (timestamps are 1_700_000_000_000 + i
+    // within each batch of 5, so every batch has a record at +0).
+    assert_eq!(
+        log.offset_for_timestamp(0).unwrap(),
+        Some((72, 1_700_000_000_002))
+    );
+    assert!(matches!(
+        log.delete_records(151),
+        Err(DeleteRecordsError::OutOfRange { .. })
+    ));
+    assert!(matches!(
+        log.delete_records(-2),
+        Err(DeleteRecordsError::OutOfRange { .. })
+    ));
+    log.flush(true).unwrap();
+    drop(log);
+    for clean in [true, false] {
+        let log = Log::open(dir.path(), cfg.clone(), clean, 0).unwrap();
+        assert_eq!(log.log_start_offset(), 72, "clean={clean}");
+        assert_eq!(log.next_offset(), 150);
+    }
+    // -1 means the high watermark: everything goes, appends continue at the end.
+    let mut log = Log::open(dir.path(), cfg.clone(), true, 0).unwrap();
+    assert_eq!(log.delete_records(-1).unwrap(), 150);
+    assert_eq!(log.segment_count(), 1);
+    assert_eq!(append(&mut log, 1, 0).base_offset, 150);
+    assert_eq!(log.log_start_offset(), 150);
+}
+
+#[test]
+fn delete_records_needs_the_delete_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&[("cleanup.policy", "compact")]);
+    let mut log = Log::open(dir.path(), cfg, true, 0).unwrap();
+    append(&mut log, 3, 0);
+    assert!(matches!(
+        log.delete_records(1),
+        Err(DeleteRecordsError::Policy)
+    ));
+    assert_eq!(log.log_start_offset(), 0);
+}
+
+#[test]
+fn a_log_ending_below_its_checkpointed_start_restarts_empty_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config(&[]), true, 0).unwrap();
+    append(&mut log, 4, 0);
+    assert_eq!(log.delete_records(-1).unwrap(), 4);
+    drop(log);
+    // The data vanished (a lost tail) but the checkpoint survived.
+    std::fs::remove_file(dir.path().join(segment::file_name(0, "log"))).unwrap();
+    let mut log = Log::open(dir.path(), config(&[]), false, 0).unwrap();
+    assert_eq!(log.log_start_offset(), 4);
+    assert_eq!(log.next_offset(), 4);
+    assert_eq!(append(&mut log, 1, 0).base_offset, 4);
+}
