@@ -298,6 +298,7 @@ impl<K: Data, V: Data> KStream<K, V> {
             TopicRef::User(topic.to_string()),
             produced.keys,
             produced.values,
+            false,
         );
     }
 
