@@ -797,3 +797,49 @@ fn null_keys_in_tables_are_dropped_and_counted() {
         "{drops:?}"
     );
 }
+
+#[test]
+fn stream_stream_join_windows_follow_the_joins_own_time_not_the_tasks() {
+    let b = StreamsBuilder::new();
+    let l = b.stream::<String, String>("left");
+    let r = b.stream::<String, String>("right");
+    // A third input in the same sub-topology (merged with the join's output) whose records
+    // run far ahead: they advance the task's stream time but not the join's.
+    let other = b.stream::<String, String>("ticks");
+    let w = JoinWindows::of_time_difference_without_grace(Duration::from_millis(10));
+    l.left_join(
+        &r,
+        |a, b: Option<String>| format!("{a}+{}", b.unwrap_or(s("null"))),
+        w,
+    )
+    .merge(&other)
+    .to("out");
+    let topo = b.build().unwrap();
+    let text = topo.describe().to_string();
+    assert!(
+        !text.contains("Sub-topology: 1"),
+        "one sub-topology: {text}"
+    );
+    let d = TopologyTestDriver::new(topo, StreamsConfig::new("j", "x:1")).unwrap();
+    let (mut li, mut ri, mut ti) = (
+        d.input_topic::<String, String>("left"),
+        d.input_topic::<String, String>("right"),
+        d.input_topic::<String, String>("ticks"),
+    );
+    let out = d.output_topic::<String, String>("out");
+    li.pipe_at(s("k"), s("a"), 0).unwrap();
+    ti.pipe_at(s("t"), s("tick"), 1_000).unwrap();
+    // Within the join window of `a`: joins, although the task is at 1000.
+    ri.pipe_at(s("k"), s("b"), 5).unwrap();
+    li.pipe_at(s("x"), s("lonely"), 6).unwrap();
+    ti.pipe_at(s("t"), s("tick2"), 2_000).unwrap();
+    assert_eq!(
+        out.read_values().unwrap(),
+        vec![s("tick"), s("a+b"), s("tick2")],
+        "no early null result, nothing dropped"
+    );
+    assert_eq!(d.metrics().dropped_records(), 0);
+    // The join's own time passing 6 + 10 emits the unmatched record.
+    ri.pipe_at(s("y"), s("late-advance"), 30).unwrap();
+    assert_eq!(out.read_values().unwrap(), vec![s("lonely+null")]);
+}

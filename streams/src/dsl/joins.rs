@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::kstream::KStream;
 use super::ktable::KTable;
 use super::options::{Materialized, StreamJoined};
-use crate::ops::stream_join::JoinSide;
+use crate::ops::stream_join::{JoinClocks, JoinSide};
 use crate::ops::table_join::{JoinKind, StreamTableJoin, TableTableJoin};
 use crate::processor::{fn_node, Ctx, Node};
 use crate::record::{Change, Data, Record};
@@ -77,6 +77,7 @@ impl<K: Data, V: Data> KStream<K, V> {
                 false,
             )
         });
+        let clocks = Arc::new(JoinClocks::default());
         let mut sides = Vec::new();
         for (is_left, parent) in [(true, left), (false, right)] {
             let (this, that) = if is_left {
@@ -86,12 +87,13 @@ impl<K: Data, V: Data> KStream<K, V> {
             };
             let mut stores = vec![this.clone(), that.clone()];
             stores.extend(outer_store.clone());
-            let (keys, lv, rv, j, outer) = (
+            let (keys, lv, rv, j, outer, clocks) = (
                 opts.keys.clone(),
                 opts.values.clone(),
                 opts.other_values.clone(),
                 joiner.clone(),
                 outer_store.clone(),
+                clocks.clone(),
             );
             let name = format!("{base}-{}", if is_left { "this" } else { "other" });
             let node = g.processor(
@@ -111,6 +113,8 @@ impl<K: Data, V: Data> KStream<K, V> {
                         emit_unmatched,
                         joiner: j.clone(),
                         stores: None,
+                        clocks: clocks.clone(),
+                        clock: None,
                     }) as Box<dyn Node>
                 }),
             );
