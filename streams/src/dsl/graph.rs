@@ -20,6 +20,10 @@ pub(crate) struct Graph {
     pub nodes: Vec<NodeDef>,
     pub stores: BTreeMap<String, Arc<StoreSpec>>,
     pub repartition_topics: BTreeSet<String>,
+    /// Explicit partition counts of repartition topics, by topic name.
+    pub repartition_partitions: BTreeMap<String, i32>,
+    /// Join inputs (nodes) whose source topics must be co-partitioned.
+    pub copartition: Vec<Vec<usize>>,
     counter: usize,
     /// First problem found while building; reported by `build()`.
     pub error: Option<String>,
@@ -218,6 +222,11 @@ impl Graph {
         self.add(name, NodeKind::Sink { topic }, factory, &[parent], vec![])
     }
 
+    /// Declares that the source topics feeding `inputs` (a join's inputs) must be co-partitioned.
+    pub fn copartition(&mut self, inputs: &[usize]) {
+        self.copartition.push(inputs.to_vec());
+    }
+
     /// Writes the stream to `<name>-repartition` and reads it back in a new
     /// sub-topology, so records are partitioned by their new key.
     pub fn repartition<K: crate::record::Data, V: crate::record::Data>(
@@ -264,6 +273,8 @@ impl Graph {
             std::mem::take(&mut self.nodes),
             std::mem::take(&mut self.stores),
             std::mem::take(&mut self.repartition_topics),
+            std::mem::take(&mut self.repartition_partitions),
+            &std::mem::take(&mut self.copartition),
         ))
     }
 }

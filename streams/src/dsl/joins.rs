@@ -42,6 +42,7 @@ impl<K: Data, V: Data> KStream<K, V> {
         let left = self.partitioned(&format!("{base}-left"), &opts.keys, &opts.values);
         let right = other.partitioned(&format!("{base}-right"), &opts.keys, &opts.other_values);
         let mut g = self.g.borrow_mut();
+        g.copartition(&[left, right]);
         let retention = windows.before + windows.after + 1 + windows.grace;
         let kind = StoreKind::Window {
             retention,
@@ -242,6 +243,7 @@ impl<K: Data, V: Data> KStream<K, V> {
             &V::default_serde(),
         );
         let mut g = self.g.borrow_mut();
+        g.copartition(&[input, table.node]);
         let sn = store.clone();
         let node = g.processor(
             name,
@@ -311,6 +313,7 @@ impl<K: Data + DefaultSerde, V: Data + DefaultSerde> KTable<K, V> {
             unreachable!("materialized_with always sets a store")
         };
         let mut g = self.g.borrow_mut();
+        g.copartition(&[l.node, r.node]);
         let base = g.name(match kind {
             JoinKind::Inner => "KTABLE-JOIN",
             JoinKind::Left => "KTABLE-LEFTJOIN",
