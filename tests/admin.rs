@@ -1,5 +1,6 @@
 //! The admin API through rdkafka's AdminClient: create, describe, alter, add partitions,
-//! delete; persistence of topics and configs across a restart; topic auto-creation.
+//! delete; persistence of topics and configs across a restart; topic auto-creation; raw
+//! DeleteRecords requests (v0 and v2, errors librdkafka answers itself).
 
 mod common;
 
@@ -7,6 +8,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::*;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use rdkafka::admin::{
     AdminClient, AlterConfig, ConfigSource, NewPartitions, NewTopic, ResourceSpecifier,
     TopicReplication,
@@ -56,6 +60,42 @@ async fn create(
     res.pop().unwrap()
 }
 
+/// Sends one request of `key` at `version` on a raw connection and decodes the response.
+async fn raw_request<Req: Encodable, Resp: Decodable>(
+    addr: std::net::SocketAddr,
+    key: ApiKey,
+    version: i16,
+    req: Req,
+) -> Resp {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut buf = bytes::BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(5)
+        .with_client_id(Some(StrBytes::from_static_str("admin-test")))
+        .encode(&mut buf, key.request_header_version(version))
+        .unwrap();
+    req.encode(&mut buf, version).unwrap();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(&(buf.len() as i32).to_be_bytes())
+        .await
+        .unwrap();
+    s.write_all(&buf).await.unwrap();
+    let mut len = [0u8; 4];
+    tokio::time::timeout(TIMEOUT, s.read_exact(&mut len))
+        .await
+        .unwrap_or_else(|_| panic!("no {key:?} response"))
+        .unwrap_or_else(|e| panic!("connection closed instead of a {key:?} response: {e}"));
+    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).await.unwrap();
+    let mut body = bytes::Bytes::from(body);
+    let h = ResponseHeader::decode(&mut body, key.response_header_version(version)).unwrap();
+    assert_eq!(h.correlation_id, 5);
+    Resp::decode(&mut body, version).unwrap()
+}
+
 /// Sends AlterConfigs v1 for one topic on a raw connection; returns the resource's error code.
 async fn raw_alter_configs(
     addr: std::net::SocketAddr,
@@ -63,11 +103,7 @@ async fn raw_alter_configs(
     configs: &[(&str, &str)],
 ) -> i16 {
     use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
-    use kafka_protocol::messages::{
-        AlterConfigsRequest, AlterConfigsResponse, RequestHeader, ResponseHeader,
-    };
-    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 
     let req = AlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
         .with_resource_type(2)
@@ -82,33 +118,51 @@ async fn raw_alter_configs(
                 })
                 .collect(),
         )]);
-    let mut buf = bytes::BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(33)
-        .with_request_api_version(1)
-        .with_correlation_id(5)
-        .with_client_id(Some(StrBytes::from_static_str("admin-test")))
-        .encode(&mut buf, 1)
-        .unwrap();
-    req.encode(&mut buf, 1).unwrap();
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(&(buf.len() as i32).to_be_bytes())
-        .await
-        .unwrap();
-    s.write_all(&buf).await.unwrap();
-    let mut len = [0u8; 4];
-    tokio::time::timeout(TIMEOUT, s.read_exact(&mut len))
-        .await
-        .expect("no AlterConfigs response")
-        .expect("connection closed instead of an AlterConfigs response");
-    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
-    s.read_exact(&mut body).await.unwrap();
-    let mut body = bytes::Bytes::from(body);
-    let h = ResponseHeader::decode(&mut body, 0).unwrap();
-    assert_eq!(h.correlation_id, 5);
-    let resp = AlterConfigsResponse::decode(&mut body, 1).unwrap();
+    let resp: AlterConfigsResponse = raw_request(addr, ApiKey::AlterConfigs, 1, req).await;
     assert_eq!(resp.responses.len(), 1);
     resp.responses[0].error_code
+}
+
+/// DeleteRecords of `(topic, partition, offset)` at `version`: per partition, the low
+/// watermark and error code, in request order.
+async fn raw_delete_records(
+    addr: std::net::SocketAddr,
+    version: i16,
+    targets: &[(&str, i32, i64)],
+) -> Vec<(String, i32, i64, i16)> {
+    use kafka_protocol::messages::delete_records_request::{
+        DeleteRecordsPartition, DeleteRecordsTopic,
+    };
+    use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse, TopicName};
+
+    let req = DeleteRecordsRequest::default()
+        .with_timeout_ms(1000)
+        .with_topics(
+            targets
+                .iter()
+                .map(|(t, p, o)| {
+                    DeleteRecordsTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(t.to_string())))
+                        .with_partitions(vec![DeleteRecordsPartition::default()
+                            .with_partition_index(*p)
+                            .with_offset(*o)])
+                })
+                .collect(),
+        );
+    let resp: DeleteRecordsResponse = raw_request(addr, ApiKey::DeleteRecords, version, req).await;
+    resp.topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| {
+                (
+                    t.name.to_string(),
+                    p.partition_index,
+                    p.low_watermark,
+                    p.error_code,
+                )
+            })
+        })
+        .collect()
 }
 
 async fn partitions_of(bs: &str, topic: &str) -> Option<usize> {
@@ -446,4 +500,58 @@ async fn no_auto_create_when_disabled() {
     // Explicit creation still works.
     create_topic(&bs, "created", 2, &[]).await;
     assert_round_trip(&bs, "created").await;
+}
+
+/// DeleteRecords on a raw connection, v0 (classic) and v2 (flexible): the codes librdkafka
+/// answers locally (unknown topic or partition) come from the broker too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_records_raw_versions_and_unknown_targets() {
+    let b = TestBroker::start().await;
+    let bs = b.bootstrap();
+    create_topic(&bs, "dr", 1, &[]).await;
+    let p = producer(&bs, false);
+    produce_ok(
+        &p,
+        "dr",
+        &(0..6)
+            .map(|i| Out::kv("k", format!("v{i}")))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    drop_blocking(p).await;
+    let code = |e: ResponseError| e.code();
+    for (version, offset) in [(0, 2), (2, 4)] {
+        let got = raw_delete_records(
+            b.addr(),
+            version,
+            &[
+                ("dr", 0, offset),
+                ("dr", 3, 0),
+                ("nope", 0, 0),
+                ("dr", 0, 99),
+            ],
+        )
+        .await;
+        assert_eq!(
+            got,
+            vec![
+                ("dr".into(), 0, offset, 0),
+                (
+                    "dr".into(),
+                    3,
+                    -1,
+                    code(ResponseError::UnknownTopicOrPartition)
+                ),
+                (
+                    "nope".into(),
+                    0,
+                    -1,
+                    code(ResponseError::UnknownTopicOrPartition)
+                ),
+                ("dr".into(), 0, -1, code(ResponseError::OffsetOutOfRange)),
+            ],
+            "v{version}"
+        );
+    }
+    assert_eq!(watermarks_async(&bs, "dr", 0).await.unwrap(), (4, 6));
 }

@@ -651,3 +651,195 @@ fn build_errors_are_clear() {
     b.stream::<String, String>("a");
     assert!(b.build().is_err());
 }
+
+/// Counters of records dropped for a null key, by processor.
+fn null_key_drops(d: &TopologyTestDriver) -> Vec<(String, u64)> {
+    d.metrics()
+        .snapshot()
+        .into_iter()
+        .filter(|(k, _)| k.ends_with(":null-key"))
+        .collect()
+}
+
+#[test]
+fn null_keys_in_stream_aggregations_are_dropped_and_counted() {
+    let b = StreamsBuilder::new();
+    let events = b.stream::<Option<String>, i64>("events");
+    let grouped = events.group_by_key();
+    grouped.count().to_stream().to("counts");
+    grouped.reduce(|a, b| a + b).to_stream().to("sums");
+    grouped
+        .aggregate(|| 100i64, |_, v, a| a - v)
+        .to_stream()
+        .to("aggs");
+    grouped
+        .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_millis(
+            10,
+        )))
+        .count()
+        .to_stream()
+        .map(|k, v| (k.key, v))
+        .to("windowed");
+    grouped
+        .windowed_by_session(SessionWindows::of_inactivity_gap_with_no_grace(
+            Duration::from_millis(10),
+        ))
+        .count()
+        .to_stream()
+        .map(|k, v| (k.key, v))
+        .to("sessions");
+    grouped
+        .windowed_by_sliding(SlidingWindows::of_time_difference_with_no_grace(
+            Duration::from_millis(10),
+        ))
+        .count()
+        .to_stream()
+        .map(|k, v| (k.key, v))
+        .to("sliding");
+    // A re-keying to a null key is dropped before the repartition topic.
+    events
+        .group_by(|_, v| (*v > 1).then(|| v.to_string()))
+        .count()
+        .to_stream()
+        .to("regrouped");
+    let d = driver(b);
+    let mut i = d.input_topic::<Option<String>, i64>("events");
+    i.pipe_at(Some(s("a")), 1, 0).unwrap();
+    // A null key far in the future must neither fail the task nor advance window time.
+    i.pipe_at(None, 5, 1_000).unwrap();
+    i.pipe_at(Some(s("a")), 2, 3).unwrap();
+    let a = Some(s("a"));
+    let read = |t: &str| {
+        d.output_topic::<Option<String>, Option<i64>>(t)
+            .read_key_values()
+            .unwrap()
+    };
+    assert_eq!(
+        read("counts"),
+        vec![(a.clone(), Some(1)), (a.clone(), Some(2))]
+    );
+    assert_eq!(
+        read("sums"),
+        vec![(a.clone(), Some(1)), (a.clone(), Some(3))]
+    );
+    assert_eq!(
+        read("aggs"),
+        vec![(a.clone(), Some(99)), (a.clone(), Some(97))]
+    );
+    // The record at 3 still lands in the open window [0, 10).
+    assert_eq!(
+        read("windowed"),
+        vec![(a.clone(), Some(1)), (a.clone(), Some(2))]
+    );
+    assert_eq!(
+        read("sessions"),
+        vec![
+            (a.clone(), Some(1)),
+            (a.clone(), None),
+            (a.clone(), Some(2))
+        ]
+    );
+    // Sliding windows emit several windows per record; the window ending at 3 holds both.
+    let sliding = read("sliding");
+    assert!(sliding.contains(&(a.clone(), Some(2))), "{sliding:?}");
+    assert!(sliding.iter().all(|(k, _)| k == &a), "{sliding:?}");
+    assert_eq!(
+        read("regrouped"),
+        vec![(Some(s("5")), Some(1)), (Some(s("2")), Some(1))]
+    );
+    let drops = null_key_drops(&d);
+    // Six aggregations saw the null key once each; the re-keying dropped the value 1.
+    assert_eq!(drops.iter().map(|(_, n)| n).sum::<u64>(), 7, "{drops:?}");
+    assert!(
+        drops.iter().any(|(k, _)| k.contains("-repartition-sink")),
+        "{drops:?}"
+    );
+    assert_eq!(d.metrics().dropped_records(), 7);
+}
+
+#[test]
+fn null_keys_in_tables_are_dropped_and_counted() {
+    let b = StreamsBuilder::new();
+    let table = b.table::<String, String>("users");
+    table.to_stream().to("users-out");
+    table
+        .group_by(|_, city: &String| ((city != "nowhere").then(|| city.clone()), city.clone()))
+        .count()
+        .to_stream()
+        .to("per-city");
+    let d = driver(b);
+    let mut i = d.input_topic::<String, String>("users");
+    i.pipe(s("u1"), s("paris")).unwrap();
+    // A null key on the table's topic: dropped, not a deserialisation error.
+    i.pipe_raw(None, Some(b"rome"), 0).unwrap();
+    // u1 moves to a city that groups to a null key: subtracted from paris, the add dropped.
+    i.pipe(s("u1"), s("nowhere")).unwrap();
+    assert_eq!(
+        d.output_topic::<String, Option<String>>("users-out")
+            .read_key_values()
+            .unwrap(),
+        vec![(s("u1"), Some(s("paris"))), (s("u1"), Some(s("nowhere")))]
+    );
+    assert_eq!(
+        d.output_topic::<Option<String>, Option<i64>>("per-city")
+            .read_key_values()
+            .unwrap(),
+        vec![(Some(s("paris")), Some(1)), (Some(s("paris")), Some(0))]
+    );
+    let drops = null_key_drops(&d);
+    assert_eq!(drops.iter().map(|(_, n)| n).sum::<u64>(), 2, "{drops:?}");
+    assert!(
+        drops.iter().any(|(k, _)| k.contains("KTABLE-MATERIALIZE")),
+        "{drops:?}"
+    );
+    assert!(
+        drops.iter().any(|(k, _)| k.contains("KTABLE-SELECT")),
+        "{drops:?}"
+    );
+}
+
+#[test]
+fn stream_stream_join_windows_follow_the_joins_own_time_not_the_tasks() {
+    let b = StreamsBuilder::new();
+    let l = b.stream::<String, String>("left");
+    let r = b.stream::<String, String>("right");
+    // A third input in the same sub-topology (merged with the join's output) whose records
+    // run far ahead: they advance the task's stream time but not the join's.
+    let other = b.stream::<String, String>("ticks");
+    let w = JoinWindows::of_time_difference_without_grace(Duration::from_millis(10));
+    l.left_join(
+        &r,
+        |a, b: Option<String>| format!("{a}+{}", b.unwrap_or(s("null"))),
+        w,
+    )
+    .merge(&other)
+    .to("out");
+    let topo = b.build().unwrap();
+    let text = topo.describe().to_string();
+    assert!(
+        !text.contains("Sub-topology: 1"),
+        "one sub-topology: {text}"
+    );
+    let d = TopologyTestDriver::new(topo, StreamsConfig::new("j", "x:1")).unwrap();
+    let (mut li, mut ri, mut ti) = (
+        d.input_topic::<String, String>("left"),
+        d.input_topic::<String, String>("right"),
+        d.input_topic::<String, String>("ticks"),
+    );
+    let out = d.output_topic::<String, String>("out");
+    li.pipe_at(s("k"), s("a"), 0).unwrap();
+    ti.pipe_at(s("t"), s("tick"), 1_000).unwrap();
+    // Within the join window of `a`: joins, although the task is at 1000.
+    ri.pipe_at(s("k"), s("b"), 5).unwrap();
+    li.pipe_at(s("x"), s("lonely"), 6).unwrap();
+    ti.pipe_at(s("t"), s("tick2"), 2_000).unwrap();
+    assert_eq!(
+        out.read_values().unwrap(),
+        vec![s("tick"), s("a+b"), s("tick2")],
+        "no early null result, nothing dropped"
+    );
+    assert_eq!(d.metrics().dropped_records(), 0);
+    // The join's own time passing 6 + 10 emits the unmatched record.
+    ri.pipe_at(s("y"), s("late-advance"), 30).unwrap();
+    assert_eq!(out.read_values().unwrap(), vec![s("lonely+null")]);
+}

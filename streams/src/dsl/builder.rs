@@ -80,10 +80,12 @@ impl StreamsBuilder {
             .name
             .clone()
             .unwrap_or_else(|| g.name("KTABLE-SOURCE"));
+        // Keys are read as nullable: a null key is not a deserialisation error but a record
+        // the table drops and counts (as Kafka's KTableSource).
         let src = g.source(
             src_name,
             vec![TopicRef::User(topic.to_string())],
-            consumed.keys.clone(),
+            Arc::new(OptionSerde(consumed.keys.clone())),
             Arc::new(OptionSerde(consumed.values.clone())),
             None,
         );

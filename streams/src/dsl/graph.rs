@@ -20,6 +20,10 @@ pub(crate) struct Graph {
     pub nodes: Vec<NodeDef>,
     pub stores: BTreeMap<String, Arc<StoreSpec>>,
     pub repartition_topics: BTreeSet<String>,
+    /// Explicit partition counts of repartition topics, by topic name.
+    pub repartition_partitions: BTreeMap<String, i32>,
+    /// Join inputs (nodes) whose source topics must be co-partitioned.
+    pub copartition: Vec<Vec<usize>>,
     counter: usize,
     /// First problem found while building; reported by `build()`.
     pub error: Option<String>,
@@ -123,8 +127,8 @@ impl Graph {
         )
     }
 
-    /// A node writing table updates into `store` and forwarding them as changes;
-    /// its input is a topic's `Option<V>` or, with `from_topic` false, a table's changes.
+    /// A node writing table updates into `store` and forwarding them as changes; its input is
+    /// a topic's `(Option<K>, Option<V>)` or, with `from_topic` false, a table's changes.
     pub fn table_source<K: crate::record::Data, V: crate::record::Data>(
         &mut self,
         parent: usize,
@@ -194,6 +198,8 @@ impl Graph {
         )
     }
 
+    /// A node writing records to `topic`; with `drop_null_keys` (repartition topics), records
+    /// whose key is null are dropped and counted instead.
     pub fn sink<K: 'static, V: 'static>(
         &mut self,
         name: String,
@@ -201,6 +207,7 @@ impl Graph {
         topic: TopicRef,
         keys: SerdeRef<K>,
         values: SerdeRef<V>,
+        drop_null_keys: bool,
     ) -> usize {
         let t = topic.clone();
         let factory: NodeFactory = Arc::new(move |app: &str| {
@@ -208,10 +215,16 @@ impl Graph {
                 topic: Arc::from(t.resolve(app)),
                 keys: keys.clone(),
                 values: values.clone(),
+                drop_null_keys,
                 _t: PhantomData,
             }) as Box<dyn Node>
         });
         self.add(name, NodeKind::Sink { topic }, factory, &[parent], vec![])
+    }
+
+    /// Declares that the source topics feeding `inputs` (a join's inputs) must be co-partitioned.
+    pub fn copartition(&mut self, inputs: &[usize]) {
+        self.copartition.push(inputs.to_vec());
     }
 
     /// Writes the stream to `<name>-repartition` and reads it back in a new
@@ -232,7 +245,16 @@ impl Graph {
         let topic = TopicRef::Internal(topic_name);
         let sink = format!("{name}-repartition-sink");
         let src = format!("{name}-repartition-source");
-        self.sink(sink, parent, topic.clone(), keys.clone(), values.clone());
+        // Whatever reads a repartition topic (an aggregation or a join) drops null keys anyway:
+        // as Kafka's repartition null-key filter, they are dropped (and counted) before the write.
+        self.sink(
+            sink,
+            parent,
+            topic.clone(),
+            keys.clone(),
+            values.clone(),
+            true,
+        );
         self.source(src, vec![topic], keys, values, None)
     }
 
@@ -251,6 +273,8 @@ impl Graph {
             std::mem::take(&mut self.nodes),
             std::mem::take(&mut self.stores),
             std::mem::take(&mut self.repartition_topics),
+            std::mem::take(&mut self.repartition_partitions),
+            &std::mem::take(&mut self.copartition),
         ))
     }
 }
@@ -278,6 +302,8 @@ struct SinkNode<K, V> {
     topic: Arc<str>,
     keys: SerdeRef<K>,
     values: SerdeRef<V>,
+    /// Repartition sinks: a record whose key is null is dropped, not written.
+    drop_null_keys: bool,
     _t: PhantomData<fn(K, V)>,
 }
 
@@ -291,6 +317,10 @@ impl<K: 'static, V: 'static> Node for SinkNode<K, V> {
             .keys
             .serialize(peek::<K>(&rec.key))
             .map_err(serde_err)?;
+        if key.is_none() && self.drop_null_keys {
+            crate::ops::drop_null_key(ctx);
+            return Ok(());
+        }
         let value = self
             .values
             .serialize(peek::<V>(&rec.value))

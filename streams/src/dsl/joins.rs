@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::kstream::KStream;
 use super::ktable::KTable;
 use super::options::{Materialized, StreamJoined};
-use crate::ops::stream_join::JoinSide;
+use crate::ops::stream_join::{JoinClocks, JoinSide};
 use crate::ops::table_join::{JoinKind, StreamTableJoin, TableTableJoin};
 use crate::processor::{fn_node, Ctx, Node};
 use crate::record::{Change, Data, Record};
@@ -42,6 +42,7 @@ impl<K: Data, V: Data> KStream<K, V> {
         let left = self.partitioned(&format!("{base}-left"), &opts.keys, &opts.values);
         let right = other.partitioned(&format!("{base}-right"), &opts.keys, &opts.other_values);
         let mut g = self.g.borrow_mut();
+        g.copartition(&[left, right]);
         let retention = windows.before + windows.after + 1 + windows.grace;
         let kind = StoreKind::Window {
             retention,
@@ -77,6 +78,7 @@ impl<K: Data, V: Data> KStream<K, V> {
                 false,
             )
         });
+        let clocks = Arc::new(JoinClocks::default());
         let mut sides = Vec::new();
         for (is_left, parent) in [(true, left), (false, right)] {
             let (this, that) = if is_left {
@@ -86,12 +88,13 @@ impl<K: Data, V: Data> KStream<K, V> {
             };
             let mut stores = vec![this.clone(), that.clone()];
             stores.extend(outer_store.clone());
-            let (keys, lv, rv, j, outer) = (
+            let (keys, lv, rv, j, outer, clocks) = (
                 opts.keys.clone(),
                 opts.values.clone(),
                 opts.other_values.clone(),
                 joiner.clone(),
                 outer_store.clone(),
+                clocks.clone(),
             );
             let name = format!("{base}-{}", if is_left { "this" } else { "other" });
             let node = g.processor(
@@ -111,6 +114,8 @@ impl<K: Data, V: Data> KStream<K, V> {
                         emit_unmatched,
                         joiner: j.clone(),
                         stores: None,
+                        clocks: clocks.clone(),
+                        clock: None,
                     }) as Box<dyn Node>
                 }),
             );
@@ -238,6 +243,7 @@ impl<K: Data, V: Data> KStream<K, V> {
             &V::default_serde(),
         );
         let mut g = self.g.borrow_mut();
+        g.copartition(&[input, table.node]);
         let sn = store.clone();
         let node = g.processor(
             name,
@@ -307,6 +313,7 @@ impl<K: Data + DefaultSerde, V: Data + DefaultSerde> KTable<K, V> {
             unreachable!("materialized_with always sets a store")
         };
         let mut g = self.g.borrow_mut();
+        g.copartition(&[l.node, r.node]);
         let base = g.name(match kind {
             JoinKind::Inner => "KTABLE-JOIN",
             JoinKind::Left => "KTABLE-LEFTJOIN",

@@ -298,6 +298,7 @@ impl<K: Data, V: Data> KStream<K, V> {
             TopicRef::User(topic.to_string()),
             produced.keys,
             produced.values,
+            false,
         );
     }
 
@@ -315,6 +316,15 @@ impl<K: Data, V: Data> KStream<K, V> {
         let mut g = self.g.borrow_mut();
         let name = opts.name.unwrap_or_else(|| g.name("KSTREAM-REPARTITION"));
         let node = g.repartition(self.node, &name, opts.keys, opts.values);
+        if let Some(n) = opts.partitions {
+            if n <= 0 {
+                g.fail(format!(
+                    "repartition `{name}`: the number of partitions must be positive, not {n}"
+                ));
+            }
+            g.repartition_partitions
+                .insert(format!("{name}-repartition"), n);
+        }
         drop(g);
         KStream::new(self.g.clone(), node, false)
     }

@@ -166,10 +166,16 @@ impl<K: Data, V: Data> KTable<K, V> {
         grouped: Grouped<K2, V2>,
     ) -> KGroupedTable<K2, V2> {
         let f: KeyValueMapper<K, V, K2, V2> = Arc::new(f);
+        let keys = grouped.keys.clone();
         let t: KTable<K2, V2> = self.then(
             "KTABLE-SELECT",
             vec![],
-            Arc::new(move |_| Box::new(TableGroupBy { f: f.clone() }) as Box<dyn Node>),
+            Arc::new(move |_| {
+                Box::new(TableGroupBy {
+                    f: f.clone(),
+                    keys: keys.clone(),
+                }) as Box<dyn Node>
+            }),
         );
         KGroupedTable {
             node: t.node,

@@ -173,6 +173,7 @@ pub struct Repartitioned<K, V> {
     pub(crate) keys: SerdeRef<K>,
     pub(crate) values: SerdeRef<V>,
     pub(crate) name: Option<String>,
+    pub(crate) partitions: Option<i32>,
 }
 
 impl<K: 'static, V: 'static> Repartitioned<K, V> {
@@ -182,11 +183,18 @@ impl<K: 'static, V: 'static> Repartitioned<K, V> {
             keys,
             values,
             name: None,
+            partitions: None,
         }
     }
     /// Names the topic `<application.id>-<name>-repartition`.
     pub fn named(mut self, name: &str) -> Self {
         self.name = Some(name.to_string());
+        self
+    }
+    /// Gives the topic `n` partitions instead of deriving the count from the topology; it
+    /// must then agree with any topic it is co-partitioned with.
+    pub fn with_number_of_partitions(mut self, n: i32) -> Self {
+        self.partitions = Some(n);
         self
     }
 }

@@ -5,7 +5,7 @@ use crate::fns::{Adder, Init};
 use std::sync::Arc;
 
 use super::emit::Emitter;
-use super::{from_bytes, to_bytes};
+use super::{from_bytes, key_bytes, to_bytes};
 use crate::error::StreamsError;
 use crate::processor::{Ctx, Node};
 use crate::record::{Change, Data, DynRecord};
@@ -64,7 +64,9 @@ impl<K: Data, V: Data, A: Data> Node for StreamAggregate<K, V, A> {
 
     fn process(&mut self, ctx: &mut Ctx<'_>, rec: DynRecord) -> Result<(), StreamsError> {
         let r = rec.typed::<K, V>();
-        let kb = to_bytes(&self.keys, &r.key, &self.store_name)?;
+        let Some(kb) = key_bytes(ctx, &self.keys, &r.key, &self.store_name)? else {
+            return Ok(());
+        };
         let Some(store) = &self.store else {
             return Ok(());
         };
@@ -98,7 +100,8 @@ pub(crate) struct TableSource<K, V> {
     pub cached: bool,
     pub store: Option<StoreRef>,
     pub emitter: Emitter<K, V>,
-    /// Input carries `Option<V>` (a topic) rather than `Change<V>` (a table).
+    /// Input carries `(Option<K>, Option<V>)` (a topic, where keys and values may be null)
+    /// rather than `(K, Change<V>)` (a table).
     pub from_topic: bool,
 }
 
@@ -110,13 +113,19 @@ impl<K: Data, V: Data> Node for TableSource<K, V> {
 
     fn process(&mut self, ctx: &mut Ctx<'_>, rec: DynRecord) -> Result<(), StreamsError> {
         let (key, new, ts, headers) = if self.from_topic {
-            let r = rec.typed::<K, Option<V>>();
-            (r.key, r.value, r.timestamp, r.headers)
+            let r = rec.typed::<Option<K>, Option<V>>();
+            let Some(key) = r.key else {
+                super::drop_null_key(ctx);
+                return Ok(());
+            };
+            (key, r.value, r.timestamp, r.headers)
         } else {
             let r = rec.typed::<K, Change<V>>();
             (r.key, r.value.new, r.timestamp, r.headers)
         };
-        let kb = to_bytes(&self.keys, &key, &self.store_name)?;
+        let Some(kb) = key_bytes(ctx, &self.keys, &key, &self.store_name)? else {
+            return Ok(());
+        };
         let Some(store) = &self.store else {
             return Ok(());
         };
@@ -168,7 +177,9 @@ impl<K: Data, V: Data, A: Data> Node for TableAggregate<K, V, A> {
 
     fn process(&mut self, ctx: &mut Ctx<'_>, rec: DynRecord) -> Result<(), StreamsError> {
         let r = rec.typed::<K, Change<V>>();
-        let kb = to_bytes(&self.keys, &r.key, &self.store_name)?;
+        let Some(kb) = key_bytes(ctx, &self.keys, &r.key, &self.store_name)? else {
+            return Ok(());
+        };
         let Some(store) = &self.store else {
             return Ok(());
         };

@@ -4,7 +4,7 @@
 use crate::fns::{Adder, Init, Merger};
 
 use super::emit::Emitter;
-use super::{from_bytes, to_bytes};
+use super::{from_bytes, key_bytes, to_bytes};
 use crate::error::StreamsError;
 use crate::processor::{Ctx, Node};
 use crate::record::{Data, DynRecord};
@@ -44,11 +44,14 @@ impl<K: Data, V: Data, A: Data> Node for SessionAggregate<K, V, A> {
 
     fn process(&mut self, ctx: &mut Ctx<'_>, rec: DynRecord) -> Result<(), StreamsError> {
         let r = rec.typed::<K, V>();
+        // A null-keyed record is dropped before it can advance the observed time (as Kafka).
+        let Some(kb) = key_bytes(ctx, &self.keys, &r.key, &self.store_name)? else {
+            return Ok(());
+        };
         let ts = r.timestamp;
         self.observed = self.observed.max(ts);
         // A session can still grow until stream time passes end + gap + grace.
         let close = self.observed - self.windows.grace - self.windows.gap;
-        let kb = to_bytes(&self.keys, &r.key, &self.store_name)?;
         let Some(store) = self.store.clone() else {
             return Ok(());
         };

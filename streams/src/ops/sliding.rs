@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 
 use super::aggregate::Fold;
 use super::emit::Emitter;
-use super::{from_bytes, to_bytes};
+use super::{from_bytes, key_bytes, to_bytes};
 use crate::error::StreamsError;
 use crate::processor::{Ctx, Node};
 use crate::record::{Data, DynRecord};
@@ -65,6 +65,10 @@ impl<K: Data, V: Data, A: Data> Node for SlidingAggregate<K, V, A> {
 
     fn process(&mut self, ctx: &mut Ctx<'_>, rec: DynRecord) -> Result<(), StreamsError> {
         let r = rec.typed::<K, V>();
+        // A null-keyed record is dropped before it can advance the observed time (as Kafka).
+        let Some(kb) = key_bytes(ctx, &self.keys, &r.key, &self.store_name)? else {
+            return Ok(());
+        };
         let t = r.timestamp;
         let d = self.windows.time_difference;
         self.observed = self.observed.max(t);
@@ -73,7 +77,6 @@ impl<K: Data, V: Data, A: Data> Node for SlidingAggregate<K, V, A> {
             ctx.record_dropped("expired-window");
             return Ok(());
         }
-        let kb = to_bytes(&self.keys, &r.key, &self.store_name)?;
         let Some(store) = self.store.clone() else {
             return Ok(());
         };

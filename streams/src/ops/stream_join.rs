@@ -4,16 +4,62 @@
 //! side's records of the same key within the join window. Left and outer
 //! joins emit a record with a missing side only once its window has closed
 //! (Kafka ≥ 3.1), keeping unmatched records in a shared "outer" store until then.
+//!
+//! Window expiry follows the join's own stream time (Kafka's `TimeTracker`): the largest
+//! timestamp either side of the join has seen in this task, not the task's stream time, so
+//! another input of the same sub-topology running ahead cannot close join windows early.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
 
 use crate::fns::Joiner;
 
-use super::{from_bytes, to_bytes};
+use super::{from_bytes, key_bytes, to_bytes};
 use crate::error::StreamsError;
 use crate::processor::{Ctx, Node};
 use crate::record::{Data, DynRecord, Headers, Record};
 use crate::serde::SerdeRef;
-use crate::state::StoreRef;
+use crate::state::{Store, StoreRef};
 use crate::window::JoinWindows;
+use crate::TaskId;
+
+/// The stream times of one join, one per task (Kafka's `TimeTrackerSupplier`): both sides of a
+/// task share one clock. An entry belongs to the task incarnation whose left window store it
+/// was created with, so a task reopened after a rebalance starts a fresh clock.
+#[derive(Default)]
+pub(crate) struct JoinClocks {
+    by_task: Mutex<HashMap<TaskId, TaskClock>>,
+}
+
+/// A task incarnation's left window store (held weakly, only compared) and its join clock.
+type TaskClock = (Weak<Mutex<Store>>, Arc<AtomicI64>);
+
+impl JoinClocks {
+    fn get(&self, task: TaskId, left_store: &StoreRef) -> Arc<AtomicI64> {
+        let mut m = self.by_task.lock();
+        if let Some((store, clock)) = m.get(&task) {
+            if std::ptr::eq(store.as_ptr(), Arc::as_ptr(left_store)) {
+                return clock.clone();
+            }
+        }
+        // Kafka's NO_TIMESTAMP: every record advances it before it is compared.
+        let clock = Arc::new(AtomicI64::new(-1));
+        m.insert(task, (Arc::downgrade(left_store), clock.clone()));
+        clock
+    }
+
+    fn remove(&self, task: TaskId, left_store: &StoreRef) {
+        let mut m = self.by_task.lock();
+        if m.get(&task)
+            .is_some_and(|(s, _)| std::ptr::eq(s.as_ptr(), Arc::as_ptr(left_store)))
+        {
+            m.remove(&task);
+        }
+    }
+}
 
 /// One side of the join; the topology has one for the left and one for the right stream.
 pub(crate) struct JoinSide<K, VL, VR, VO> {
@@ -30,6 +76,10 @@ pub(crate) struct JoinSide<K, VL, VR, VO> {
     pub emit_unmatched: (bool, bool),
     pub joiner: Joiner<K, VL, VR, VO>,
     pub stores: Option<(StoreRef, StoreRef, Option<StoreRef>)>,
+    /// Shared by the two sides' factories; each task's pair picks its clock at init.
+    pub clocks: Arc<JoinClocks>,
+    /// This task's join clock and task id, set at init.
+    pub clock: Option<(Arc<AtomicI64>, TaskId)>,
 }
 
 fn outer_key(ts: i64, left: bool, kb: &[u8]) -> Vec<u8> {
@@ -58,11 +108,17 @@ impl<K: Data, VL: Data, VR: Data, VO: Data> JoinSide<K, VL, VR, VO> {
         }
     }
 
-    fn emit_expired(&mut self, ctx: &mut Ctx<'_>) -> Result<(), StreamsError> {
+    /// The window store of the left side (this side's or the other's).
+    fn left_store(&self) -> Option<&StoreRef> {
+        self.stores
+            .as_ref()
+            .map(|(this, other, _)| if self.is_left { this } else { other })
+    }
+
+    fn emit_expired(&mut self, ctx: &mut Ctx<'_>, now: i64) -> Result<(), StreamsError> {
         let Some((_, _, Some(outer))) = self.stores.clone() else {
             return Ok(());
         };
-        let now = ctx.stream_time();
         let g = self.windows.grace;
         let min_reach = self.windows.before.min(self.windows.after);
         let entries = {
@@ -118,11 +174,22 @@ impl<K: Data, VL: Data, VR: Data, VO: Data> Node for JoinSide<K, VL, VR, VO> {
             ctx.store(&self.other_store_name)?,
             outer,
         ));
+        let task = ctx.shared.task_id;
+        let clock = self.left_store().map(|left| self.clocks.get(task, left));
+        self.clock = clock.map(|c| (c, task));
         Ok(())
     }
 
+    fn close(&mut self) {
+        if let (Some((_, task)), Some(left)) = (&self.clock, self.left_store()) {
+            self.clocks.remove(*task, left);
+        }
+    }
+
     fn process(&mut self, ctx: &mut Ctx<'_>, rec: DynRecord) -> Result<(), StreamsError> {
-        let Some((this, other, outer)) = self.stores.clone() else {
+        let (Some((this, other, outer)), Some((clock, _))) =
+            (self.stores.clone(), self.clock.clone())
+        else {
             return Ok(());
         };
         let (key, ts, headers) = (
@@ -130,6 +197,11 @@ impl<K: Data, VL: Data, VR: Data, VO: Data> Node for JoinSide<K, VL, VR, VO> {
             rec.timestamp,
             rec.headers.clone(),
         );
+        // A null key joins nothing: dropped before it can advance the join's clock (as Kafka).
+        let Some(kb) = key_bytes(ctx, &self.keys, &key, &self.this_store_name)? else {
+            return Ok(());
+        };
+        let now = clock.fetch_max(ts, Ordering::Relaxed).max(ts);
         let (this_val_bytes, this_l, this_r): (Vec<u8>, Option<VL>, Option<VR>) = if self.is_left {
             let v = crate::record::take::<VL>(rec.value);
             (
@@ -146,11 +218,10 @@ impl<K: Data, VL: Data, VR: Data, VO: Data> Node for JoinSide<K, VL, VR, VO> {
             )
         };
         let (back, ahead) = self.reach();
-        if ts + ahead + self.windows.grace < ctx.stream_time() {
+        if ts + ahead + self.windows.grace < now {
             ctx.record_dropped("expired-window");
             return Ok(());
         }
-        let kb = to_bytes(&self.keys, &key, &self.this_store_name)?;
         this.lock()
             .window()
             .put(&kb, ts, Some(&this_val_bytes), ts)?;
@@ -205,6 +276,6 @@ impl<K: Data, VL: Data, VR: Data, VO: Data> Node for JoinSide<K, VL, VR, VO> {
                 outer.lock().kv().put(&k, Some(&this_val_bytes), ts)?;
             }
         }
-        self.emit_expired(ctx)
+        self.emit_expired(ctx, now)
     }
 }

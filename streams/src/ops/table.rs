@@ -2,9 +2,11 @@
 
 use crate::fns::{KeyValueMapper, Pred, ValueMapper};
 
+use super::drop_null_key;
 use crate::error::StreamsError;
 use crate::processor::{Ctx, Node};
 use crate::record::{Change, Data, DynRecord, Record};
+use crate::serde::SerdeRef;
 
 /// `KTable::filter`: a value failing the predicate reads as absent.
 pub(crate) struct TableFilter<K, V> {
@@ -71,13 +73,25 @@ impl<K: Data, V: Data> Node for TableToStream<K, V> {
 /// old key (to be subtracted) and the new value to the new key (to be added).
 pub(crate) struct TableGroupBy<K, V, K2, V2> {
     pub f: KeyValueMapper<K, V, K2, V2>,
+    /// The new keys' serde: a key it writes as null cannot be aggregated.
+    pub keys: SerdeRef<K2>,
 }
 
 impl<K: Data, V: Data, K2: Data + PartialEq, V2: Data> Node for TableGroupBy<K, V, K2, V2> {
     fn process(&mut self, ctx: &mut Ctx<'_>, rec: DynRecord) -> Result<(), StreamsError> {
         let r = rec.typed::<K, Change<V>>();
-        let old = r.value.old.as_ref().map(|v| (self.f)(&r.key, v));
-        let new = r.value.new.as_ref().map(|v| (self.f)(&r.key, v));
+        // A pair whose new key is null is dropped and counted; the other side of the update
+        // still goes through (a row moving to a null key is subtracted from its old key).
+        let regroup = |v: &V| {
+            let (k, v) = (self.f)(&r.key, v);
+            if matches!(self.keys.serialize(&k), Ok(None)) {
+                drop_null_key(ctx);
+                return None;
+            }
+            Some((k, v))
+        };
+        let old = r.value.old.as_ref().and_then(&regroup);
+        let new = r.value.new.as_ref().and_then(&regroup);
         let fwd = |ctx: &mut Ctx<'_>, k: K2, c: Change<V2>| {
             ctx.forward_typed(Record {
                 key: k,

@@ -30,8 +30,8 @@ fn partitions_of(
         .filter(|&n| n > 0))
 }
 
-/// Works out task counts, checks co-partitioning and creates the
-/// repartition and changelog topics that do not exist yet.
+/// Works out task counts, checks co-partitioning and creates the repartition and changelog
+/// topics that do not exist yet; existing ones must already have the needed counts.
 pub(crate) fn prepare(
     topology: &Topology,
     app_id: &str,
@@ -48,63 +48,12 @@ pub(crate) fn prepare(
             }
         }
     }
-    // A repartition topic gets as many partitions as the tasks writing it;
-    // chains of repartitions resolve over a few passes.
-    let mut tasks: BTreeMap<u32, i32> = BTreeMap::new();
-    for _ in 0..=topology.subtopologies.len() {
-        for sub in &topology.subtopologies {
-            let n = sub
-                .source_topics
-                .iter()
-                .filter_map(|t| counts.get(t))
-                .max()
-                .copied();
-            if let Some(n) = n {
-                tasks.insert(sub.id, n);
-            }
-        }
-        for name in &topology.repartition_topics {
-            let t = TopicRef::Internal(name.clone());
-            let n = topology
-                .writers_of(&t)
-                .iter()
-                .filter_map(|s| tasks.get(s))
-                .max()
-                .copied();
-            if let Some(n) = n {
-                counts.insert(t, n);
-            }
-        }
-    }
-    for sub in &topology.subtopologies {
-        if !tasks.contains_key(&sub.id) {
-            return Err(StreamsError::Topology(format!(
-                "cannot size sub-topology {}",
-                sub.id
-            )));
-        }
-        // Stateful sub-topologies joining several inputs need equal partition counts.
-        if sub.source_topics.len() > 1 && !sub.stores.is_empty() {
-            let ns: Vec<i32> = sub
-                .source_topics
-                .iter()
-                .map(|t| counts.get(t).copied().unwrap_or(0))
-                .collect();
-            if ns.windows(2).any(|w| w[0] != w[1]) {
-                return Err(StreamsError::CoPartitioning {
-                    topics: sub
-                        .source_topics
-                        .iter()
-                        .map(|t| t.resolve(app_id))
-                        .collect(),
-                    counts: ns,
-                });
-            }
-        }
-    }
+    // Repartition topics sized from their writers and co-partition groups (Kafka's rules,
+    // in `topology::sizing`); joined topics that cannot agree are an error here.
+    let sizing = topology.size(&counts, app_id)?;
     let mut wanted: Vec<TopicSpec> = Vec::new();
     for name in &topology.repartition_topics {
-        let n = counts[&TopicRef::Internal(name.clone())];
+        let n = sizing.topics[&TopicRef::Internal(name.clone())];
         wanted.push((
             format!("{app_id}-{name}"),
             n,
@@ -120,7 +69,7 @@ pub(crate) fn prepare(
                 let spec = &topology.stores[store];
                 wanted.push((
                     format!("{app_id}-{cl}"),
-                    tasks[&sub.id],
+                    sizing.tasks[&sub.id],
                     spec.changelog_configs(),
                 ));
             }

@@ -1,5 +1,7 @@
 //! The compiled processor graph: nodes, stores, sub-topologies and `describe()`.
 
+mod sizing;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
@@ -77,20 +79,40 @@ pub struct Topology {
     pub(crate) stores: BTreeMap<String, Arc<StoreSpec>>,
     /// Internal repartition topics (names without the application prefix).
     pub(crate) repartition_topics: BTreeSet<String>,
+    /// Repartition topics given a partition count (`Repartitioned::with_number_of_partitions`).
+    pub(crate) repartition_partitions: BTreeMap<String, i32>,
+    /// Topics that must have equal partition counts: the inputs of each join.
+    pub(crate) copartition_groups: Vec<BTreeSet<TopicRef>>,
     pub(crate) subtopologies: Vec<SubTopology>,
 }
 
 impl Topology {
+    /// Compiles the graph; each of `copartition` lists nodes (join inputs) whose upstream
+    /// source topics must be co-partitioned.
     pub(crate) fn new(
         nodes: Vec<NodeDef>,
         stores: BTreeMap<String, Arc<StoreSpec>>,
         repartition_topics: BTreeSet<String>,
+        repartition_partitions: BTreeMap<String, i32>,
+        copartition: &[Vec<usize>],
     ) -> Self {
         let subtopologies = split(&nodes);
+        let mut copartition_groups: Vec<BTreeSet<TopicRef>> = Vec::new();
+        for inputs in copartition {
+            let group: BTreeSet<TopicRef> = inputs
+                .iter()
+                .flat_map(|&n| upstream_topics(&nodes, n))
+                .collect();
+            if group.len() > 1 && !copartition_groups.contains(&group) {
+                copartition_groups.push(group);
+            }
+        }
         Topology {
             nodes,
             stores,
             repartition_topics,
+            repartition_partitions,
+            copartition_groups,
             subtopologies,
         }
     }
@@ -133,6 +155,23 @@ impl Topology {
             .map(|s| s.id)
             .collect()
     }
+}
+
+/// The topics of the source nodes upstream of `node` (itself included).
+fn upstream_topics(nodes: &[NodeDef], node: usize) -> BTreeSet<TopicRef> {
+    let mut topics = BTreeSet::new();
+    let mut seen = BTreeSet::new();
+    let mut todo = vec![node];
+    while let Some(n) = todo.pop() {
+        if !seen.insert(n) {
+            continue;
+        }
+        if let NodeKind::Source { topics: t, .. } = &nodes[n].kind {
+            topics.extend(t.iter().cloned());
+        }
+        todo.extend(nodes[n].parents.iter().copied());
+    }
+    topics
 }
 
 /// Connected components over parent/child links and shared stores, numbered
