@@ -111,10 +111,6 @@ impl Ctx<'_> {
             })
     }
 
-    pub fn stream_time(&self) -> i64 {
-        self.shared.stream_time
-    }
-
     pub fn record_dropped(&self, reason: &str) {
         self.shared.metrics.record_dropped(self.node_name, reason);
     }
