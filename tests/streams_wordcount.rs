@@ -564,3 +564,47 @@ async fn committed_repartition_records_are_purged() {
     }
     app.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_replica_takes_over_without_a_full_restore() {
+    let (_broker, b) = broker_with_topics(2).await;
+    let state = tempfile::tempdir().unwrap();
+    let cfg = ["statestore.cache.max.bytes=0", "num.standby.replicas=1"];
+    let mut a = App::start_with(&b, "wcs", &state.path().join("a"), 1, &cfg);
+    let mut second = App::start_with(&b, "wcs", &state.path().join("b"), 1, &cfg);
+    let (first, mut expected) = lines(0, 6000);
+    produce_lines(&b, &first).await;
+    wait_for_counts(&b, &expected).await;
+    // The standby on the other instance follows the changelog.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before_kill = second.restored();
+    a.kill();
+    let (more_lines, more) = lines(6000, 6100);
+    merge(&mut expected, more);
+    produce_lines(&b, &more_lines).await;
+    // The survivor takes the killed instance's tasks once its session (6 s) expires.
+    wait_at_least(&b, &expected).await;
+    let changelog: i64 = blocking({
+        let b = b.clone();
+        move || {
+            let c = query_consumer(&b);
+            (0..2)
+                .map(|p| {
+                    c.fetch_watermarks("wcs-counts-changelog", p, TIMEOUT)
+                        .unwrap()
+                        .1
+                })
+                .sum()
+        }
+    })
+    .await;
+    let restored = second.restored() - before_kill;
+    eprintln!("changelog {changelog} records; the survivor restored {restored} at the takeover");
+    assert!(changelog > 15_000, "{changelog}");
+    assert!(
+        (restored as i64) < changelog / 10,
+        "restored {restored} of {changelog}: no warm standby\n{}",
+        second.stdout()
+    );
+    second.stop();
+}

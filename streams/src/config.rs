@@ -45,6 +45,8 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("max.task.idle.ms", Some("0")),
     // How long retriable failures (commits, flushes, a stalled restoration) are retried.
     ("task.timeout.ms", Some("300000")),
+    // Standby replicas per stateful task, kept warm from the changelog on other instances.
+    ("num.standby.replicas", Some("0")),
     // Committed records of repartition topics are deleted this often.
     ("repartition.purge.interval.ms", Some("30000")),
     // Brook: one budget for all RocksDB block cache + write buffers of the instance.
@@ -137,6 +139,7 @@ impl StreamsConfig {
         self.commit_interval()?;
         self.task_timeout()?;
         self.repartition_purge_interval()?;
+        self.num_standby_replicas()?;
         self.cache_max_bytes()?;
         self.rocksdb_memory_bytes()?;
         self.deserialization_handler()?;
@@ -178,6 +181,10 @@ impl StreamsConfig {
 
     pub(crate) fn commit_interval(&self) -> Result<Duration, StreamsError> {
         Ok(Duration::from_millis(self.num("commit.interval.ms")?))
+    }
+
+    pub(crate) fn num_standby_replicas(&self) -> Result<usize, StreamsError> {
+        self.num("num.standby.replicas")
     }
 
     pub(crate) fn task_timeout(&self) -> Result<Duration, StreamsError> {

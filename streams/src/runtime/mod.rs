@@ -7,6 +7,7 @@ mod rebalance;
 mod restore;
 mod setup;
 mod shutdown;
+mod standby;
 mod tasks;
 mod thread;
 
@@ -79,6 +80,8 @@ pub(crate) struct Shared {
     shutdown_requested: AtomicBool,
     /// Task directories held by this instance's threads.
     pub task_dirs: tasks::TaskDirs,
+    /// This instance's id in its threads' client ids (standby placement).
+    pub instance_id: String,
 }
 
 impl Shared {
@@ -154,6 +157,20 @@ impl Shared {
     }
 }
 
+/// A random id for this instance (Kafka uses a process UUID).
+fn new_instance_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    format!("{:016x}", h.finish())
+}
+
 /// A running streams application: `num.stream.threads` consumers in the
 /// group `application.id`, each with its tasks, stores and producer.
 pub struct KafkaStreams {
@@ -184,6 +201,7 @@ impl KafkaStreams {
                 stop: Arc::new(AtomicBool::new(false)),
                 shutdown_requested: AtomicBool::new(false),
                 task_dirs: tasks::TaskDirs::default(),
+                instance_id: new_instance_id(),
             }),
             handles: Vec::new(),
         })
@@ -251,7 +269,13 @@ impl KafkaStreams {
         self.shared.transition(State::Rebalancing);
         for i in 0..self.shared.threads {
             let t = thread::StreamThread {
-                name: format!("{app_id}-StreamThread-{}", i + 1),
+                // Kafka's names: `<application.id>-<instance>-StreamThread-<n>`.
+                name: format!(
+                    "{app_id}-{}-StreamThread-{}",
+                    self.shared.instance_id,
+                    i + 1
+                ),
+                index: i,
                 topology: self.topology.clone(),
                 shared: self.shared.clone(),
                 stop: self.shared.stop.clone(),

@@ -62,11 +62,13 @@ pub(crate) struct ChangelogPos {
     pub end: i64,
     /// Records applied by the current restoration.
     pub restored: u64,
+    /// A standby replica's changelog: read for as long as the standby lives, never done.
+    pub standby: bool,
 }
 
 impl ChangelogPos {
     fn done(&self) -> bool {
-        self.next >= self.end
+        !self.standby && self.next >= self.end
     }
 }
 
@@ -78,8 +80,10 @@ const TURN_BUDGET: Duration = Duration::from_millis(200);
 /// The restore consumer and what it is reading for which task.
 pub(crate) struct ChangelogReader {
     consumer: BaseConsumer,
-    /// Changelog partition → the restoring task that owns it.
+    /// Changelog partition → the restoring or standby task that owns it.
     owners: HashMap<Tp, TaskId>,
+    /// How many of `owners` are standby partitions.
+    standbys: usize,
     listener: Option<Arc<dyn StateRestoreListener>>,
     metrics: Arc<Metrics>,
     /// Last time any restoration made progress (for `task.timeout.ms`).
@@ -97,6 +101,7 @@ impl ChangelogReader {
         ChangelogReader {
             consumer,
             owners: HashMap::new(),
+            standbys: 0,
             listener,
             metrics,
             progress_at: Instant::now(),
@@ -104,9 +109,14 @@ impl ChangelogReader {
         }
     }
 
-    /// Whether any changelog partition is being restored.
+    /// Whether no changelog partition is being read (restorations or standbys).
     pub fn is_idle(&self) -> bool {
         self.owners.is_empty()
+    }
+
+    /// Whether an active task is restoring (standbys alone are not waited for).
+    pub fn restoring(&self) -> bool {
+        self.owners.len() > self.standbys
     }
 
     /// Starts restoring the changelog partitions of a task that are behind.
@@ -118,11 +128,15 @@ impl ChangelogReader {
         all: &BTreeMap<TaskId, &[ChangelogPos]>,
     ) -> Result<(), StreamsError> {
         for c in changelogs.iter().filter(|c| !c.done()) {
-            if let Some(s) = task.store(&c.store) {
-                s.lock().set_bulk_loading(true)?;
-            }
-            if let Some(l) = &self.listener {
-                l.on_restore_start(&c.topic, c.partition, &c.store, c.next, c.end);
+            if c.standby {
+                self.standbys += 1;
+            } else {
+                if let Some(s) = task.store(&c.store) {
+                    s.lock().set_bulk_loading(true)?;
+                }
+                if let Some(l) = &self.listener {
+                    l.on_restore_start(&c.topic, c.partition, &c.store, c.next, c.end);
+                }
             }
             self.owners.insert((c.topic.clone(), c.partition), id);
         }
@@ -143,7 +157,11 @@ impl ChangelogReader {
             }
         }
         let before = self.owners.len();
+        let standby = all.get(&id).is_some_and(|cs| cs.iter().any(|c| c.standby));
         self.owners.retain(|_, owner| *owner != id);
+        if standby {
+            self.standbys -= before - self.owners.len();
+        }
         if self.owners.len() != before {
             self.reassign(all)?;
         }
@@ -184,7 +202,11 @@ impl ChangelogReader {
         let mut batch: Vec<BorrowedMessage<'_>> = Vec::new();
         let mut eof: Vec<i32> = Vec::new();
         while batch.len() < MAX_BATCH * self.owners.len() && Instant::now() < deadline {
-            let wait = if batch.is_empty() { 20 } else { 0 };
+            let wait = if batch.is_empty() && self.restoring() {
+                20
+            } else {
+                0
+            };
             match self.consumer.poll(Duration::from_millis(wait)) {
                 None => break,
                 Some(Err(KafkaError::PartitionEOF(p))) => eof.push(p),
@@ -233,6 +255,10 @@ impl ChangelogReader {
             let n = fresh.len() as u64;
             pos.next = last_offset + 1;
             pos.restored += n;
+            if pos.standby {
+                self.metrics.incr("standby-records", n);
+                continue;
+            }
             self.metrics.incr("restored-records", n);
             if let Some(l) = &self.listener {
                 l.on_batch_restored(topic, partition, &pos.store, last_offset, n);
@@ -250,14 +276,14 @@ impl ChangelogReader {
             let tp = same.remove(0).clone();
             if let Some((_, changelogs)) = self.owners.get(&tp).and_then(|id| tasks.get_mut(id)) {
                 for c in changelogs.iter_mut() {
-                    if c.topic == tp.0 && c.partition == tp.1 && !c.done() {
+                    if c.topic == tp.0 && c.partition == tp.1 && !c.standby && !c.done() {
                         c.next = c.end;
                         progressed = true;
                     }
                 }
             }
         }
-        if progressed {
+        if progressed || !self.restoring() {
             self.progress_at = Instant::now();
         } else if self.progress_at.elapsed() > self.timeout {
             return Err(StreamsError::Timeout(format!(
@@ -285,7 +311,7 @@ impl ChangelogReader {
                     }
                 }
             }
-            if changelogs.iter().all(ChangelogPos::done) {
+            if !changelogs.is_empty() && changelogs.iter().all(ChangelogPos::done) {
                 finished.push(*id);
             }
         }

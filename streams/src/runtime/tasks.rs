@@ -54,6 +54,8 @@ pub(crate) struct ActiveTask {
     initialized: bool,
     /// Records processed since the checkpoint was written.
     since_checkpoint: u64,
+    /// Sum of the changelog positions at the last checkpoint (standbys checkpoint by progress).
+    ckpt_total: i64,
 }
 
 /// Fetched records of one input partition.
@@ -84,6 +86,8 @@ pub(crate) struct Tasks {
     /// Tasks given back in a rebalance, kept open (stores, caches) in case the
     /// next assignment returns them: then they resume without a reopen.
     suspended: BTreeMap<TaskId, ActiveTask>,
+    /// Standby replicas: stores of tasks active elsewhere, kept warm from their changelogs.
+    pub standby: BTreeMap<TaskId, ActiveTask>,
     /// Next input offset to commit per topic and partition: only records
     /// whose outputs the producer has.
     offsets: HashMap<String, HashMap<i32, i64>>,
@@ -105,16 +109,35 @@ pub(crate) struct Tasks {
 /// directory per process, so a task suspended on one thread must be closed
 /// there before another thread of the same instance opens it.
 #[derive(Clone, Default)]
-pub(crate) struct TaskDirs(Arc<parking_lot::Mutex<HashMap<TaskId, String>>>);
+pub(crate) struct TaskDirs(Arc<parking_lot::Mutex<DirState>>);
+
+#[derive(Default)]
+struct DirState {
+    holders: HashMap<TaskId, String>,
+    /// Directories a thread waits for: a standby holding one gives it up.
+    wanted: BTreeSet<TaskId>,
+}
 
 impl TaskDirs {
-    /// Takes a directory for `thread`; false while another thread holds it.
+    /// Takes a directory for `thread`; false (and marked wanted) while
+    /// another thread holds it.
     fn claim(&self, id: TaskId, thread: &str) -> bool {
+        self.claim_for(id, thread, true)
+    }
+
+    /// As `claim`; a standby (`want: false`) does not make a holder give way.
+    fn claim_for(&self, id: TaskId, thread: &str, want: bool) -> bool {
         let mut m = self.0.lock();
-        match m.get(&id) {
-            Some(holder) if holder != thread => false,
+        match m.holders.get(&id) {
+            Some(holder) if holder != thread => {
+                if want {
+                    m.wanted.insert(id);
+                }
+                false
+            }
             _ => {
-                m.insert(id, thread.to_string());
+                m.holders.insert(id, thread.to_string());
+                m.wanted.remove(&id);
                 true
             }
         }
@@ -122,9 +145,14 @@ impl TaskDirs {
 
     fn release(&self, id: TaskId, thread: &str) {
         let mut m = self.0.lock();
-        if m.get(&id).is_some_and(|h| h == thread) {
-            m.remove(&id);
+        if m.holders.get(&id).is_some_and(|h| h == thread) {
+            m.holders.remove(&id);
         }
+    }
+
+    /// Whether another thread waits for this directory.
+    pub fn wanted(&self, id: TaskId) -> bool {
+        self.0.lock().wanted.contains(&id)
     }
 }
 
@@ -149,6 +177,7 @@ impl Tasks {
             factory,
             active: BTreeMap::new(),
             suspended: BTreeMap::new(),
+            standby: BTreeMap::new(),
             offsets: HashMap::new(),
             buffered: BTreeMap::new(),
             failing_since: None,
@@ -317,6 +346,78 @@ impl Tasks {
         self.dirs.release(id, &self.thread);
     }
 
+    /// Whether a task has logged stores (only those get standbys).
+    pub fn is_stateful(&self, id: TaskId) -> bool {
+        let f = &self.factory;
+        f.topology
+            .subtopologies
+            .get(id.subtopology as usize)
+            .is_some_and(|sub| {
+                sub.stores
+                    .iter()
+                    .any(|s| f.topology.changelog_of(s).is_some())
+            })
+    }
+
+    /// Standbys held now that should go: not wanted any more, active here,
+    /// or waited for by another thread of this instance.
+    pub fn standbys_to_drop(
+        &self,
+        wanted: Option<&BTreeSet<TaskId>>,
+        active: &BTreeSet<TaskId>,
+    ) -> Vec<TaskId> {
+        self.standby
+            .keys()
+            .filter(|id| {
+                active.contains(id)
+                    || wanted.is_some_and(|w| !w.contains(id))
+                    || self.dirs.wanted(**id)
+            })
+            .copied()
+            .collect()
+    }
+
+    /// Opens the wanted standbys this thread does not hold yet (directories
+    /// another thread holds are skipped until the next placement).
+    pub fn open_standbys(
+        &mut self,
+        wanted: &BTreeSet<TaskId>,
+        watermarks: &Watermarks<'_>,
+        forget: &dyn Fn(&str, i32),
+    ) -> Result<Vec<TaskId>, StreamsError> {
+        let mut opened = Vec::new();
+        for &id in wanted {
+            if self.standby.contains_key(&id)
+                || self.active.contains_key(&id)
+                || self.suspended.contains_key(&id)
+                || !self.dirs.claim_for(id, &self.thread, false)
+            {
+                continue;
+            }
+            let mut t = self.open(id, watermarks, false)?;
+            for c in &mut t.changelogs {
+                forget(&c.topic, c.partition);
+                c.standby = true;
+                c.end = i64::MAX;
+            }
+            t.ckpt_total = t.changelogs.iter().map(|c| c.next).sum();
+            self.factory.metrics.incr("standby-tasks-opened", 1);
+            self.standby.insert(id, t);
+            opened.push(id);
+        }
+        Ok(opened)
+    }
+
+    /// Checkpoints and closes a standby (the caller unregistered it from the reader).
+    pub fn close_standby(&mut self, id: TaskId, collector: &Collector) -> Result<(), StreamsError> {
+        if let Some(mut t) = self.standby.remove(&id) {
+            let r = write_checkpoint(&mut t, collector);
+            self.close_task(id, t);
+            r?;
+        }
+        Ok(())
+    }
+
     /// Opens a task: checks its checkpoint against the changelogs, wipes the
     /// stores whose local copy cannot be trusted, and opens the stores.
     fn open(
@@ -365,6 +466,7 @@ impl Tasks {
                 next,
                 end: high,
                 restored: 0,
+                standby: false,
             });
         }
         let task = Task::new(
@@ -384,6 +486,7 @@ impl Tasks {
             changelogs,
             initialized: false,
             since_checkpoint: 0,
+            ckpt_total: 0,
         })
     }
 
@@ -553,6 +656,12 @@ impl Tasks {
                 write_checkpoint(t, collector)?;
             }
         }
+        for t in self.standby.values_mut() {
+            let total: i64 = t.changelogs.iter().map(|c| c.next).sum();
+            if force_checkpoint || total - t.ckpt_total >= CHECKPOINT_EVERY as i64 {
+                write_checkpoint(t, collector)?;
+            }
+        }
         Ok(committed)
     }
 
@@ -603,6 +712,19 @@ impl Tasks {
         result
     }
 
+    /// Closes every standby with a checkpoint: a standby's store reflects its
+    /// changelog up to its position whatever happened to the active tasks.
+    pub fn close_standbys(&mut self, collector: &Collector) -> Result<(), StreamsError> {
+        let mut result = Ok(());
+        for id in self.standby.keys().copied().collect::<Vec<_>>() {
+            let r = self.close_standby(id, collector);
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    }
+
     /// Pausing and resuming input partitions needs them as a list.
     pub fn input_list(
         &self,
@@ -642,6 +764,7 @@ fn write_checkpoint(t: &mut ActiveTask, collector: &Collector) -> Result<(), Str
     }
     checkpoint::write(&dir, &offsets)?;
     t.since_checkpoint = 0;
+    t.ckpt_total = t.changelogs.iter().map(|c| c.next).sum();
     Ok(())
 }
 

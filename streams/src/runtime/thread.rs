@@ -4,7 +4,7 @@
 //! Everything the thread owns lives on its stack: rebalance callbacks only
 //! record events ([`ThreadCtx`]), so no lock is ever held across `poll`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +18,7 @@ use super::purge::Purger;
 use super::rebalance::{RebalanceEvent, ThreadCtx, Tp};
 use super::restore::{ChangelogPos, ChangelogReader};
 use super::shutdown::Watch;
+use super::standby::{active_by_instance, decode_assignment, Placement};
 use super::tasks::{Phase, TaskFactory, Tasks, CLIENT_TIMEOUT};
 use super::{Shared, StreamThreadExceptionResponse};
 use crate::error::StreamsError;
@@ -26,9 +27,15 @@ use crate::topology::Topology;
 
 /// Records taken from the consumer per loop turn, at most.
 const MAX_BUFFERED: usize = 1000;
+/// After an assignment, the other members' assignments settle before standbys are placed.
+const STANDBY_SETTLE: Duration = Duration::from_millis(500);
+/// Standby placement is recomputed this often in any case.
+const STANDBY_REFRESH: Duration = Duration::from_secs(10);
 
 pub(crate) struct StreamThread {
     pub name: String,
+    /// 0-based index among the instance's threads (standby placement).
+    pub index: usize,
     pub topology: Arc<Topology>,
     pub shared: Arc<Shared>,
     pub stop: Arc<AtomicBool>,
@@ -41,6 +48,8 @@ struct Clients {
     reader: ChangelogReader,
     /// Shutdown requests of other instances.
     watch: Watch,
+    /// When to recompute the standby placement.
+    standby_due: Option<Instant>,
     /// Deletes committed records of repartition topics.
     purger: Purger,
     /// What the group assigned to this consumer.
@@ -162,6 +171,7 @@ impl StreamThread {
             collector,
             reader,
             watch,
+            standby_due: None,
             purger,
             assigned: Vec::new(),
         })
@@ -218,6 +228,9 @@ impl StreamThread {
             tracing::error!(thread = %self.name, "closing tasks failed: {e}");
             let _ = tasks.close_all(&c.collector, false);
         }
+        if let Err(e) = tasks.close_standbys(&c.collector) {
+            tracing::warn!(thread = %self.name, "closing standby tasks failed: {e}");
+        }
         c.consumer.context().set_closing();
         // A revocation recorded but not acted on still waits for this call.
         if let Err(e) = c.consumer.unassign() {
@@ -232,16 +245,17 @@ impl StreamThread {
         let commit_every = self.shared.config.commit_interval()?;
         let poll = self.shared.config.poll_interval();
         let mut last_commit = Instant::now();
+        let replicas = self.shared.config.num_standby_replicas()?;
         loop {
             if self.stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
             // While restoring, the main consumer is polled without waiting (it
             // serves rebalances and max.poll.interval.ms) and restoration runs.
-            let wait = if c.reader.is_idle() {
-                poll
-            } else {
+            let wait = if c.reader.restoring() {
                 Duration::ZERO
+            } else {
+                poll
             };
             let mut next = c.consumer.poll(wait);
             let mut taken = 0;
@@ -260,6 +274,9 @@ impl StreamThread {
             }
             if c.consumer.context().pending() {
                 self.handle_rebalance(c, tasks)?;
+            }
+            if replicas > 0 {
+                self.maintain_standbys(c, tasks, replicas)?;
             }
             if !tasks.pending().is_empty() {
                 self.open_pending(c, tasks)?;
@@ -319,6 +336,13 @@ impl StreamThread {
                     c.consumer.assign(&tpl)?;
                     c.assigned = parts;
                     let ids = tasks.task_ids(&c.assigned);
+                    // A standby that becomes active here closes with a
+                    // checkpoint first; the active task restores only the tail.
+                    let promoted = tasks.standbys_to_drop(Some(&BTreeSet::new()), &ids);
+                    for id in promoted.into_iter().filter(|id| ids.contains(id)) {
+                        self.drop_standby(c, tasks, id)?;
+                    }
+                    c.standby_due = Some(Instant::now() + STANDBY_SETTLE);
                     let consumer = &c.consumer;
                     let collector = &c.collector;
                     let restoring = tasks.assign(
@@ -381,6 +405,85 @@ impl StreamThread {
         Ok(())
     }
 
+    /// Drops standbys another thread waits for; when due, recomputes the
+    /// placement from the group's membership and opens or closes standbys.
+    fn maintain_standbys(
+        &self,
+        c: &mut Clients,
+        tasks: &mut Tasks,
+        replicas: usize,
+    ) -> Result<(), StreamsError> {
+        for id in tasks.standbys_to_drop(None, &BTreeSet::new()) {
+            self.drop_standby(c, tasks, id)?;
+        }
+        if c.standby_due.is_some_and(|at| Instant::now() < at) {
+            return Ok(());
+        }
+        c.standby_due = Some(Instant::now() + STANDBY_REFRESH);
+        let app_id = tasks.factory.app_id.clone();
+        let groups = match c.consumer.fetch_group_list(Some(&app_id), CLIENT_TIMEOUT) {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!(thread = %self.name, "reading the group for standby placement: {e}");
+                return Ok(());
+            }
+        };
+        let members: Vec<(String, Vec<Tp>)> = groups
+            .groups()
+            .iter()
+            .flat_map(|g| g.members())
+            .map(|m| {
+                let parts = m
+                    .assignment()
+                    .and_then(decode_assignment)
+                    .unwrap_or_default();
+                (m.client_id().to_string(), parts)
+            })
+            .collect();
+        let active = active_by_instance(&members, &app_id, &tasks.factory.topic_sub);
+        let placement = Placement {
+            instance: &self.shared.instance_id,
+            threads: self.shared.threads,
+            thread_index: self.index,
+            replicas,
+        };
+        let wanted = placement.standbys(&active, &|id| tasks.is_stateful(id));
+        let here: BTreeSet<TaskId> = tasks.active.keys().copied().collect();
+        for id in tasks.standbys_to_drop(Some(&wanted), &here) {
+            self.drop_standby(c, tasks, id)?;
+        }
+        let consumer = &c.consumer;
+        let collector = &c.collector;
+        let opened = tasks.open_standbys(
+            &wanted,
+            &|topic, p| Ok(consumer.fetch_watermarks(topic, p, CLIENT_TIMEOUT)?),
+            &|topic, p| collector.forget(topic, p),
+        )?;
+        for id in opened {
+            tracing::info!(thread = %self.name, task = %id, "standby replica opened");
+            let all = changelog_views(tasks);
+            let mine = all.get(&id).copied().unwrap_or(&[]);
+            c.reader
+                .register(id, &tasks.standby[&id].task, mine, &all)?;
+        }
+        Ok(())
+    }
+
+    /// Stops reading a standby's changelogs and closes it with a checkpoint.
+    fn drop_standby(
+        &self,
+        c: &mut Clients,
+        tasks: &mut Tasks,
+        id: TaskId,
+    ) -> Result<(), StreamsError> {
+        let Some(t) = tasks.standby.get(&id) else {
+            return Ok(());
+        };
+        let all = changelog_views(tasks);
+        c.reader.unregister(id, &t.task, &all)?;
+        tasks.close_standby(id, &c.collector)
+    }
+
     /// Unregisters every restoring task from the restore consumer.
     fn stop_restoring(&self, c: &mut Clients, tasks: &Tasks) -> Result<(), StreamsError> {
         let restoring: Vec<TaskId> = tasks
@@ -402,6 +505,7 @@ impl StreamThread {
                 .active
                 .iter_mut()
                 .filter(|(_, t)| t.phase == Phase::Restoring)
+                .chain(tasks.standby.iter_mut())
                 .map(|(id, t)| (*id, (&mut t.task, &mut t.changelogs)))
                 .collect();
             c.reader.restore_turn(&mut restoring)?
@@ -422,11 +526,12 @@ impl StreamThread {
     }
 }
 
-/// Each active task's changelog positions.
+/// Each active and standby task's changelog positions.
 fn changelog_views(tasks: &Tasks) -> BTreeMap<TaskId, &[ChangelogPos]> {
     tasks
         .active
         .iter()
+        .chain(tasks.standby.iter())
         .map(|(id, t)| (*id, t.changelogs.as_slice()))
         .collect()
 }
