@@ -8,6 +8,7 @@ mod restore;
 mod setup;
 mod shutdown;
 mod standby;
+mod task_dirs;
 mod tasks;
 mod thread;
 

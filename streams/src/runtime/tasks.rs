@@ -17,6 +17,7 @@ use super::checkpoint;
 use super::collector::Collector;
 use super::rebalance::{ThreadCtx, Tp};
 use super::restore::ChangelogPos;
+pub(crate) use super::task_dirs::TaskDirs;
 use crate::error::StreamsError;
 use crate::metrics::Metrics;
 use crate::processor::{now_ms, OutRecord, PunctuationType};
@@ -103,57 +104,6 @@ pub(crate) struct Tasks {
     thread: String,
     /// Record cache bytes per task of the current assignment.
     per_task_cache: usize,
-}
-
-/// The task directories held by the threads of one instance: RocksDB locks a
-/// directory per process, so a task suspended on one thread must be closed
-/// there before another thread of the same instance opens it.
-#[derive(Clone, Default)]
-pub(crate) struct TaskDirs(Arc<parking_lot::Mutex<DirState>>);
-
-#[derive(Default)]
-struct DirState {
-    holders: HashMap<TaskId, String>,
-    /// Directories a thread waits for: a standby holding one gives it up.
-    wanted: BTreeSet<TaskId>,
-}
-
-impl TaskDirs {
-    /// Takes a directory for `thread`; false (and marked wanted) while
-    /// another thread holds it.
-    fn claim(&self, id: TaskId, thread: &str) -> bool {
-        self.claim_for(id, thread, true)
-    }
-
-    /// As `claim`; a standby (`want: false`) does not make a holder give way.
-    fn claim_for(&self, id: TaskId, thread: &str, want: bool) -> bool {
-        let mut m = self.0.lock();
-        match m.holders.get(&id) {
-            Some(holder) if holder != thread => {
-                if want {
-                    m.wanted.insert(id);
-                }
-                false
-            }
-            _ => {
-                m.holders.insert(id, thread.to_string());
-                m.wanted.remove(&id);
-                true
-            }
-        }
-    }
-
-    fn release(&self, id: TaskId, thread: &str) {
-        let mut m = self.0.lock();
-        if m.holders.get(&id).is_some_and(|h| h == thread) {
-            m.holders.remove(&id);
-        }
-    }
-
-    /// Whether another thread waits for this directory.
-    pub fn wanted(&self, id: TaskId) -> bool {
-        self.0.lock().wanted.contains(&id)
-    }
 }
 
 fn is_rebalance_error(e: &KafkaError) -> bool {
