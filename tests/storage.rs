@@ -4,10 +4,8 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Read, Seek, SeekFrom, Write};
-use std::net::SocketAddr;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -521,88 +519,11 @@ async fn corrupt_tail_flipped_bytes_after_crash() {
 // ---------------------------------------------------------------------------------------------
 // kill -9 of the broker process
 
-/// The `brook` binary: `$BROOK_BIN`, else `target/<profile>/brook` next to this test's `deps/`.
-fn brook_bin() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("BROOK_BIN") {
-        return Some(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe().ok()?;
-    let candidate = exe.parent()?.parent()?.join("brook");
-    candidate.exists().then_some(candidate)
-}
-
-/// A `brook broker` child process, SIGKILLed when dropped.
-struct BrokerProcess {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl BrokerProcess {
-    fn spawn(bin: &Path, data_dir: &Path) -> BrokerProcess {
-        let mut child = Command::new(bin)
-            .arg("broker")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(["--config", "group.initial.rebalance.delay.ms=0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawning {}: {e}", bin.display()));
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = std::io::BufReader::new(stdout).lines();
-            while let Some(Ok(line)) = lines.next() {
-                let addr = line
-                    .split_whitespace()
-                    .map(|t| t.trim_matches(|c: char| c == '(' || c == ')' || c == ','))
-                    .find_map(|t| t.parse::<SocketAddr>().ok());
-                if let Some(a) = addr {
-                    let _ = tx.send(a);
-                    break;
-                }
-            }
-            // Keep draining so the child never blocks on a full pipe.
-            for _ in lines {}
-        });
-        let addr = match rx.recv_timeout(TIMEOUT) {
-            Ok(a) => a,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("brook broker did not print its address");
-            }
-        };
-        BrokerProcess { child, addr }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for BrokerProcess {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_records_survive_kill_9() {
     init_tracing();
-    let Some(bin) = brook_bin() else {
-        if std::env::var_os("CI").is_some() {
-            panic!("the brook binary is missing: build it with `cargo build -p brook-cli` or set BROOK_BIN");
-        }
-        eprintln!(
-            "SKIPPED: no brook binary next to the test executable; run `cargo build -p brook-cli` or set BROOK_BIN"
-        );
-        return;
-    };
     let dir = tempfile::tempdir().unwrap();
-    let mut broker = BrokerProcess::spawn(&bin, dir.path());
+    let mut broker = BrokerProcess::spawn(dir.path(), &[]);
     let bs = broker.addr.to_string();
     let topic = "crash";
     create_topic(&bs, topic, 2, &[]).await;
@@ -659,7 +580,7 @@ async fn acknowledged_records_survive_kill_9() {
     assert!(acked.len() >= 3000);
 
     // Restart on the same data directory; every acknowledged record is at its offset.
-    let broker2 = BrokerProcess::spawn(&bin, dir.path());
+    let broker2 = BrokerProcess::spawn(dir.path(), &[]);
     let bs = broker2.addr.to_string();
     let recs = read_all_async(&bs, topic).await.unwrap();
     let at: BTreeMap<(i32, i64), String> = recs

@@ -20,6 +20,7 @@ mod coordinator;
 mod error;
 mod handlers;
 mod log;
+mod partition;
 mod producer_ids;
 mod server;
 mod state;

@@ -15,6 +15,16 @@ static BUILT: Mutex<Option<HashSet<String>>> = Mutex::new(None);
 
 /// The path of example `name`, freshly built.
 pub fn example_bin(name: &str) -> PathBuf {
+    let bin = cargo_build_once(&["--example", name])
+        .join("examples")
+        .join(name);
+    assert!(bin.exists(), "example {name} not at {}", bin.display());
+    bin
+}
+
+/// Runs `cargo build ARGS` once per test process for the running test's profile and target
+/// directory; returns `target/<profile>`.
+pub fn cargo_build_once(args: &[&str]) -> PathBuf {
     let exe = std::env::current_exe().expect("test exe");
     // target/<profile>/deps/<test> → target/<profile>
     let profile_dir = exe
@@ -24,21 +34,21 @@ pub fn example_bin(name: &str) -> PathBuf {
         .to_path_buf();
     let target_dir = profile_dir.parent().expect("target dir").to_path_buf();
     let release = profile_dir.file_name().is_some_and(|n| n == "release");
-    let bin = profile_dir.join("examples").join(name);
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     let set = built.get_or_insert_with(HashSet::new);
-    if set.insert(name.to_string()) {
+    if set.insert(args.join(" ")) {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "--example", name, "--target-dir"])
+        cmd.args(["build", "--quiet"])
+            .args(args)
+            .arg("--target-dir")
             .arg(&target_dir)
             .current_dir(env!("CARGO_MANIFEST_DIR"));
         if release {
             cmd.arg("--release");
         }
-        let status = cmd.status().expect("running cargo build --example");
-        assert!(status.success(), "cargo build --example {name} failed");
+        let status = cmd.status().expect("running cargo build");
+        assert!(status.success(), "cargo build {} failed", args.join(" "));
     }
-    assert!(bin.exists(), "example {name} not at {}", bin.display());
-    bin
+    profile_dir
 }

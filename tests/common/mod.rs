@@ -7,7 +7,10 @@
 
 #![allow(dead_code)]
 
+mod brook_process;
 mod example_bin;
+#[allow(unused_imports)]
+pub use brook_process::{brook_bin, BrokerProcess};
 #[allow(unused_imports)]
 pub use example_bin::example_bin;
 

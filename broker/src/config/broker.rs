@@ -186,6 +186,27 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "Default message.timestamp.difference.max.ms"
     ),
     def!(
+        "log.message.timestamp.before.max.ms",
+        Long,
+        MAX,
+        true,
+        "Default message.timestamp.before.max.ms"
+    ),
+    def!(
+        "log.message.timestamp.after.max.ms",
+        Long,
+        MAX,
+        true,
+        "Default message.timestamp.after.max.ms"
+    ),
+    def!(
+        "message.max.decompressed.bytes",
+        Long,
+        "67108864",
+        true,
+        "Brook: largest decompressed records section of one produced batch; bigger batches get MESSAGE_TOO_LARGE"
+    ),
+    def!(
         "log.message.downconversion.enable",
         Boolean,
         "true",

@@ -148,6 +148,22 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         "Reject CreateTime batches further than this from broker time"
     ),
     def!(
+        "message.timestamp.before.max.ms",
+        Long,
+        MAX,
+        Some("log.message.timestamp.before.max.ms"),
+        true,
+        "Reject CreateTime records older than this relative to broker time (KIP-937)"
+    ),
+    def!(
+        "message.timestamp.after.max.ms",
+        Long,
+        MAX,
+        Some("log.message.timestamp.after.max.ms"),
+        true,
+        "Reject CreateTime records newer than this relative to broker time (KIP-937)"
+    ),
+    def!(
         "message.timestamp.type",
         String,
         "CreateTime",
@@ -291,8 +307,11 @@ pub struct TopicConfig {
     pub index_interval_bytes: u32,
     /// `max.message.bytes`.
     pub max_message_bytes: usize,
-    /// `message.timestamp.difference.max.ms`.
-    pub timestamp_difference_max_ms: i64,
+    /// How far before broker time a CreateTime record may be: `message.timestamp.before.max.ms`,
+    /// tightened by the deprecated `message.timestamp.difference.max.ms`.
+    pub timestamp_before_max_ms: i64,
+    /// How far after broker time: `message.timestamp.after.max.ms` and `difference.max.ms`.
+    pub timestamp_after_max_ms: i64,
     /// `message.timestamp.type`.
     pub timestamp_type: TimestampType,
     /// `min.cleanable.dirty.ratio`.
@@ -348,7 +367,12 @@ impl TopicConfig {
             flush_ms: long("flush.ms"),
             index_interval_bytes: long("index.interval.bytes").clamp(0, u32::MAX as i64) as u32,
             max_message_bytes: long("max.message.bytes").max(0) as usize,
-            timestamp_difference_max_ms: long("message.timestamp.difference.max.ms"),
+            timestamp_before_max_ms: long("message.timestamp.before.max.ms")
+                .min(long("message.timestamp.difference.max.ms"))
+                .max(0),
+            timestamp_after_max_ms: long("message.timestamp.after.max.ms")
+                .min(long("message.timestamp.difference.max.ms"))
+                .max(0),
             timestamp_type,
             min_cleanable_dirty_ratio: value("min.cleanable.dirty.ratio")
                 .trim()

@@ -15,7 +15,6 @@ use kafka_protocol::records::{
 use serde::{Deserialize, Serialize};
 
 use super::group::GroupSnapshot;
-use crate::log::batch::validate_record_set;
 use crate::topics::{Partition, TopicError, TopicManager};
 use crate::util::now_ms;
 
@@ -271,11 +270,8 @@ fn write_records(
     };
     RecordBatchEncoder::encode(&mut buf, &records, &opts).map_err(|e| e.to_string())?;
     let data = buf.freeze();
-    let mut headers = validate_record_set(&data, usize::MAX).map_err(|e| e.to_string())?;
     partition
-        .log
-        .lock()
-        .append(&data, &mut headers, now)
+        .append_internal(data, now)
         .map_err(|e| e.message())?;
     Ok(())
 }

@@ -1,9 +1,7 @@
 //! Record batch (magic v2) headers: parsing, validation and the in-place rewrites the broker makes.
 //!
-//! The broker never decodes records on the produce or fetch path: it reads the fixed 61-byte
-//! header, checks the CRC-32C, and rewrites the base offset (outside the CRC) in place.
-
-use std::fmt;
+//! The fetch path never decodes records; produce validates them (`validator.rs`) and then
+//! rewrites only the base offset and leader epoch (outside the CRC) on the way to disk.
 
 /// Size of the fixed batch header, up to and including the record count.
 pub(crate) const HEADER_LEN: usize = 61;
@@ -113,104 +111,9 @@ pub(crate) fn wrapping_seq(seq: i32, delta: i32) -> i32 {
     }
 }
 
-/// Why a produced batch was refused; each maps to a Kafka error code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum BatchError {
-    /// CORRUPT_MESSAGE (2): bad lengths or CRC.
-    Corrupt(String),
-    /// MESSAGE_TOO_LARGE (10).
-    TooLarge(usize, usize),
-    /// INVALID_RECORD (87): structurally valid but not acceptable.
-    InvalidRecord(String),
-    /// UNSUPPORTED_FOR_MESSAGE_FORMAT (43): magic other than 2.
-    Unsupported(i8),
-}
-
-impl BatchError {
-    /// The Kafka error code for this failure.
-    pub fn code(&self) -> i16 {
-        match self {
-            BatchError::Corrupt(_) => 2,
-            BatchError::TooLarge(..) => 10,
-            BatchError::InvalidRecord(_) => 87,
-            BatchError::Unsupported(_) => 43,
-        }
-    }
-}
-
-impl fmt::Display for BatchError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BatchError::Corrupt(m) => write!(f, "corrupt record batch: {m}"),
-            BatchError::TooLarge(size, max) => write!(
-                f,
-                "record batch of {size} bytes exceeds max.message.bytes {max}"
-            ),
-            BatchError::InvalidRecord(m) => write!(f, "invalid record: {m}"),
-            BatchError::Unsupported(magic) => {
-                write!(f, "record batch magic {magic} is not supported (need 2)")
-            }
-        }
-    }
-}
-
 /// Checks the batch's CRC-32C, which covers everything from the attributes to the end.
 pub(crate) fn crc_matches(batch: &[u8], header: &BatchHeader) -> bool {
     batch.len() >= HEADER_LEN && crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]) == header.crc
-}
-
-/// Validates a produced record set and returns the header of each batch in it.
-pub(crate) fn validate_record_set(
-    data: &[u8],
-    max_message_bytes: usize,
-) -> Result<Vec<BatchHeader>, BatchError> {
-    let mut headers = Vec::with_capacity(1);
-    let mut pos = 0;
-    if data.is_empty() {
-        return Err(BatchError::InvalidRecord("empty record set".into()));
-    }
-    while pos < data.len() {
-        let rest = &data[pos..];
-        if rest.len() >= 17 && rest[16] as i8 != 2 {
-            return Err(BatchError::Unsupported(rest[16] as i8));
-        }
-        let header = BatchHeader::parse(rest)
-            .ok_or_else(|| BatchError::Corrupt(format!("{} trailing bytes", rest.len())))?;
-        if header.batch_length < (HEADER_LEN - LOG_OVERHEAD) as i32 {
-            return Err(BatchError::Corrupt(format!(
-                "batch length {} is below the header size",
-                header.batch_length
-            )));
-        }
-        let size = header.size();
-        if size > max_message_bytes {
-            return Err(BatchError::TooLarge(size, max_message_bytes));
-        }
-        if size > rest.len() {
-            return Err(BatchError::Corrupt(format!(
-                "batch length {} but only {} bytes present",
-                size,
-                rest.len()
-            )));
-        }
-        if !crc_matches(&rest[..size], &header) {
-            return Err(BatchError::Corrupt("CRC-32C mismatch".into()));
-        }
-        if header.records_count <= 0 || header.last_offset_delta != header.records_count - 1 {
-            return Err(BatchError::InvalidRecord(format!(
-                "record count {} does not match last offset delta {}",
-                header.records_count, header.last_offset_delta
-            )));
-        }
-        if header.is_control() {
-            return Err(BatchError::InvalidRecord(
-                "clients may not produce control batches".into(),
-            ));
-        }
-        headers.push(header);
-        pos += size;
-    }
-    Ok(headers)
 }
 
 /// Sets the base offset (outside the CRC) and the partition leader epoch (also outside it).
@@ -237,6 +140,14 @@ pub(crate) fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
     batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// Sets the max timestamp (under the CRC, which is recomputed).
+pub(crate) fn set_max_timestamp(batch: &mut [u8], max_timestamp: i64) {
+    batch[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8]
+        .copy_from_slice(&max_timestamp.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
+    batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Walks the complete batches at the start of `buf`, returning each position and header.
 pub(crate) fn complete_batches(buf: &[u8]) -> impl Iterator<Item = (usize, BatchHeader)> + '_ {
     let mut pos = 0usize;
@@ -256,6 +167,7 @@ pub(crate) fn complete_batches(buf: &[u8]) -> impl Iterator<Item = (usize, Batch
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::log::validator::batch_headers;
     use bytes::BytesMut;
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
@@ -302,7 +214,7 @@ pub(crate) mod tests {
     #[test]
     fn parses_and_validates_a_batch() {
         let batch = make_batch(3, None);
-        let headers = validate_record_set(&batch, 1 << 20).unwrap();
+        let headers = batch_headers(&batch, 1 << 20).unwrap();
         assert_eq!(headers.len(), 1);
         assert_eq!(headers[0].records_count, 3);
         assert_eq!(headers[0].last_offset_delta, 2);
@@ -314,18 +226,13 @@ pub(crate) mod tests {
         let mut batch = make_batch(3, None);
         let n = batch.len();
         batch[n - 1] ^= 0xff;
-        assert_eq!(validate_record_set(&batch, 1 << 20).unwrap_err().code(), 2);
+        assert_eq!(batch_headers(&batch, 1 << 20).unwrap_err().code(), 2);
         let batch = make_batch(3, None);
-        assert_eq!(validate_record_set(&batch, 10).unwrap_err().code(), 10);
-        assert_eq!(
-            validate_record_set(&batch[..30], 1 << 20)
-                .unwrap_err()
-                .code(),
-            2
-        );
+        assert_eq!(batch_headers(&batch, 10).unwrap_err().code(), 10);
+        assert_eq!(batch_headers(&batch[..30], 1 << 20).unwrap_err().code(), 2);
         let mut batch = make_batch(3, None);
         batch[16] = 1;
-        assert_eq!(validate_record_set(&batch, 1 << 20).unwrap_err().code(), 43);
+        assert_eq!(batch_headers(&batch, 1 << 20).unwrap_err().code(), 43);
     }
 
     #[test]
@@ -333,7 +240,7 @@ pub(crate) mod tests {
         let mut batch = make_batch(2, None);
         assign_offset(&mut batch, 42, 0);
         set_log_append_time(&mut batch, 123);
-        let h = validate_record_set(&batch, 1 << 20).unwrap()[0];
+        let h = batch_headers(&batch, 1 << 20).unwrap()[0];
         assert_eq!(h.base_offset, 42);
         assert_eq!(h.max_timestamp, 123);
         assert!(h.is_log_append_time());

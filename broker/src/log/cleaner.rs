@@ -19,6 +19,7 @@ use parking_lot::Mutex;
 
 use super::batch::{BatchHeader, HEADER_LEN};
 use super::codec::{compress, records_section};
+use super::record::records_in;
 use super::segment::{file_name, header_at, read_at};
 use super::{Log, SegmentRef};
 
@@ -54,56 +55,40 @@ struct RawRecord {
     end: usize,
 }
 
-/// Reads a zigzag varint (Kafka's record encoding).
-fn varint(buf: &[u8], pos: &mut usize) -> Option<i64> {
-    let mut value: u64 = 0;
-    for shift in (0..64).step_by(7) {
-        let b = *buf.get(*pos)?;
-        *pos += 1;
-        value |= ((b & 0x7f) as u64) << shift;
-        if b & 0x80 == 0 {
-            return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
-        }
-    }
-    None
-}
+/// Largest decompressed batch the cleaner reads (a batch above it is kept as it is).
+const MAX_SECTION: u64 = 256 << 20;
 
-fn parse_records(h: &BatchHeader, section: &Bytes) -> Option<Vec<RawRecord>> {
-    let mut out = Vec::with_capacity(h.records_count.max(0) as usize);
-    let mut pos = 0;
-    for _ in 0..h.records_count {
-        let start = pos;
-        let len = usize::try_from(varint(section, &mut pos)?).ok()?;
-        let end = pos.checked_add(len).filter(|e| *e <= section.len())?;
-        let body = &section[..end];
-        let mut p = pos + 1; // attributes
-        let ts_delta = varint(body, &mut p)?;
-        let offset_delta = varint(body, &mut p)?;
-        let key_len = varint(body, &mut p)?;
-        let key = if key_len >= 0 {
-            let k_end = p.checked_add(key_len as usize).filter(|e| *e <= end)?;
-            let k = section.slice(p..k_end);
-            p = k_end;
-            Some(k)
-        } else {
-            None
-        };
-        let value_len = varint(body, &mut p)?;
-        out.push(RawRecord {
-            offset: h.base_offset + offset_delta,
+/// The batch's records, or `None` (logged) when they cannot be read: such a batch is kept.
+fn parse_batch(h: &BatchHeader, raw: &[u8]) -> Option<(Bytes, Vec<RawRecord>)> {
+    let parsed = records_section(h, raw, MAX_SECTION).and_then(|section| {
+        let records = records_in(&section, h.records_count)?;
+        Ok((Bytes::from(section), records))
+    });
+    let (section, records) = match parsed {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(offset = h.base_offset, error = %e, "compaction cannot read a batch; keeping it as is");
+            return None;
+        }
+    };
+    let records = records
+        .into_iter()
+        .map(|r| RawRecord {
+            offset: h.base_offset + r.offset_delta as i64,
             timestamp: if h.is_log_append_time() {
                 h.max_timestamp
             } else {
-                h.base_timestamp + ts_delta
+                h.base_timestamp + r.timestamp_delta
             },
-            key,
-            tombstone: value_len < 0,
-            start,
-            end,
-        });
-        pos = end;
-    }
-    Some(out)
+            key: r
+                .key
+                .map(|(at, len)| section.slice(at as usize..at as usize + len as usize)),
+            tombstone: r.null_value,
+            start: r.start as usize,
+            end: r.end as usize,
+        })
+        .collect();
+    Some((section, records))
 }
 
 /// Rebuilds a batch holding only `kept` records, header fields otherwise untouched.
@@ -167,10 +152,10 @@ pub(crate) fn compact(log: &Mutex<Log>, now_ms: i64) -> io::Result<CleanStats> {
             if h.is_control() {
                 return Ok(());
             }
-            let Some(section) = records_section(&h, &raw) else {
+            let Some((_, records)) = parse_batch(&h, &raw) else {
                 return Ok(());
             };
-            for r in parse_records(&h, &section).unwrap_or_default() {
+            for r in records {
                 if let Some(k) = r.key {
                     latest.insert(k, r.offset);
                 }
@@ -196,10 +181,7 @@ pub(crate) fn compact(log: &Mutex<Log>, now_ms: i64) -> io::Result<CleanStats> {
         let mut out: Vec<u8> = Vec::new();
         let mut changed = false;
         for_each_batch(file, *size, &mut |h, raw| {
-            let parsed = (!h.is_control())
-                .then(|| records_section(&h, &raw))
-                .flatten()
-                .and_then(|section| parse_records(&h, &section).map(|r| (section, r)));
+            let parsed = (!h.is_control()).then(|| parse_batch(&h, &raw)).flatten();
             let Some((section, records)) = parsed else {
                 out.extend_from_slice(&raw);
                 return Ok(());
@@ -250,7 +232,7 @@ fn first_dirty_after(old: &[SegmentRef]) -> i64 {
 mod tests {
     use super::*;
     use crate::config::{BrokerConfig, TopicConfig};
-    use crate::log::batch::validate_record_set;
+    use crate::log::validator::batch_headers;
     use kafka_protocol::protocol::StrBytes;
     use kafka_protocol::records::{
         Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
@@ -304,7 +286,7 @@ mod tests {
         let now = 10_000;
         let append = |records: &[(&str, Option<&str>)], ts: i64| {
             let b = batch(records, ts, compression);
-            let mut h = validate_record_set(&b, 1 << 20).unwrap();
+            let mut h = batch_headers(&b, 1 << 20).unwrap();
             log.lock().append(&b, &mut h, now).unwrap();
         };
         for round in 0..5 {

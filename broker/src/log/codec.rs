@@ -1,10 +1,13 @@
 //! Compression codecs of record batches: decompressing a records section, compressing one,
 //! and re-encoding a whole batch with another codec (topic `compression.type`).
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::compression::{self as codec, Compressor, Decompressor};
+use std::io::Read;
+
+use bytes::{BufMut, BytesMut};
+use kafka_protocol::compression::{self as codec, Compressor};
 
 use super::batch::{BatchHeader, HEADER_LEN};
+use super::record::FormatError;
 
 /// The codec id for a `compression.type` value; `None` for `producer` (keep what was sent).
 pub(crate) fn codec_id(compression_type: &str) -> Option<u8> {
@@ -18,24 +21,138 @@ pub(crate) fn codec_id(compression_type: &str) -> Option<u8> {
     }
 }
 
-/// The batch's records section, decompressed; `None` (logged) when it cannot be.
-pub(crate) fn records_section(h: &BatchHeader, raw: &Bytes) -> Option<Bytes> {
-    decompress(h.compression(), raw.slice(HEADER_LEN..))
-        .map_err(|e| tracing::warn!(error = %e, "cannot decompress a record batch"))
-        .ok()
+/// The batch's records section, decompressed into memory up to `cap` bytes.
+pub(crate) fn records_section(
+    h: &BatchHeader,
+    raw: &[u8],
+    cap: u64,
+) -> Result<Vec<u8>, FormatError> {
+    let body = &raw[HEADER_LEN..];
+    if h.compression() == 0 {
+        return Ok(body.to_vec());
+    }
+    let mut out = Vec::new();
+    reader(h.compression(), body)?
+        .take(cap + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| FormatError::Codec(e.to_string()))?;
+    if out.len() as u64 > cap {
+        return Err(FormatError::TooLarge(cap));
+    }
+    Ok(out)
 }
 
-fn decompress(codec_id: u8, mut data: Bytes) -> Result<Bytes, String> {
-    let all = |b: &mut Bytes| Ok(b.copy_to_bytes(b.remaining()));
-    match codec_id {
-        0 => Ok(data),
-        1 => codec::Gzip::decompress(&mut data, all),
-        2 => codec::Snappy::decompress(&mut data, all),
-        3 => codec::Lz4::decompress(&mut data, all),
-        4 => codec::Zstd::decompress(&mut data, all),
-        other => return Err(format!("unknown compression codec {other}")),
+/// A streaming decompressor of a compressed records section. Decoders keep bounded state
+/// (zstd's window is capped; snappy blocks are checked against the cap before allocation).
+pub(crate) fn reader(codec_id: u8, data: &[u8]) -> Result<Box<dyn Read + '_>, FormatError> {
+    Ok(match codec_id {
+        0 => Box::new(data),
+        1 => Box::new(flate2::read::MultiGzDecoder::new(data)),
+        2 => Box::new(SnappyReader::new(data)),
+        3 => Box::new(lz4::Decoder::new(data).map_err(|e| FormatError::Codec(e.to_string()))?),
+        4 => {
+            let mut d = zstd::stream::read::Decoder::with_buffer(data)
+                .map_err(|e| FormatError::Codec(e.to_string()))?;
+            // A frame may declare a window of up to 2 GiB; producers use at most a few MiB.
+            d.window_log_max(ZSTD_WINDOW_LOG_MAX)
+                .map_err(|e| FormatError::Codec(e.to_string()))?;
+            Box::new(d)
+        }
+        other => {
+            return Err(FormatError::Codec(format!(
+                "unknown compression codec {other}"
+            )))
+        }
+    })
+}
+
+/// Largest zstd window accepted (16 MiB), bounding the decoder's memory.
+const ZSTD_WINDOW_LOG_MAX: u32 = 24;
+
+/// Kafka's snappy: xerial framing (a magic header, then length-prefixed raw blocks) as the Java
+/// client writes it, or one raw block as librdkafka writes it.
+struct SnappyReader<'a> {
+    rest: &'a [u8],
+    block: Vec<u8>,
+    at: usize,
+    framed: bool,
+    started: bool,
+}
+
+const XERIAL_MAGIC: &[u8] = b"\x82SNAPPY\x00";
+const XERIAL_HEADER_LEN: usize = 16;
+/// Largest decompressed snappy block accepted; xerial blocks are 32 KiB, raw librdkafka
+/// blocks hold a whole batch (bounded by its producer's batch size).
+const SNAPPY_BLOCK_MAX: usize = 256 << 20;
+
+impl<'a> SnappyReader<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        let framed = data.len() >= XERIAL_HEADER_LEN && data.starts_with(XERIAL_MAGIC);
+        SnappyReader {
+            rest: if framed {
+                &data[XERIAL_HEADER_LEN..]
+            } else {
+                data
+            },
+            block: Vec::new(),
+            at: 0,
+            framed,
+            started: false,
+        }
     }
-    .map_err(|e| e.to_string())
+
+    /// Decompresses the next block; `false` when there is none.
+    fn next_block(&mut self) -> std::io::Result<bool> {
+        let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
+        let block = if self.framed {
+            if self.rest.is_empty() {
+                return Ok(false);
+            }
+            if self.rest.len() < 4 {
+                return Err(bad("truncated xerial snappy block length".into()));
+            }
+            let len = u32::from_be_bytes(self.rest[..4].try_into().expect("4 bytes")) as usize;
+            if len > self.rest.len() - 4 {
+                return Err(bad(format!(
+                    "xerial snappy block of {len} bytes is truncated"
+                )));
+            }
+            let (block, rest) = self.rest[4..].split_at(len);
+            self.rest = rest;
+            block
+        } else {
+            if self.started {
+                return Ok(false);
+            }
+            std::mem::take(&mut self.rest)
+        };
+        self.started = true;
+        let len = snap::raw::decompress_len(block).map_err(|e| bad(e.to_string()))?;
+        if len > SNAPPY_BLOCK_MAX {
+            return Err(bad(format!("snappy block claims {len} bytes")));
+        }
+        self.block.resize(len, 0);
+        let n = snap::raw::Decoder::new()
+            .decompress(block, &mut self.block)
+            .map_err(|e| bad(e.to_string()))?;
+        self.block.truncate(n);
+        self.at = 0;
+        Ok(true)
+    }
+}
+
+impl Read for SnappyReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.block.len() {
+            if !self.next_block()? {
+                return Ok(0);
+            }
+        }
+        let n = buf.len().min(self.block.len() - self.at);
+        buf[..n].copy_from_slice(&self.block[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 /// Appends `plain` (a records section) compressed with `codec_id` to `out`.
@@ -58,8 +175,13 @@ pub(crate) fn compress(codec_id: u8, plain: &[u8], out: &mut BytesMut) -> Result
 }
 
 /// The same batch with its records section in `codec_id`: codec bits, length and CRC change.
-pub(crate) fn recompress(h: &BatchHeader, raw: &[u8], codec_id: u8) -> Result<Vec<u8>, String> {
-    let plain = decompress(h.compression(), Bytes::copy_from_slice(&raw[HEADER_LEN..]))?;
+pub(crate) fn recompress(
+    h: &BatchHeader,
+    raw: &[u8],
+    codec_id: u8,
+    cap: u64,
+) -> Result<Vec<u8>, String> {
+    let plain = records_section(h, raw, cap).map_err(|e| e.to_string())?;
     let mut body = BytesMut::new();
     compress(codec_id, &plain, &mut body)?;
     let mut out = Vec::with_capacity(HEADER_LEN + body.len());
@@ -77,20 +199,21 @@ pub(crate) fn recompress(h: &BatchHeader, raw: &[u8], codec_id: u8) -> Result<Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::batch::{tests::make_batch, validate_record_set};
+    use crate::log::batch::tests::make_batch;
+    use crate::log::validator::batch_headers;
     use kafka_protocol::records::RecordBatchDecoder;
 
     #[test]
     fn recompression_keeps_records() {
         let plain = make_batch(20, None);
-        let h = validate_record_set(&plain, 1 << 20).unwrap()[0];
+        let h = batch_headers(&plain, 1 << 20).unwrap()[0];
         for id in [1u8, 2, 3, 4, 0] {
-            let other = recompress(&h, &plain, id).unwrap();
-            let h2 = validate_record_set(&other, 1 << 20).unwrap()[0];
+            let other = recompress(&h, &plain, id, 1 << 20).unwrap();
+            let h2 = batch_headers(&other, 1 << 20).unwrap()[0];
             assert_eq!(h2.compression(), id);
-            let back = recompress(&h2, &other, 0).unwrap();
+            let back = recompress(&h2, &other, 0, 1 << 20).unwrap();
             assert_eq!(back, plain, "codec {id}");
-            let set = RecordBatchDecoder::decode(&mut Bytes::from(other)).unwrap();
+            let set = RecordBatchDecoder::decode(&mut bytes::Bytes::from(other)).unwrap();
             assert_eq!(set.records.len(), 20);
         }
     }

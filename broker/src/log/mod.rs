@@ -12,7 +12,11 @@ pub(crate) mod codec;
 mod index;
 mod producer_state;
 mod read;
+pub(crate) mod record;
 mod segment;
+#[cfg(test)]
+pub(crate) mod testing;
+pub(crate) mod validator;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -20,17 +24,16 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::records::RecordBatchDecoder;
 
 use crate::config::{TimestampType, TopicConfig};
 use crate::util::write_atomically;
-use batch::{assign_offset, offset_prefix, set_log_append_time, BatchError, BatchHeader};
+use batch::{assign_offset, offset_prefix, set_log_append_time, BatchHeader};
 use producer_state::ProducerStateMap;
 pub(crate) use producer_state::SequenceCheck;
 pub(crate) use read::{ReadPlan, SegmentView};
 use segment::{header_at, read_at, Recovery, Segment};
+use validator::BatchError;
 
 /// The leader epoch stamped on appended batches; one broker never changes leader.
 pub(crate) const LEADER_EPOCH: i32 = 0;
@@ -56,11 +59,20 @@ pub(crate) enum AppendError {
 }
 
 impl AppendError {
+    /// The Kafka error code for this failure.
     pub fn code(&self) -> i16 {
         match self {
             AppendError::Batch(b) => b.code(),
             AppendError::Sequence(c, _) => *c,
-            AppendError::Io(_) => 56, // KAFKA_STORAGE_ERROR
+            AppendError::Io(_) => ResponseError::KafkaStorageError.code(),
+        }
+    }
+
+    /// Records refused one by one, for Produce v8+ `record_errors`.
+    pub fn record_errors(&self) -> &[validator::RecordError] {
+        match self {
+            AppendError::Batch(b) => b.record_errors(),
+            _ => &[],
         }
     }
 
@@ -295,7 +307,8 @@ impl Log {
         self.segments.len()
     }
 
-    /// Checks idempotence, assigns offsets in place and appends validated batches.
+    /// Checks idempotence, assigns offsets in place and appends batches already validated
+    /// (`validator.rs`) or built by the broker.
     pub fn append(
         &mut self,
         data: &[u8],
@@ -322,17 +335,6 @@ impl Log {
                     ))
                 }
                 SequenceCheck::Reject(code, msg) => return Err(AppendError::Sequence(code, msg)),
-            }
-        }
-        let diff_max = self.config.timestamp_difference_max_ms;
-        if !log_append && diff_max < i64::MAX {
-            for h in headers.iter() {
-                if (h.max_timestamp - now_ms).abs() > diff_max {
-                    return Err(AppendError::Batch(BatchError::InvalidRecord(format!(
-                        "timestamp {} is more than message.timestamp.difference.max.ms={} from broker time",
-                        h.max_timestamp, diff_max
-                    ))));
-                }
             }
         }
         self.maybe_roll(data.len() as u64, now_ms)
@@ -589,19 +591,28 @@ fn first_record_at_or_after(
         // Every record of the batch carries the batch timestamp.
         return Ok(Some((h.base_offset.max(min_offset), h.max_timestamp)));
     }
-    let mut bytes = Bytes::from(read_at(file, pos, h.size())?);
-    match RecordBatchDecoder::decode(&mut bytes) {
-        Ok(set) => Ok(set
-            .records
+    let raw = read_at(file, pos, h.size())?;
+    let records = codec::records_section(h, &raw, LOOKUP_SECTION_MAX)
+        .and_then(|section| record::records_in(&section, h.records_count));
+    match records {
+        Ok(records) => Ok(records
             .iter()
-            .find(|r| r.timestamp >= ts && r.offset >= min_offset)
-            .map(|r| (r.offset, r.timestamp))),
+            .map(|r| {
+                (
+                    h.base_offset + r.offset_delta as i64,
+                    h.base_timestamp + r.timestamp_delta,
+                )
+            })
+            .find(|(offset, timestamp)| *timestamp >= ts && *offset >= min_offset)),
         Err(e) => {
-            tracing::warn!(error = %e, "cannot decode batch for a timestamp lookup");
+            tracing::warn!(error = %e, "cannot read a batch for a timestamp lookup");
             Ok(Some((h.base_offset.max(min_offset), h.max_timestamp)))
         }
     }
 }
+
+/// Largest decompressed batch a timestamp lookup reads; past it the batch's own timestamp is used.
+const LOOKUP_SECTION_MAX: u64 = 256 << 20;
 
 /// The checkpointed log start offset of the partition in `dir`, or -1 when none was written.
 fn read_log_start(dir: &Path) -> io::Result<i64> {

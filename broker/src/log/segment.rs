@@ -388,13 +388,14 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::batch::{assign_offset, tests::make_batch, validate_record_set};
+    use crate::log::batch::{assign_offset, tests::make_batch};
+    use crate::log::validator::batch_headers;
 
     fn append_n(seg: &mut Segment, batches: usize) {
         for _ in 0..batches {
             let mut b = make_batch(4, None);
             assign_offset(&mut b, seg.next_offset, 0);
-            let h = validate_record_set(&b, 1 << 20).unwrap();
+            let h = batch_headers(&b, 1 << 20).unwrap();
             seg.append(&[&b], &h, 200).unwrap();
         }
     }

@@ -1,4 +1,5 @@
-use super::batch::{tests::make_batch, validate_record_set};
+use super::batch::tests::make_batch;
+use super::validator::batch_headers;
 use super::*;
 use crate::config::BrokerConfig;
 
@@ -12,7 +13,7 @@ fn config(overrides: &[(&str, &str)]) -> Arc<TopicConfig> {
 
 fn append(log: &mut Log, n: usize, now: i64) -> AppendInfo {
     let b = make_batch(n, None);
-    let mut h = validate_record_set(&b, 1 << 20).unwrap();
+    let mut h = batch_headers(&b, 1 << 20).unwrap();
     log.append(&b, &mut h, now).unwrap()
 }
 
@@ -57,7 +58,7 @@ fn appends_after_reopen_go_to_the_end() {
         let mut bases = Vec::new();
         loop {
             let data = log.read_plan(offset).read(offset, 1 << 20).unwrap();
-            let headers = validate_record_set(&data, 1 << 20).unwrap_or_default();
+            let headers = batch_headers(&data, 1 << 20).unwrap_or_default();
             let Some(last) = headers.last() else { break };
             bases.extend(headers.iter().map(|h| h.base_offset));
             offset = last.last_offset() + 1;
@@ -112,7 +113,7 @@ fn timestamp_lookup_and_log_append_time() {
     let info = append(&mut log, 2, 42);
     assert_eq!(info.log_append_time, 42);
     let data = log.read_plan(0).read(0, 1 << 20).unwrap();
-    let h = validate_record_set(&data, 1 << 20).unwrap()[0];
+    let h = batch_headers(&data, 1 << 20).unwrap()[0];
     assert!(h.is_log_append_time());
     assert_eq!(h.max_timestamp, 42);
 }
@@ -123,24 +124,24 @@ fn idempotent_duplicates_are_acknowledged_with_original_offset() {
     let mut log = Log::open(dir.path(), config(&[]), true, 0).unwrap();
     append(&mut log, 1, 0);
     let b = make_batch(3, Some((9, 0, 0)));
-    let mut h = validate_record_set(&b, 1 << 20).unwrap();
+    let mut h = batch_headers(&b, 1 << 20).unwrap();
     let first = log.append(&b, &mut h.clone(), 0).unwrap();
     assert_eq!(first.base_offset, 1);
     let again = log.append(&b, &mut h, 0).unwrap();
     assert_eq!(again.base_offset, 1);
     assert_eq!(log.next_offset(), 4);
     let gap = make_batch(1, Some((9, 0, 7)));
-    let mut h = validate_record_set(&gap, 1 << 20).unwrap();
+    let mut h = batch_headers(&gap, 1 << 20).unwrap();
     assert_eq!(log.append(&gap, &mut h, 0).unwrap_err().code(), 45);
     // State survives a restart (rebuilt from batch headers).
     log.flush(true).unwrap();
     drop(log);
     let mut log = Log::open(dir.path(), config(&[]), false, 0).unwrap();
     let b = make_batch(3, Some((9, 0, 0)));
-    let mut h = validate_record_set(&b, 1 << 20).unwrap();
+    let mut h = batch_headers(&b, 1 << 20).unwrap();
     assert_eq!(log.append(&b, &mut h, 0).unwrap().base_offset, 1);
     let next = make_batch(1, Some((9, 0, 3)));
-    let mut h = validate_record_set(&next, 1 << 20).unwrap();
+    let mut h = batch_headers(&next, 1 << 20).unwrap();
     assert_eq!(log.append(&next, &mut h, 0).unwrap().base_offset, 4);
 }
 
