@@ -265,6 +265,64 @@ async fn static_membership() {
     }
 }
 
+/// Two consumers with the same `group.instance.id`: the newer one takes the instance over and
+/// the older one is fenced (a fatal FENCED_INSTANCE_ID), as in Kafka — never the reverse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_member_zombie_is_fenced() {
+    let b = TestBroker::start().await;
+    let bs = b.bootstrap();
+    let topic = "twins";
+    create_topic(&bs, topic, 2, &[]).await;
+    let seen: Seen = Arc::default();
+    // A short heartbeat interval so the zombie learns of its fencing quickly.
+    let settings = [
+        ("group.instance.id", "twin"),
+        ("session.timeout.ms", "30000"),
+        ("heartbeat.interval.ms", "300"),
+    ];
+    let older = Member::start(0, &bs, "twins", &settings, topic, &seen);
+    wait_balanced(std::slice::from_ref(&older), topic, 2).await;
+    let newer = Member::start(1, &bs, "twins", &settings, topic, &seen);
+    let fatal = |m: &Member| m.consumer.client().fatal_error().map(|(code, _)| code);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while fatal(&older).is_none() || newer.assignment(topic).len() != 2 {
+        assert!(
+            fatal(&newer).is_none(),
+            "the live (newer) member was fenced: {:?}",
+            newer.consumer.client().fatal_error()
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "older fatal error {:?}, newer assignment {:?}",
+            fatal(&older),
+            newer.assignment(topic)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        fatal(&older),
+        Some(rdkafka::types::RDKafkaErrorCode::FencedInstanceId)
+    );
+    // The newer member keeps the instance through many heartbeats and consumes new records.
+    let wave = produce_wave(&bs, topic, 2, "after-fence", 100).await;
+    wait_consumed(&seen, &wave).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        fatal(&newer).is_none(),
+        "{:?}",
+        newer.consumer.client().fatal_error()
+    );
+    let by_newer = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(idx, _, _, v)| *idx == 1 && v.starts_with("after-fence"))
+        .count();
+    assert_eq!(by_newer, wave.len(), "the newer member consumed the wave");
+    newer.stop().await;
+    older.stop().await;
+}
+
 /// Offsets committed (with metadata) before a broker restart are where the group resumes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committed_offsets_survive_restart() {

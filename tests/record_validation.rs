@@ -155,7 +155,7 @@ fn zstd_bomb() -> Vec<u8> {
 async fn hostile_batches_are_refused_and_the_partition_stays_readable() {
     init_tracing();
     let dir = tempfile::tempdir().unwrap();
-    let mut broker = BrokerProcess::spawn(dir.path(), &[]);
+    let broker = BrokerProcess::spawn(dir.path(), &[]);
     let bs = broker.addr.to_string();
     create_topic(&bs, "plain", 1, &[]).await;
     create_topic(&bs, "compacted", 1, &[("cleanup.policy", "compact")]).await;
@@ -272,13 +272,7 @@ async fn hostile_batches_are_refused_and_the_partition_stays_readable() {
     drop_blocking(p).await;
 
     // An unclean stop and a restart: quick, and the same records are there.
-    broker.kill();
-    let broker = BrokerProcess::spawn(dir.path(), &[]);
-    assert!(
-        broker.startup < Duration::from_secs(10),
-        "restart took {:?}",
-        broker.startup
-    );
+    let broker = kill_and_restart(broker, dir.path());
     let bs = broker.addr.to_string();
     assert_eq!(values(&bs, "plain").await, expected);
     assert_eq!(values(&bs, "compacted").await, expected);
@@ -308,4 +302,110 @@ async fn timestamps_outside_the_topic_bounds_are_refused_per_record() {
     produce_one(&p, "ts", ok).await.unwrap();
     assert_eq!(values(&bs, "ts").await, vec!["soon".to_string()]);
     drop_blocking(p).await;
+}
+
+/// Kills the broker (-9), starts it again on the same data and checks it came back quickly.
+fn kill_and_restart(mut broker: BrokerProcess, dir: &std::path::Path) -> BrokerProcess {
+    broker.kill();
+    let broker = BrokerProcess::spawn(dir, &[]);
+    assert!(
+        broker.startup < Duration::from_secs(10),
+        "restart took {:?}",
+        broker.startup
+    );
+    broker
+}
+
+/// Commits `offset` for `group` on partition 0 of `topic`, as a consumer outside any
+/// generation would (a simple consumer's manual commit).
+async fn commit(bs: &str, group: &str, topic: &str, offset: i64) {
+    let (bs, group, topic) = (bs.to_string(), group.to_string(), topic.to_string());
+    blocking(move || {
+        let c: rdkafka::consumer::BaseConsumer = consumer_config(&bs, &group).create().unwrap();
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        tpl.add_partition_offset(&topic, 0, rdkafka::Offset::Offset(offset))
+            .unwrap();
+        rdkafka::consumer::Consumer::commit(&c, &tpl, rdkafka::consumer::CommitMode::Sync)
+            .expect("commit");
+    })
+    .await
+}
+
+/// The committed offset of `group` on partition 0 of `topic`.
+async fn committed(bs: &str, group: &str, topic: &str) -> rdkafka::Offset {
+    let (bs, group, topic) = (bs.to_string(), group.to_string(), topic.to_string());
+    blocking(move || {
+        let c: rdkafka::consumer::BaseConsumer = consumer_config(&bs, &group).create().unwrap();
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        tpl.add_partition(&topic, 0);
+        let got = rdkafka::consumer::Consumer::committed_offsets(&c, tpl, Duration::from_secs(20))
+            .expect("OffsetFetch");
+        got.elements()[0].offset()
+    })
+    .await
+}
+
+/// `__consumer_offsets` is the broker's: clients cannot produce to it (good records or a
+/// hostile one), delete it, or add partitions to it, and the committed offsets in it survive an
+/// unclean restart that replays it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_cannot_write_to_internal_topics() {
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::spawn(dir.path(), &[]);
+    let bs = broker.addr.to_string();
+    create_topic(&bs, "plain", 1, &[]).await;
+    commit(&bs, "g", "plain", 7).await;
+    let ts = now_ms();
+    let good = record(0, Some(b"k"), b"v", 0);
+    let delta_minus_one = record(-1, Some(b"k"), b"v", 0);
+    for (what, data) in [
+        ("a well-formed batch", batch(&good, 0, 1, ts)),
+        (
+            "a record with offset delta -1",
+            batch(&delta_minus_one, 0, 1, ts),
+        ),
+    ] {
+        let addr = broker.addr;
+        let (code, _, message) =
+            blocking(move || produce_raw(addr, "__consumer_offsets", data)).await;
+        assert_eq!(code, 17, "{what}: {message}");
+        assert!(message.contains("internal topic"), "{what}: {message}");
+    }
+
+    let a = admin(&bs);
+    let deleted = a
+        .delete_topics(&["__consumer_offsets"], &admin_options())
+        .await
+        .unwrap();
+    assert!(
+        matches!(&deleted[0], Err((_, code)) if *code == rdkafka::types::RDKafkaErrorCode::InvalidRequest),
+        "{deleted:?}"
+    );
+    let grown = a
+        .create_partitions(
+            &[rdkafka::admin::NewPartitions::new(
+                "__consumer_offsets",
+                100,
+            )],
+            &admin_options(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(&grown[0], Err((_, code)) if *code == rdkafka::types::RDKafkaErrorCode::InvalidRequest),
+        "{grown:?}"
+    );
+    drop_blocking(a).await;
+    assert_eq!(
+        committed(&bs, "g", "plain").await,
+        rdkafka::Offset::Offset(7)
+    );
+
+    let broker = kill_and_restart(broker, dir.path());
+    let bs = broker.addr.to_string();
+    assert_eq!(
+        committed(&bs, "g", "plain").await,
+        rdkafka::Offset::Offset(7)
+    );
 }

@@ -9,7 +9,7 @@ use crate::log::batch::BatchHeader;
 use crate::log::codec::recompress;
 use crate::log::validator::{batch_headers, validate, BatchError, Policy, TimestampBounds};
 use crate::log::{AppendError, AppendInfo};
-use crate::topics::Partition;
+use crate::topics::{is_internal, Partition};
 
 /// What the client's request allows, beyond the topic's own settings.
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +36,9 @@ impl Partition {
         limits: ClientLimits,
         now_ms: i64,
     ) -> Result<Appended, AppendError> {
+        if is_internal(&self.topic) {
+            return Err(AppendError::InternalTopic(self.topic.clone()));
+        }
         let config = self.log.lock().config().clone();
         let policy = Policy {
             max_message_bytes: config.max_message_bytes,

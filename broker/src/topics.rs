@@ -57,6 +57,15 @@ struct TopicMeta {
     configs: BTreeMap<String, String>,
 }
 
+/// Whether a topic belongs to the broker itself (Kafka's `Topic.isInternal`): clients may read
+/// it but cannot produce to it, delete it, add partitions or delete records.
+pub(crate) fn is_internal(name: &str) -> bool {
+    name == crate::coordinator::OFFSETS_TOPIC || name == TRANSACTION_STATE_TOPIC
+}
+
+/// Kafka's transaction log: internal in Kafka, so internal here too.
+const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
+
 /// Why a topic operation failed; each maps to a Kafka error code.
 #[derive(Debug)]
 pub(crate) enum TopicError {
@@ -179,7 +188,7 @@ impl TopicManager {
                 }));
             }
             let topic = Topic {
-                internal: meta.name.starts_with("__"),
+                internal: is_internal(&meta.name),
                 name: meta.name.clone(),
                 id: meta.id,
                 config: RwLock::new(config),
@@ -265,7 +274,7 @@ impl TopicManager {
         let topic = Topic {
             name: name.to_string(),
             id: Uuid::new_v4(),
-            internal: name.starts_with("__"),
+            internal: is_internal(name),
             config: RwLock::new(Arc::clone(&config)),
             partitions: RwLock::new(Vec::new()),
         };
@@ -303,6 +312,11 @@ impl TopicManager {
 
     /// Deletes a topic and its data.
     pub fn delete(&self, name: &str) -> Result<Uuid, TopicError> {
+        if is_internal(name) {
+            return Err(TopicError::InvalidRequest(format!(
+                "The internal topic {name} cannot be deleted"
+            )));
+        }
         if !self.broker.bool("delete.topic.enable") {
             return Err(TopicError::InvalidRequest(
                 "Topic deletion is disabled (delete.topic.enable=false)".into(),
@@ -332,6 +346,13 @@ impl TopicManager {
         count: i32,
         validate_only: bool,
     ) -> Result<(), TopicError> {
+        if is_internal(name) {
+            // Group-to-partition placement hashes over the partition count: growing the
+            // offsets topic would orphan every group's committed offsets.
+            return Err(TopicError::InvalidRequest(format!(
+                "The internal topic {name} cannot be given more partitions"
+            )));
+        }
         let _guard = self.admin.lock();
         let topic = self
             .get(name)

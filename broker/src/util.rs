@@ -5,6 +5,8 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use kafka_protocol::protocol::StrBytes;
+
 /// Wall-clock milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
@@ -28,4 +30,9 @@ pub(crate) fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A `StrBytes` from anything string-like.
+pub(crate) fn sb(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
 }

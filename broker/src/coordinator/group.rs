@@ -15,7 +15,7 @@ use kafka_protocol::messages::{JoinGroupResponse, SyncGroupResponse};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::handlers::sb;
+use crate::util::sb;
 
 pub(crate) const UNKNOWN_MEMBER_ID: i16 = 25;
 pub(crate) const ILLEGAL_GENERATION: i16 = 22;
@@ -318,13 +318,11 @@ impl Group {
         if self.pending.remove(&id).is_some() {
             return self.add_and_rebalance(id, p, now);
         }
+        if self.is_fenced(&id, p.instance_id.as_deref()) {
+            return Reply::Now(join_error(FENCED_INSTANCE_ID, &id));
+        }
         if !self.members.contains_key(&id) {
             return Reply::Now(join_error(UNKNOWN_MEMBER_ID, &id));
-        }
-        if let Some(inst) = &p.instance_id {
-            if self.statics.get(inst) != Some(&id) {
-                return Reply::Now(join_error(FENCED_INSTANCE_ID, &id));
-            }
         }
         let unchanged = self.members[&id].protocols == p.protocols;
         let m = self.members.get_mut(&id).expect("checked");
@@ -549,6 +547,13 @@ impl Group {
             .with_members(members)
     }
 
+    /// Whether `instance` is now held by a member other than `id`.
+    fn is_fenced(&self, id: &str, instance: Option<&str>) -> bool {
+        instance
+            .and_then(|inst| self.statics.get(inst))
+            .is_some_and(|holder| holder != id)
+    }
+
     /// Validates member id, instance id and generation as every group request must.
     pub fn check_member(
         &self,
@@ -556,13 +561,14 @@ impl Group {
         instance: Option<&str>,
         generation: Option<i32>,
     ) -> Result<(), i16> {
+        // The instance mapping comes first, as Kafka's `isStaticMemberFenced`: a zombie whose
+        // instance id now belongs to a newer member id must be fenced (fatal for it), not told
+        // UNKNOWN_MEMBER_ID, which would make it rejoin and fence the live member instead.
+        if self.is_fenced(id, instance) {
+            return Err(FENCED_INSTANCE_ID);
+        }
         if !self.members.contains_key(id) {
             return Err(UNKNOWN_MEMBER_ID);
-        }
-        if let Some(inst) = instance {
-            if self.statics.get(inst).map(String::as_str) != Some(id) {
-                return Err(FENCED_INSTANCE_ID);
-            }
         }
         if let Some(g) = generation {
             if g != self.generation {
@@ -689,10 +695,8 @@ impl Group {
             },
             _ => id.to_string(),
         };
-        if let Some(inst) = instance {
-            if self.statics.get(inst) != Some(&id) {
-                return FENCED_INSTANCE_ID;
-            }
+        if self.is_fenced(&id, instance) {
+            return FENCED_INSTANCE_ID;
         }
         if self.pending.remove(&id).is_some() {
             self.maybe_complete_join(now);

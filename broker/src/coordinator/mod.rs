@@ -12,9 +12,9 @@ use kafka_protocol::messages::{GroupId, JoinGroupResponse, SyncGroupResponse};
 use parking_lot::Mutex;
 
 use crate::config::BrokerConfig;
-use crate::handlers::sb;
 use crate::topics::TopicManager;
 use crate::util::now_ms;
+use crate::util::sb;
 use group::{Group, ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID};
 pub(crate) use group::{GroupState, JoinParams, Reply};
 use offsets::OffsetStore;

@@ -10,16 +10,22 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use serde::{Deserialize, Serialize};
 
 use super::group::GroupSnapshot;
+use crate::log::batch::complete_batches;
+use crate::log::record::{batch_records, field};
 use crate::topics::{Partition, TopicError, TopicManager};
 use crate::util::now_ms;
 
 /// Name of the internal offsets topic.
 pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Largest decompressed batch the loader reads; the coordinator writes small batches, so a
+/// bigger one is not its own and is skipped.
+const LOAD_SECTION_MAX: u64 = 64 << 20;
 
 /// A committed offset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,32 +72,7 @@ impl OffsetStore {
             return store;
         };
         for p in topic.partitions.read().iter() {
-            let (mut offset, end) = {
-                let log = p.log.lock();
-                (log.log_start_offset(), log.next_offset())
-            };
-            while offset < end {
-                let plan = p.log.lock().read_plan(offset);
-                let mut data = match plan.read(offset, 1 << 20) {
-                    Ok(d) if !d.is_empty() => d,
-                    Ok(_) => break,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot read {OFFSETS_TOPIC}");
-                        break;
-                    }
-                };
-                while !data.is_empty() {
-                    let Ok(set) = RecordBatchDecoder::decode(&mut data) else {
-                        break;
-                    };
-                    for r in set.records {
-                        offset = r.offset + 1;
-                        if let Some(k) = &r.key {
-                            store.apply(k, r.value.as_deref());
-                        }
-                    }
-                }
-            }
+            store.replay(p);
         }
         let n: usize = store.groups.values().map(|g| g.len()).sum();
         tracing::info!(
@@ -100,6 +81,52 @@ impl OffsetStore {
             "loaded committed offsets"
         );
         store
+    }
+
+    /// Replays one partition of the offsets topic. Every step moves past a whole batch
+    /// (`last_offset + 1`), whatever its records say, so no stored batch — trimmed by
+    /// compaction, hostile, or undecodable (skipped with a warning) — can stall start-up.
+    fn replay(&mut self, p: &Partition) {
+        let (mut offset, end) = {
+            let log = p.log.lock();
+            (log.log_start_offset(), log.next_offset())
+        };
+        while offset < end {
+            let plan = p.log.lock().read_plan(offset);
+            let data = match plan.read(offset, 1 << 20) {
+                Ok(d) if !d.is_empty() => d,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::error!(partition = p.index, offset, error = %e, "cannot read {OFFSETS_TOPIC}; offsets after this point are not loaded");
+                    break;
+                }
+            };
+            for (pos, h) in complete_batches(&data) {
+                let raw = &data[pos..pos + h.size()];
+                if h.is_control() {
+                    // Transaction markers carry no offsets.
+                } else {
+                    match batch_records(&h, raw, LOAD_SECTION_MAX) {
+                        Ok((section, records)) => {
+                            for r in records {
+                                if let Some(key) = field(&section, r.key) {
+                                    self.apply(key, field(&section, r.value));
+                                }
+                            }
+                        }
+                        Err(e) => tracing::warn!(
+                            partition = p.index,
+                            base_offset = h.base_offset,
+                            last_offset = h.last_offset(),
+                            error = %e,
+                            "skipping an undecodable batch in {OFFSETS_TOPIC}"
+                        ),
+                    }
+                }
+                // `read` returns batches ending at or after `offset`, so this always advances.
+                offset = offset.max(h.last_offset() + 1);
+            }
+        }
     }
 
     fn apply(&mut self, key: &[u8], value: Option<&[u8]>) {
@@ -301,4 +328,79 @@ fn offsets_partition(
     topic
         .partition(partition_for(group, count))
         .ok_or_else(|| "offsets partition missing".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BrokerConfig;
+    use crate::log::testing::{batch, TestRecord};
+    use std::time::Duration;
+
+    fn commit_record(topic: &str, partition: i32, offset: i64, delta: i64) -> Vec<u8> {
+        let key = serde_json::to_vec(&Key {
+            group: "g".into(),
+            topic: topic.into(),
+            partition,
+        })
+        .unwrap();
+        let value = serde_json::to_vec(&Committed {
+            offset,
+            leader_epoch: -1,
+            metadata: None,
+            commit_timestamp: 0,
+        })
+        .unwrap();
+        TestRecord {
+            offset_delta: delta,
+            key: Some(&key),
+            value: &value,
+            ..Default::default()
+        }
+        .encode()
+    }
+
+    /// Rewrites a batch's last offset delta (as compaction leaves it when it removes the
+    /// batch's trailing records) and fixes its CRC.
+    fn with_last_offset_delta(mut b: Vec<u8>, delta: i32) -> Vec<u8> {
+        b[23..27].copy_from_slice(&delta.to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    /// Batches no coordinator writes — a record with offset delta -1, CRC-valid garbage, a
+    /// batch whose trailing records were compacted away — are skipped or read without
+    /// stalling, and the commits around them are all loaded.
+    #[test]
+    fn loader_advances_by_batch_past_hostile_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Arc::new(BrokerConfig::from_overrides(BTreeMap::new()).unwrap());
+        let topics = TopicManager::open(dir.path(), Arc::clone(&config), true).unwrap();
+        let mut cfg = BTreeMap::new();
+        cfg.insert("cleanup.policy".to_string(), "compact".to_string());
+        let topic = topics.create(OFFSETS_TOPIC, 1, 1, cfg, false).unwrap();
+        let p = topic.partition(0).unwrap();
+        let batches = [
+            batch(&commit_record("t", 0, 5, 0), 0, 1, 0, 0),
+            batch(&commit_record("t", 1, 6, -1), 0, 1, 0, 0),
+            batch(&[0xde, 0xad, 0xbe, 0xef, 0x01, 0x02, 0x03], 0, 3, 0, 0),
+            with_last_offset_delta(batch(&commit_record("t", 2, 7, 0), 0, 1, 0, 0), 4),
+            batch(&commit_record("t", 3, 9, 0), 0, 1, 0, 0),
+        ];
+        for b in batches {
+            p.append_internal(Bytes::from(b), 0).unwrap();
+        }
+        drop((p, topic));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(OffsetStore::load(&topics).groups);
+        });
+        let groups = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the offsets loader did not finish");
+        let g = &groups["g"];
+        let offsets: Vec<(i32, i64)> = g.iter().map(|((_, p), c)| (*p, c.offset)).collect();
+        assert_eq!(offsets, vec![(0, 5), (1, 6), (2, 7), (3, 9)]);
+    }
 }

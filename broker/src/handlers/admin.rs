@@ -18,10 +18,10 @@ use kafka_protocol::messages::{
 };
 use uuid::Uuid;
 
-use super::sb;
 use crate::config::TOPIC_CONFIGS;
 use crate::state::BrokerState;
 use crate::topics::TopicError;
+use crate::util::sb;
 
 /// Handles CreateTopics, including `validate_only`.
 pub(crate) fn create_topics(
@@ -163,11 +163,6 @@ pub(crate) fn delete_topics(
                     .with_error_code(100)
                     .with_error_message(Some(sb(format!("Topic id {id} does not exist"))));
             };
-            if name == crate::coordinator::OFFSETS_TOPIC {
-                return out.with_error_code(42).with_error_message(Some(sb(format!(
-                    "The internal topic {name} cannot be deleted"
-                ))));
-            }
             match state.topics.delete(&name) {
                 Ok(id) => out.with_topic_id(id),
                 Err(e) => out

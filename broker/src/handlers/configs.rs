@@ -13,11 +13,11 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::sb;
 use crate::config::{
     effective_value, find_def, ConfigDef, ConfigSource, ConfigType, BROKER_CONFIGS, TOPIC_CONFIGS,
 };
 use crate::state::BrokerState;
+use crate::util::sb;
 
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;

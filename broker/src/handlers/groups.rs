@@ -20,10 +20,11 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-use super::{sb, Conn};
+use super::Conn;
 use crate::coordinator::{Committed, JoinParams, Reply};
 use crate::state::BrokerState;
 use crate::util::now_ms;
+use crate::util::sb;
 
 /// FindCoordinator: this broker coordinates every group.
 pub(crate) fn find_coordinator(

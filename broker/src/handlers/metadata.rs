@@ -10,10 +10,10 @@ use kafka_protocol::messages::{
 };
 use uuid::Uuid;
 
-use super::sb;
 use crate::log::LEADER_EPOCH;
 use crate::state::BrokerState;
 use crate::topics::{validate_topic_name, Topic, TopicError};
+use crate::util::sb;
 
 fn topic_entry(state: &BrokerState, topic: &Topic) -> MetadataResponseTopic {
     let node = BrokerId(state.node_id);

@@ -14,7 +14,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
-use kafka_protocol::protocol::StrBytes;
 
 use crate::state::BrokerState;
 
@@ -85,9 +84,4 @@ pub(crate) async fn handle(
             return None;
         }
     })
-}
-
-/// A `StrBytes` from anything string-like.
-pub(crate) fn sb(s: impl Into<String>) -> StrBytes {
-    StrBytes::from_string(s.into())
 }

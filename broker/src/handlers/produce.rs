@@ -7,11 +7,11 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
-use super::sb;
 use crate::log::AppendError;
 use crate::partition::{Appended, ClientLimits};
 use crate::state::BrokerState;
 use crate::util::now_ms;
+use crate::util::sb;
 
 /// Handles Produce; returns `None` for acks=0, which gets no response at all.
 pub(crate) fn handle(

@@ -18,8 +18,8 @@ use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 
 use super::batch::{BatchHeader, HEADER_LEN};
-use super::codec::{compress, records_section};
-use super::record::records_in;
+use super::codec::compress;
+use super::record::batch_records;
 use super::segment::{file_name, header_at, read_at};
 use super::{Log, SegmentRef};
 
@@ -60,10 +60,8 @@ const MAX_SECTION: u64 = 256 << 20;
 
 /// The batch's records, or `None` (logged) when they cannot be read: such a batch is kept.
 fn parse_batch(h: &BatchHeader, raw: &[u8]) -> Option<(Bytes, Vec<RawRecord>)> {
-    let parsed = records_section(h, raw, MAX_SECTION).and_then(|section| {
-        let records = records_in(&section, h.records_count)?;
-        Ok((Bytes::from(section), records))
-    });
+    let parsed = batch_records(h, raw, MAX_SECTION)
+        .map(|(section, records)| (Bytes::from(section), records));
     let (section, records) = match parsed {
         Ok(p) => p,
         Err(e) => {
@@ -83,7 +81,7 @@ fn parse_batch(h: &BatchHeader, raw: &[u8]) -> Option<(Bytes, Vec<RawRecord>)> {
             key: r
                 .key
                 .map(|(at, len)| section.slice(at as usize..at as usize + len as usize)),
-            tombstone: r.null_value,
+            tombstone: r.value.is_none(),
             start: r.start as usize,
             end: r.end as usize,
         })

@@ -55,6 +55,8 @@ pub(crate) enum AppendError {
     Batch(BatchError),
     /// A sequence or epoch error with its Kafka code.
     Sequence(i16, String),
+    /// A client tried to write to a topic only the broker writes (`__consumer_offsets`).
+    InternalTopic(String),
     Io(io::Error),
 }
 
@@ -64,6 +66,7 @@ impl AppendError {
         match self {
             AppendError::Batch(b) => b.code(),
             AppendError::Sequence(c, _) => *c,
+            AppendError::InternalTopic(_) => ResponseError::InvalidTopicException.code(),
             AppendError::Io(_) => ResponseError::KafkaStorageError.code(),
         }
     }
@@ -80,6 +83,7 @@ impl AppendError {
         match self {
             AppendError::Batch(b) => b.to_string(),
             AppendError::Sequence(_, m) => m.clone(),
+            AppendError::InternalTopic(t) => format!("Cannot append to internal topic {t}"),
             AppendError::Io(e) => format!("storage error: {e}"),
         }
     }
@@ -592,8 +596,7 @@ fn first_record_at_or_after(
         return Ok(Some((h.base_offset.max(min_offset), h.max_timestamp)));
     }
     let raw = read_at(file, pos, h.size())?;
-    let records = codec::records_section(h, &raw, LOOKUP_SECTION_MAX)
-        .and_then(|section| record::records_in(&section, h.records_count));
+    let records = record::batch_records(h, &raw, LOOKUP_SECTION_MAX).map(|(_, records)| records);
     match records {
         Ok(records) => Ok(records
             .iter()

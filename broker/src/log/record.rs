@@ -8,6 +8,8 @@
 
 use std::io::{self, Read};
 
+use super::batch::BatchHeader;
+
 /// Why a records section is not well formed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum FormatError {
@@ -218,8 +220,8 @@ pub(crate) struct RecordMeta {
     pub offset_delta: i32,
     /// Position and length of the key; `None` for a null key.
     pub key: Option<(u64, u32)>,
-    /// Whether the value is null (a tombstone).
-    pub null_value: bool,
+    /// Position and length of the value; `None` for a null value (a tombstone).
+    pub value: Option<(u64, u32)>,
 }
 
 /// Reads a length (-1 = null when `nullable`) and checks it fits before `end`.
@@ -267,10 +269,14 @@ pub(crate) fn read_record<S: Source>(src: &mut S) -> Result<RecordMeta, FormatEr
         }
         None => None,
     };
-    let value = length(src, end, true, "value")?;
-    if let Some(len) = value {
-        src.skip(len as u64)?;
-    }
+    let value = match length(src, end, true, "value")? {
+        Some(len) => {
+            let at = src.pos();
+            src.skip(len as u64)?;
+            Some((at, len))
+        }
+        None => None,
+    };
     let headers = varint32(src)?;
     // A header takes at least two bytes (two lengths), so the record's size bounds the count.
     if headers < 0 || src.pos() + 2 * headers as u64 > end {
@@ -295,7 +301,7 @@ pub(crate) fn read_record<S: Source>(src: &mut S) -> Result<RecordMeta, FormatEr
         timestamp_delta,
         offset_delta,
         key,
-        null_value: value.is_none(),
+        value,
     })
 }
 
@@ -314,6 +320,23 @@ pub(crate) fn records_in(section: &[u8], count: i32) -> Result<Vec<RecordMeta>, 
         )));
     }
     Ok(out)
+}
+
+/// A batch's records section (decompressed up to `cap` bytes) and its records, checked as
+/// `records_in` does. Readers of stored batches (cleaner, ListOffsets, offsets loader) use it.
+pub(crate) fn batch_records(
+    h: &BatchHeader,
+    raw: &[u8],
+    cap: u64,
+) -> Result<(Vec<u8>, Vec<RecordMeta>), FormatError> {
+    let section = super::codec::records_section(h, raw, cap)?;
+    let records = records_in(&section, h.records_count)?;
+    Ok((section, records))
+}
+
+/// The bytes of a located field (key or value) within its section.
+pub(crate) fn field(section: &[u8], at: Option<(u64, u32)>) -> Option<&[u8]> {
+    at.map(|(pos, len)| &section[pos as usize..pos as usize + len as usize])
 }
 
 #[cfg(test)]

@@ -144,11 +144,22 @@ fn static_member_restart_keeps_assignment_without_rebalance() {
     assert_ne!(new_id, follower);
     let s = now_reply(g.sync(&new_id, Some("i2"), generation, vec![], now));
     assert_eq!(s.assignment.as_ref(), b"P");
-    // The old incarnation is fenced.
+    // The old incarnation is fenced (not UNKNOWN_MEMBER_ID, which would make it rejoin and
+    // fence the live member), on every request it can still send.
     assert_eq!(
         g.heartbeat(&follower, Some("i2"), generation, now),
-        UNKNOWN_MEMBER_ID
+        FENCED_INSTANCE_ID
     );
+    assert_eq!(
+        now_reply(g.sync(&follower, Some("i2"), generation, vec![], now)).error_code,
+        FENCED_INSTANCE_ID
+    );
+    assert_eq!(
+        now_reply(g.join(params(&follower, Some("i2")), now)).error_code,
+        FENCED_INSTANCE_ID
+    );
+    assert_eq!(g.leave(&follower, Some("i2"), now), FENCED_INSTANCE_ID);
+    assert!(g.members.contains_key(&new_id));
     assert_eq!(
         g.heartbeat(&new_id, Some("i1"), generation, now),
         FENCED_INSTANCE_ID
