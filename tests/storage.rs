@@ -526,7 +526,14 @@ async fn acknowledged_records_survive_kill_9() {
     let mut broker = BrokerProcess::spawn(dir.path(), &[]);
     let bs = broker.addr.to_string();
     let topic = "crash";
-    create_topic(&bs, topic, 2, &[]).await;
+    // Small segments so several roll (and are fsynced) while records flow; every append fsynced.
+    create_topic(
+        &bs,
+        topic,
+        2,
+        &[("segment.bytes", "16384"), ("flush.messages", "1")],
+    )
+    .await;
 
     let mut cfg = producer_config(&bs, false);
     cfg.set("linger.ms", "2")
@@ -561,15 +568,33 @@ async fn acknowledged_records_survive_kill_9() {
         p
     });
 
-    // Kill the broker while records are streaming.
+    // Kill the broker while records are streaming, after segments rolled.
     let a = Arc::clone(&acked);
-    wait_until("3000 acknowledged records", TIMEOUT, || {
+    let partition_dir = dir.path().join(format!("{topic}-0"));
+    let pd = partition_dir.clone();
+    wait_until("3000 acknowledged records and 3 segments", TIMEOUT, || {
         let n = a.lock().unwrap().len();
-        async move { Ok(n >= 3000) }
+        let segments = segment_files(&pd).len();
+        async move { Ok(n >= 3000 && segments >= 3) }
     })
     .await
     .unwrap();
     broker.kill();
+    // Each roll fsynced the closed segment and checkpointed the recovery point past it.
+    let segments = segment_files(&partition_dir);
+    let recovery_point: i64 =
+        std::fs::read_to_string(partition_dir.join("recovery-point-offset.checkpoint"))
+            .expect("a recovery point checkpoint")
+            .lines()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+    assert!(
+        recovery_point >= base_offset_of(&segments[1]),
+        "recovery point {recovery_point} is below the second segment {:?}",
+        segments[1]
+    );
     stop.store(true, Ordering::SeqCst);
     let p = tokio::time::timeout(Duration::from_secs(120), task)
         .await
@@ -614,6 +639,9 @@ async fn acknowledged_records_survive_kill_9() {
             );
         }
     }
+    // The unclean stop began a new leader epoch at the recovered log end.
+    let epochs = std::fs::read_to_string(partition_dir.join("leader-epoch-checkpoint")).unwrap();
+    assert!(epochs.starts_with("0\n2\n0 0\n1 "), "{epochs}");
     // And it accepts new records.
     assert_round_trip(&bs, topic).await;
     drop(broker2);

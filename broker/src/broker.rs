@@ -212,9 +212,9 @@ impl BrokerHandle {
         tokio::task::spawn_blocking(move || -> Result<()> {
             for topic in state.topics.list() {
                 for p in topic.partitions.read().iter() {
-                    p.log
-                        .lock()
-                        .flush(true)
+                    let mut log = p.log.lock();
+                    log.flush(true)
+                        .and_then(|_| log.checkpoint_recovery_point())
                         .ctx(|| format!("flushing {}-{}", p.topic, p.index))?;
                 }
             }
@@ -229,7 +229,7 @@ impl BrokerHandle {
     }
 }
 
-/// Retention, compaction and `flush.ms`, on `log.retention.check.interval.ms`.
+/// Retention, compaction, `flush.ms` and recovery-point checkpoints, each on its interval.
 async fn maintenance(state: Arc<BrokerState>, mut shutdown: watch::Receiver<bool>) {
     let retention_every =
         Duration::from_millis(state.config.i64("log.retention.check.interval.ms").max(10) as u64);
@@ -240,7 +240,14 @@ async fn maintenance(state: Arc<BrokerState>, mut shutdown: watch::Receiver<bool
             .clamp(10, 3_600_000) as u64,
     );
     let cleaner_backoff = state.config.i64("log.cleaner.backoff.ms").max(0);
+    let checkpoint_every = Duration::from_millis(
+        state
+            .config
+            .i64("log.flush.offset.checkpoint.interval.ms")
+            .max(10) as u64,
+    );
     let mut next_retention = tokio::time::Instant::now() + retention_every;
+    let mut next_checkpoint = tokio::time::Instant::now() + checkpoint_every;
     let mut last_clean: std::collections::HashMap<(String, i32), i64> = Default::default();
     loop {
         let wake = next_retention.min(tokio::time::Instant::now() + flush_every);
@@ -252,6 +259,10 @@ async fn maintenance(state: Arc<BrokerState>, mut shutdown: watch::Receiver<bool
         if run_retention {
             next_retention = tokio::time::Instant::now() + retention_every;
         }
+        let run_checkpoint = tokio::time::Instant::now() >= next_checkpoint;
+        if run_checkpoint {
+            next_checkpoint = tokio::time::Instant::now() + checkpoint_every;
+        }
         let st = Arc::clone(&state);
         let mut lc = std::mem::take(&mut last_clean);
         let result = tokio::task::spawn_blocking(move || {
@@ -261,6 +272,11 @@ async fn maintenance(state: Arc<BrokerState>, mut shutdown: watch::Receiver<bool
                 for p in partitions {
                     if let Err(e) = p.log.lock().flush_if_due(now) {
                         tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flush failed");
+                    }
+                    if run_checkpoint {
+                        if let Err(e) = p.log.lock().checkpoint_recovery_point() {
+                            tracing::error!(topic = %p.topic, partition = p.index, error = %e, "writing the recovery point failed");
+                        }
                     }
                     if !run_retention {
                         continue;

@@ -3,6 +3,7 @@
 //! one, then appended; broker-built batches (the offsets store) skip record validation.
 
 use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
 
 use crate::config::TimestampType;
 use crate::log::batch::BatchHeader;
@@ -28,6 +29,18 @@ pub(crate) struct Appended {
 }
 
 impl Partition {
+    /// Checks a client's `current_leader_epoch` (KIP-320; -1 = not known) against the log's:
+    /// a newer one is UNKNOWN_LEADER_EPOCH, an older one FENCED_LEADER_EPOCH, which makes the
+    /// client refresh metadata and validate its position. Returns the current epoch.
+    pub fn check_leader_epoch(&self, current_leader_epoch: i32) -> Result<i32, ResponseError> {
+        let epoch = self.log.lock().leader_epoch();
+        match current_leader_epoch {
+            e if e < 0 || e == epoch => Ok(epoch),
+            e if e > epoch => Err(ResponseError::UnknownLeaderEpoch),
+            _ => Err(ResponseError::FencedLeaderEpoch),
+        }
+    }
+
     /// Appends a client's record set: every batch and record validated, nothing stored unless
     /// all of it is acceptable.
     pub fn append_produced(

@@ -25,11 +25,14 @@ pub(crate) fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
     }
     fs::rename(&tmp, path)?;
     if let Some(dir) = path.parent() {
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
+        let _ = sync_dir(dir);
     }
     Ok(())
+}
+
+/// Fsyncs a directory, making renames and creations in it durable.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
 }
 
 /// A `StrBytes` from anything string-like.

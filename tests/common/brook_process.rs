@@ -27,13 +27,18 @@ pub struct BrokerProcess {
 impl BrokerProcess {
     /// Starts `brook broker` on `data_dir`, port 0, with extra `key=value` broker configs.
     pub fn spawn(data_dir: &Path, configs: &[&str]) -> BrokerProcess {
+        Self::spawn_at(data_dir, "127.0.0.1:0", configs)
+    }
+
+    /// Starts `brook broker` listening on `listen` (a restart on the address clients know).
+    pub fn spawn_at(data_dir: &Path, listen: &str, configs: &[&str]) -> BrokerProcess {
         let bin = brook_bin();
         let started = Instant::now();
         let mut cmd = Command::new(&bin);
         cmd.arg("broker")
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .args(["--config", "group.initial.rebalance.delay.ms=0"]);
         for c in configs {
             cmd.args(["--config", c]);

@@ -171,6 +171,13 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "How often flush.ms is checked"
     ),
     def!(
+        "log.flush.offset.checkpoint.interval.ms",
+        Int,
+        "60000",
+        true,
+        "How often each log's recovery point is written to recovery-point-offset.checkpoint (also on roll and clean shutdown)"
+    ),
+    def!(
         "log.message.timestamp.type",
         String,
         "CreateTime",

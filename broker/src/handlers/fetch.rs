@@ -70,6 +70,10 @@ fn gather(
                         errors = true;
                         return out.with_error_code(3);
                     };
+                    if let Err(e) = partition.check_leader_epoch(p.current_leader_epoch) {
+                        errors = true;
+                        return out.with_error_code(e.code());
+                    }
                     let (hw, start, plan) = {
                         let log = partition.log.lock();
                         let hw = log.next_offset();

@@ -1,5 +1,6 @@
 //! ListOffsets (earliest, latest, by timestamp, max timestamp) and OffsetForLeaderEpoch.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
@@ -11,7 +12,6 @@ use kafka_protocol::messages::{
     OffsetForLeaderEpochResponse,
 };
 
-use crate::log::LEADER_EPOCH;
 use crate::state::BrokerState;
 
 const LATEST: i64 = -1;
@@ -36,14 +36,15 @@ pub(crate) fn handle(
                     let out = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index)
                         .with_timestamp(-1)
-                        .with_offset(-1)
-                        // The codec refuses non-default values for fields a version lacks.
-                        .with_leader_epoch(if version >= 4 { LEADER_EPOCH } else { -1 });
+                        .with_offset(-1);
                     let Some(partition) =
                         topic.as_ref().and_then(|t| t.partition(p.partition_index))
                     else {
                         return out.with_error_code(3);
                     };
+                    if let Err(e) = partition.check_leader_epoch(p.current_leader_epoch) {
+                        return out.with_error_code(e.code());
+                    }
                     let log = partition.log.lock();
                     let found = match p.timestamp {
                         LATEST => Ok(Some((log.next_offset(), -1))),
@@ -53,6 +54,11 @@ pub(crate) fn handle(
                         _ => return out.with_error_code(42),
                     };
                     match found {
+                        // The codec refuses non-default values for fields a version lacks.
+                        Ok(Some((offset, ts))) if version >= 4 => out
+                            .with_offset(offset)
+                            .with_timestamp(ts)
+                            .with_leader_epoch(log.epoch_for_offset(offset)),
                         Ok(Some((offset, ts))) => out.with_offset(offset).with_timestamp(ts),
                         Ok(None) => out,
                         Err(e) => {
@@ -70,7 +76,8 @@ pub(crate) fn handle(
     ListOffsetsResponse::default().with_topics(topics)
 }
 
-/// Handles OffsetForLeaderEpoch: one broker has had one leader epoch, ending at the log end.
+/// Handles OffsetForLeaderEpoch from the partition's leader epoch cache: where the requested
+/// epoch ended, so a client can tell whether the offsets it consumed were truncated away.
 pub(crate) fn offset_for_leader_epoch(
     state: &BrokerState,
     req: OffsetForLeaderEpochRequest,
@@ -88,15 +95,14 @@ pub(crate) fn offset_for_leader_epoch(
                         .with_partition(p.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
-                    match topic.as_ref().and_then(|t| t.partition(p.partition)) {
-                        None => out.with_error_code(3),
-                        Some(_) if p.current_leader_epoch > LEADER_EPOCH => out.with_error_code(74),
-                        Some(part) if p.leader_epoch >= 0 && p.leader_epoch <= LEADER_EPOCH => {
-                            let end = part.log.lock().next_offset();
-                            out.with_leader_epoch(LEADER_EPOCH).with_end_offset(end)
-                        }
-                        Some(_) => out,
+                    let Some(part) = topic.as_ref().and_then(|t| t.partition(p.partition)) else {
+                        return out.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    if let Err(e) = part.check_leader_epoch(p.current_leader_epoch) {
+                        return out.with_error_code(e.code());
                     }
+                    let (epoch, end) = part.log.lock().end_offset_for_epoch(p.leader_epoch);
+                    out.with_leader_epoch(epoch).with_end_offset(end)
                 })
                 .collect();
             OffsetForLeaderTopicResult::default()

@@ -10,19 +10,21 @@ use kafka_protocol::messages::{
 };
 use uuid::Uuid;
 
-use crate::log::LEADER_EPOCH;
 use crate::state::BrokerState;
 use crate::topics::{validate_topic_name, Topic, TopicError};
 use crate::util::sb;
 
 fn topic_entry(state: &BrokerState, topic: &Topic) -> MetadataResponseTopic {
     let node = BrokerId(state.node_id);
-    let partitions = (0..topic.partition_count() as i32)
-        .map(|i| {
+    let partitions = topic
+        .partitions
+        .read()
+        .iter()
+        .map(|p| {
             MetadataResponsePartition::default()
-                .with_partition_index(i)
+                .with_partition_index(p.index)
                 .with_leader_id(node)
-                .with_leader_epoch(LEADER_EPOCH)
+                .with_leader_epoch(p.log.lock().leader_epoch())
                 .with_replica_nodes(vec![node])
                 .with_isr_nodes(vec![node])
         })

@@ -7,12 +7,15 @@
 //! (`OFFSET_OUT_OF_RANGE`) and timestamp lookups skip them.
 
 pub(crate) mod batch;
+mod checkpoint;
 pub(crate) mod cleaner;
 pub(crate) mod codec;
 mod index;
+pub(crate) mod leader_epoch;
 mod producer_state;
 mod read;
 pub(crate) mod record;
+mod recovery;
 mod segment;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -27,16 +30,15 @@ use std::sync::Arc;
 use kafka_protocol::error::ResponseError;
 
 use crate::config::{TimestampType, TopicConfig};
-use crate::util::write_atomically;
+use crate::util::sync_dir;
 use batch::{assign_offset, offset_prefix, set_log_append_time, BatchHeader};
+use leader_epoch::LeaderEpochCache;
 use producer_state::ProducerStateMap;
 pub(crate) use producer_state::SequenceCheck;
 pub(crate) use read::{ReadPlan, SegmentView};
+use recovery::Stop;
 use segment::{header_at, read_at, Recovery, Segment};
 use validator::BatchError;
-
-/// The leader epoch stamped on appended batches; one broker never changes leader.
-pub(crate) const LEADER_EPOCH: i32 = 0;
 
 /// A closed segment as the cleaner sees it: base offset, file, size.
 pub(crate) type SegmentRef = (i64, Arc<File>, u64);
@@ -88,11 +90,6 @@ impl AppendError {
         }
     }
 }
-
-/// The file in a partition directory holding its log start offset (Kafka keeps one
-/// `log-start-offset-checkpoint` per data directory; one per partition keeps it in the log's
-/// own directory). Format: a version line `0`, then the offset.
-const LOG_START_FILE: &str = "log-start-offset.checkpoint";
 
 /// Why DeleteRecords was refused for a partition.
 #[derive(Debug)]
@@ -146,6 +143,12 @@ pub(crate) struct Log {
     last_flush_ms: i64,
     /// Offsets below this were compacted by the last cleaning pass.
     pub(crate) cleaned_upto: i64,
+    /// Which leader epoch began where; new batches carry the current one.
+    epochs: LeaderEpochCache,
+    /// Everything below this offset is fsynced.
+    recovery_point: i64,
+    /// The recovery point last written to its checkpoint file.
+    checkpointed_recovery_point: i64,
 }
 
 impl Log {
@@ -172,25 +175,22 @@ impl Log {
         }
         bases.sort_unstable();
         let mut producers = ProducerStateMap::default();
-        let mut segments = BTreeMap::new();
-        for (i, base) in bases.iter().enumerate() {
-            let last = i + 1 == bases.len();
-            let recovery = match (last, clean_shutdown) {
-                (true, false) => Recovery::Full,
-                (true, true) => Recovery::Tail,
-                (false, _) => Recovery::Headers,
-            };
-            let seg = Segment::open(
-                dir,
-                *base,
-                recovery,
-                config.index_interval_bytes,
-                now_ms,
-                &mut |h| producers.update(h),
-            )?;
-            segments.insert(*base, seg);
-        }
-        let checkpointed = read_log_start(dir)?;
+        let stop = if clean_shutdown {
+            Stop::Clean
+        } else {
+            Stop::Unclean {
+                recovery_point: checkpoint::read(dir, checkpoint::RECOVERY_POINT)?.unwrap_or(0),
+            }
+        };
+        let mut segments = recovery::open_segments(
+            dir,
+            &bases,
+            stop,
+            config.index_interval_bytes,
+            now_ms,
+            &mut |h| producers.update(h),
+        )?;
+        let checkpointed = checkpoint::read(dir, checkpoint::LOG_START)?.unwrap_or(-1);
         let next = segments.values().next_back().map(|s| s.next_offset);
         if next.is_some_and(|n| n < checkpointed) {
             // Recovery lost the tail up to past the log start (or a DeleteRecords at the end was
@@ -206,14 +206,29 @@ impl Log {
             segments.insert(base, Segment::create(dir, base, now_ms)?);
         }
         let first_base = *segments.keys().next().expect("a segment was just ensured");
+        let start_offset = first_base.max(checkpointed);
+        let log_end = segments.values().next_back().expect("ensured").next_offset;
+        let mut epochs = LeaderEpochCache::open(dir, start_offset)?;
+        epochs.truncate_from_end(log_end)?;
+        if !clean_shutdown {
+            // The stop may have lost an unsynced tail, so offsets from here on may be handed out
+            // a second time: a new epoch lets clients detect it (KIP-320).
+            let epoch = epochs.bump(log_end)?;
+            tracing::info!(log = %dir.display(), epoch, log_end, "new leader epoch after an unclean stop");
+        }
         let mut log = Log {
             dir: dir.to_path_buf(),
             segments,
-            start_offset: first_base.max(checkpointed),
+            start_offset,
             config,
             producers,
             last_flush_ms: now_ms,
             cleaned_upto: 0,
+            epochs,
+            // Every segment is synced now (recovery syncs what it checks); the checkpoint is
+            // written by the next roll, flush schedule or shutdown.
+            recovery_point: log_end,
+            checkpointed_recovery_point: -1,
         };
         log.delete_segments_below_start()?;
         Ok(log)
@@ -272,7 +287,8 @@ impl Log {
         }
         if target > self.start_offset {
             // Persist first: a crash after this point reopens with the new start either way.
-            write_log_start(&self.dir, target).map_err(DeleteRecordsError::Io)?;
+            checkpoint::write(&self.dir, checkpoint::LOG_START, target)
+                .map_err(DeleteRecordsError::Io)?;
             self.start_offset = target;
             tracing::info!(log = %self.dir.display(), log_start = target, "log start offset moved by DeleteRecords");
             self.delete_segments_below_start()
@@ -353,13 +369,14 @@ impl Log {
             next = h.last_offset() + 1;
         }
         let interval = self.config.index_interval_bytes;
+        let epoch = self.epochs.current();
         if log_append {
             // LogAppendTime changes bytes under the CRC: this path copies and rewrites.
             let mut owned = data.to_vec();
             let mut pos = 0;
             for h in headers.iter() {
                 let batch = &mut owned[pos..pos + h.size()];
-                assign_offset(batch, h.base_offset, LEADER_EPOCH);
+                assign_offset(batch, h.base_offset, epoch);
                 set_log_append_time(batch, now_ms);
                 pos += h.size();
             }
@@ -371,7 +388,7 @@ impl Log {
             // 16-byte prefix per batch (base offset, length, leader epoch: all outside the CRC).
             let prefixes: Vec<[u8; 16]> = headers
                 .iter()
-                .map(|h| offset_prefix(h.base_offset, h.batch_length, LEADER_EPOCH))
+                .map(|h| offset_prefix(h.base_offset, h.batch_length, epoch))
                 .collect();
             let mut parts: Vec<&[u8]> = Vec::with_capacity(headers.len() * 2);
             let mut pos = 0;
@@ -412,24 +429,53 @@ impl Log {
         Ok(())
     }
 
-    /// Closes the active segment and starts a new one at the log end.
+    /// Closes the active segment — fsynced, so the recovery point moves past it — and starts
+    /// a new one at the log end.
     pub fn roll(&mut self, now_ms: i64) -> io::Result<()> {
         let next = self.next_offset();
-        self.active_mut().flush(false)?;
+        self.flush(true)?;
+        self.checkpoint_recovery_point()?;
         let seg = Segment::create(&self.dir, next, now_ms)?;
+        // The new file's directory entry must be durable before fsyncs of its data mean anything.
+        sync_dir(&self.dir)?;
         self.segments.insert(next, seg);
         Ok(())
     }
 
-    /// Writes buffered index entries; with `sync`, fsyncs the active segment too.
+    /// Writes buffered index entries; with `sync`, fsyncs every segment holding unsynced data
+    /// and moves the recovery point to the log end.
     pub fn flush(&mut self, sync: bool) -> io::Result<()> {
         for seg in self.segments.values_mut() {
-            seg.flush(false)?;
+            seg.flush(sync && seg.unflushed > 0)?;
         }
         if sync {
-            self.active_mut().flush(true)?;
+            self.recovery_point = self.next_offset();
         }
         Ok(())
+    }
+
+    /// Persists the recovery point if it moved since it was last written.
+    pub fn checkpoint_recovery_point(&mut self) -> io::Result<()> {
+        if self.recovery_point != self.checkpointed_recovery_point {
+            checkpoint::write(&self.dir, checkpoint::RECOVERY_POINT, self.recovery_point)?;
+            self.checkpointed_recovery_point = self.recovery_point;
+        }
+        Ok(())
+    }
+
+    /// The epoch new batches are stamped with.
+    pub fn leader_epoch(&self) -> i32 {
+        self.epochs.current()
+    }
+
+    /// The epoch of the batch holding `offset`.
+    pub fn epoch_for_offset(&self, offset: i64) -> i32 {
+        self.epochs.epoch_for_offset(offset)
+    }
+
+    /// OffsetForLeaderEpoch: the largest epoch ≤ `epoch` and the offset where it ended.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        self.epochs.end_offset_for(epoch, self.next_offset())
     }
 
     /// Applies `flush.ms`.
@@ -567,9 +613,12 @@ impl Log {
         }
         let log_path = self.dir.join(segment::file_name(base, "log"));
         fs::rename(cleaned, &log_path)?;
+        // The cleaned file was fsynced; the rename must be durable too, or a crash could bring
+        // back the uncleaned segment under indexes built for the cleaned one.
+        sync_dir(&self.dir)?;
         let _ = fs::remove_file(self.dir.join(segment::file_name(base, "index")));
         let _ = fs::remove_file(self.dir.join(segment::file_name(base, "timeindex")));
-        let seg = Segment::open(
+        let (seg, _) = Segment::open(
             &self.dir,
             base,
             Recovery::Headers,
@@ -618,29 +667,5 @@ fn first_record_at_or_after(
 const LOOKUP_SECTION_MAX: u64 = 256 << 20;
 
 /// The checkpointed log start offset of the partition in `dir`, or -1 when none was written.
-fn read_log_start(dir: &Path) -> io::Result<i64> {
-    let path = dir.join(LOG_START_FILE);
-    let text = match fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(-1),
-        Err(e) => return Err(e),
-    };
-    let mut lines = text.lines().map(str::trim);
-    match (lines.next(), lines.next().map(str::parse::<i64>)) {
-        (Some("0"), Some(Ok(offset))) => Ok(offset),
-        _ => Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("malformed {}", path.display()),
-        )),
-    }
-}
-
-fn write_log_start(dir: &Path, offset: i64) -> io::Result<()> {
-    write_atomically(
-        &dir.join(LOG_START_FILE),
-        format!("0\n{offset}\n").as_bytes(),
-    )
-}
-
 #[cfg(test)]
 mod tests;

@@ -33,8 +33,15 @@ impl std::fmt::Display for FormatError {
     }
 }
 
+#[cold]
 fn malformed(what: impl Into<String>) -> FormatError {
     FormatError::Malformed(what.into())
+}
+
+#[cold]
+#[inline(never)]
+fn ended() -> FormatError {
+    malformed("records section ends inside a record")
 }
 
 /// A forward-only byte stream with a position.
@@ -67,14 +74,15 @@ impl Source for SliceSource<'_> {
         self.pos as u64
     }
 
-    #[inline]
+    #[inline(always)]
     fn byte(&mut self) -> Result<u8, FormatError> {
-        let b = *self
-            .buf
-            .get(self.pos)
-            .ok_or_else(|| malformed("records section ends inside a record"))?;
-        self.pos += 1;
-        Ok(b)
+        match self.buf.get(self.pos) {
+            Some(&b) => {
+                self.pos += 1;
+                Ok(b)
+            }
+            None => Err(ended()),
+        }
     }
 
     #[inline]
@@ -176,10 +184,26 @@ impl<R: Read> Source for ReadSource<R> {
 }
 
 /// Reads a zigzag varint of at most 5 bytes (Kafka's `readVarint`).
-#[inline]
+#[inline(always)]
 pub(crate) fn varint32<S: Source>(src: &mut S) -> Result<i32, FormatError> {
-    let mut raw: u32 = 0;
-    for i in 0..5 {
+    // Most varints in a record (attributes aside: deltas, small lengths) are one byte.
+    let first = src.byte()?;
+    if first & 0x80 == 0 {
+        return Ok(((first >> 1) as i32) ^ -((first & 1) as i32));
+    }
+    // Record sizes and value lengths of typical records take two.
+    let second = src.byte()?;
+    let raw = (first & 0x7f) as u32 | ((second & 0x7f) as u32) << 7;
+    if second & 0x80 == 0 {
+        return Ok(((raw >> 1) as i32) ^ -((raw & 1) as i32));
+    }
+    varint32_rest(src, raw)
+}
+
+/// The rest of a varint longer than two bytes.
+#[inline(never)]
+fn varint32_rest<S: Source>(src: &mut S, mut raw: u32) -> Result<i32, FormatError> {
+    for i in 2..5 {
         let b = src.byte()?;
         raw |= ((b & 0x7f) as u32) << (7 * i);
         if b & 0x80 == 0 {
@@ -225,7 +249,7 @@ pub(crate) struct RecordMeta {
 }
 
 /// Reads a length (-1 = null when `nullable`) and checks it fits before `end`.
-#[inline]
+#[inline(always)]
 fn length<S: Source>(
     src: &mut S,
     end: u64,
@@ -399,6 +423,35 @@ mod tests {
         assert!(err.to_string().contains("header count"), "{err}");
         // Varint longer than 5 bytes.
         assert!(records_in(&[0xff, 0xff, 0xff, 0xff, 0xff, 0x01], 1).is_err());
+    }
+
+    #[test]
+    fn varints_of_every_length_round_trip() {
+        for v in [
+            0i64,
+            1,
+            -1,
+            63,
+            -64,
+            64,
+            -65,
+            8191,
+            -8192,
+            8192,
+            1 << 20,
+            -(1 << 27),
+            i32::MAX as i64,
+            i32::MIN as i64,
+        ] {
+            let mut buf = Vec::new();
+            zigzag(v, &mut buf);
+            assert_eq!(varint32(&mut SliceSource::new(&buf)), Ok(v as i32), "{v}");
+            assert_eq!(varint64(&mut SliceSource::new(&buf)), Ok(v), "{v}");
+        }
+        let mut too_big = Vec::new();
+        zigzag(i32::MAX as i64 + 1, &mut too_big);
+        assert!(varint32(&mut SliceSource::new(&too_big)).is_err());
+        assert!(varint32(&mut SliceSource::new(&[0x80, 0x80])).is_err());
     }
 
     #[test]

@@ -77,6 +77,7 @@ impl Segment {
 
     /// Opens an existing segment, recovering its tail and rebuilding bad or missing indexes.
     /// `on_batch` sees every valid batch header in order (producer state is rebuilt from them).
+    /// `truncated` tells whether recovery cut the file.
     pub fn open(
         dir: &Path,
         base_offset: i64,
@@ -84,7 +85,7 @@ impl Segment {
         index_interval: u32,
         now_ms: i64,
         on_batch: &mut dyn FnMut(&BatchHeader),
-    ) -> io::Result<Segment> {
+    ) -> io::Result<(Segment, bool)> {
         let log_path = dir.join(file_name(base_offset, "log"));
         // O_APPEND matters here: without it, appends after a restart would start at byte 0.
         let file = OpenOptions::new().read(true).append(true).open(&log_path)?;
@@ -137,7 +138,7 @@ impl Segment {
         if !loaded_ok {
             seg.index.flush(false)?;
         }
-        Ok(seg)
+        Ok((seg, valid_len < file_len))
     }
 
     /// Records a batch written at `pos` in the in-memory state, adding an index entry when due.
@@ -416,8 +417,9 @@ mod tests {
         f.write_all(&half[..half.len() / 2]).unwrap();
         fs::remove_file(dir.path().join(file_name(0, "index"))).unwrap();
         let mut seen = 0;
-        let seg =
-            Segment::open(dir.path(), 0, Recovery::Headers, 200, 0, &mut |_| seen += 1).unwrap();
+        let seg = Segment::open(dir.path(), 0, Recovery::Headers, 200, 0, &mut |_| seen += 1)
+            .unwrap()
+            .0;
         assert_eq!(seen, 10);
         assert_eq!(seg.size, good_size);
         assert_eq!(seg.next_offset, 40);
@@ -429,7 +431,7 @@ mod tests {
         let n = bad.len();
         bad[n - 2] ^= 0x55;
         f.write_all(&bad).unwrap();
-        let seg = Segment::open(dir.path(), 0, Recovery::Full, 200, 0, &mut |_| {}).unwrap();
+        let (seg, _) = Segment::open(dir.path(), 0, Recovery::Full, 200, 0, &mut |_| {}).unwrap();
         assert_eq!(seg.size, good_size);
         assert_eq!(fs::metadata(&path).unwrap().len(), good_size);
     }

@@ -3,6 +3,8 @@ use super::validator::batch_headers;
 use super::*;
 use crate::config::BrokerConfig;
 
+mod recovery;
+
 fn config(overrides: &[(&str, &str)]) -> Arc<TopicConfig> {
     let map = overrides
         .iter()

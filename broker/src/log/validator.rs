@@ -228,14 +228,13 @@ fn validate_batch(h: &BatchHeader, raw: &[u8], policy: &Policy) -> Result<Option
         4 if !policy.allow_zstd => Err(BatchError::UnsupportedCompression(
             "zstd needs Produce v7 or later".into(),
         )),
-        id @ 1..=4 => {
-            let reader = codec::reader(id, body)?;
+        id @ 1..=4 => codec::with_reader(id, body, |reader| {
             walk(
                 h,
                 &mut ReadSource::new(reader, policy.max_decompressed_bytes),
                 policy,
             )
-        }
+        })?,
         other => Err(BatchError::Corrupt(format!(
             "unknown compression codec id {other}"
         ))),
