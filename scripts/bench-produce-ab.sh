@@ -20,6 +20,7 @@ workloads=(
 
 cpu_s() { awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$1/stat"; }
 
+results="$work/results"
 printf '%-6s %-8s %-10s %12s %10s\n' round binary workload records/s broker-cpu
 for round in $(seq 1 "$rounds"); do
   for which in old new; do
@@ -42,9 +43,23 @@ for round in $(seq 1 "$rounds"); do
         grep -oE '[0-9][0-9,.]* records/sec' | head -1 | tr -d ',' | awk '{print $1}')
       after=$(cpu_s $pid)
       printf '%-6s %-8s %-10s %12s %10s\n' "$round" "$which" "$name" "${rate:-?}" \
-        "$(awk -v a="$after" -v b="$before" 'BEGIN { printf "%.2f", a - b }')"
+        "$(awk -v a="$after" -v b="$before" 'BEGIN { printf "%.2f", a - b }')" | tee -a "$results"
     done
     kill $pid; wait $pid 2>/dev/null || true
     rm -rf "$dir"
   done
+done
+
+# Medians per binary and workload: single runs on a shared 2-core machine vary by ±30%.
+echo
+echo "median of $rounds rounds (new/old records/s)"
+for w in "${workloads[@]}"; do
+  name=${w%%|*}
+  med() {
+    grep -F " $1 " "$results" | grep -F "$name " | awk -v col="$2" '{ print $col }' | sort -g |
+      awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+  }
+  o=$(med old 5) n=$(med new 5) oc=$(med old 6) nc=$(med new 6)
+  printf '%-10s old %12.0f (cpu %5.2f s)  new %12.0f (cpu %5.2f s)  %5.1f%%\n' "$name" "$o" "$oc" "$n" "$nc" \
+    "$(awk -v a="$n" -v b="$o" 'BEGIN { printf "%.1f", 100 * a / b }')"
 done

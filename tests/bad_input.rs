@@ -513,3 +513,39 @@ async fn random_bodies_for_every_api_never_panic() {
         "the broker panicked on fuzzed input"
     );
 }
+
+/// A Fetch asking for 2 GiB gets at most the broker's `fetch.max.bytes`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_is_capped_by_the_broker_fetch_max_bytes() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{FetchRequest, FetchResponse};
+    const API_FETCH: i16 = 1;
+    let b = TestBroker::start_with(&[("fetch.max.bytes", "20000")]).await;
+    create_topic(&b.bootstrap(), "big", 1, &[]).await;
+    for i in 0..10 {
+        let one = batch(&[record(Bytes::from(vec![b'f'; 5000]))]);
+        assert_eq!(produce_raw(&b, "big", one.freeze(), i).await, 0);
+    }
+    let req = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_max_bytes(i32::MAX)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str("big")))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(i32::MAX)])]);
+    let mut s = connect(&b).await;
+    s.write_all(&frame(API_FETCH, 11, 1, 99, &req)).await.unwrap();
+    let mut resp = read_frame(&mut s).await.expect("no Fetch response");
+    ResponseHeader::decode(&mut resp, 0).unwrap();
+    let body = FetchResponse::decode(&mut resp, 11).unwrap();
+    let p = &body.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    let got = p.records.as_ref().map_or(0, |r| r.len());
+    assert!(
+        (5000..=20000).contains(&got),
+        "fetched {got} bytes with fetch.max.bytes=20000"
+    );
+    assert_still_serving(&b).await;
+}

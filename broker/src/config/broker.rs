@@ -70,6 +70,13 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "Largest request frame; larger frames close the connection"
     ),
     def!(
+        "fetch.max.bytes",
+        Int,
+        "57671680",
+        true,
+        "Largest Fetch response the broker builds, whatever the request asks (at least one batch)"
+    ),
+    def!(
         "log.segment.bytes",
         Int,
         "1073741824",

@@ -17,11 +17,14 @@ pub(crate) async fn handle(
     req: FetchRequest,
 ) -> FetchResponse {
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    // The client's limit, never above the broker's own `fetch.max.bytes` (Kafka's 55 MiB): a
+    // request claiming 2 GiB must not make the broker read and hold that much.
+    let broker_max = state.config.i64("fetch.max.bytes").max(1) as usize;
     let max_bytes = if req.max_bytes <= 0 {
-        i32::MAX
+        broker_max
     } else {
-        req.max_bytes
-    } as usize;
+        (req.max_bytes as usize).min(broker_max)
+    };
     let min_bytes = req.min_bytes.max(0) as usize;
     loop {
         // Register interest before reading so an append between the read and the wait is not missed.
