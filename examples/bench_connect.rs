@@ -19,9 +19,6 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 use rusqlite::Connection;
 
-#[global_allocator]
-static ALLOC: brook_broker::GuardedAlloc = brook_broker::GuardedAlloc;
-
 /// Connect benchmark options.
 #[derive(Parser, Debug)]
 struct Args {

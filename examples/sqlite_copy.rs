@@ -13,9 +13,6 @@ use brook_connect::serde_json::json;
 use brook_connect::{Worker, WorkerConfig};
 use rusqlite::Connection;
 
-#[global_allocator]
-static ALLOC: brook_broker::GuardedAlloc = brook_broker::GuardedAlloc;
-
 /// Everything after the broker start must finish within this time.
 const DEADLINE: Duration = Duration::from_secs(120);
 

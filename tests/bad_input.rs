@@ -442,8 +442,9 @@ async fn produce_larger_than_max_message_bytes_is_rejected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_array_length_does_not_abort_the_broker() {
     let b = healthy_broker().await;
-    // Metadata v1 whose topic array claims 2^31-1 entries and carries none: decoding sizes the
-    // array before reading it, so without GuardedAlloc this asks for ~150 GB and aborts.
+    // Metadata v1 whose topic array claims 2^31-1 entries and carries none: the codec sizes the
+    // array before reading it (~150 GB here), so the broker's bounded pre-pass must refuse the
+    // request before it is decoded; no guarding global allocator is installed.
     const API_METADATA: i16 = 3;
     let header = RequestHeader::default()
         .with_request_api_key(API_METADATA)

@@ -13,7 +13,6 @@
 //! # Ok(()) }
 //! ```
 
-mod alloc;
 mod broker;
 mod config;
 mod coordinator;
@@ -27,7 +26,6 @@ mod state;
 mod topics;
 mod util;
 
-pub use alloc::GuardedAlloc;
 pub use broker::{Broker, BrokerBuilder, BrokerHandle};
 pub use config::{BrokerConfig, ConfigDef, ConfigType, BROKER_CONFIGS, TOPIC_CONFIGS};
 pub use error::{Error, Result};

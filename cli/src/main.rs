@@ -12,10 +12,6 @@ mod topic;
 
 use std::process::ExitCode;
 
-/// Turns hostile length fields in requests into closed connections instead of aborts.
-#[global_allocator]
-static ALLOC: brook_broker::GuardedAlloc = brook_broker::GuardedAlloc;
-
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 

@@ -29,11 +29,6 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders, Timestamp};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-// The protocol codec sizes arrays from untrusted length fields; the broker's allocator turns a
-// hostile length into a closed connection instead of an aborted test process.
-#[global_allocator]
-static ALLOC: brook_broker::GuardedAlloc = brook_broker::GuardedAlloc;
-
 /// Upper bound for any single wait in a test: only there to turn a hang into a failure.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 

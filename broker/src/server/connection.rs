@@ -16,6 +16,7 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
+use super::bounds;
 use super::versions::supported_range;
 use crate::handlers::{self, api_versions, Conn};
 use crate::state::BrokerState;
@@ -150,6 +151,10 @@ async fn process(
             conn.client_id = id.to_string();
         }
     }
+    // The codec sizes arrays from their counts before reading them: refuse hostile counts and
+    // lengths first, so that decoding allocates in proportion to the frame.
+    bounds::check(api_key, version, &frame)
+        .map_err(|e| format!("malformed {api_key:?} v{version} request: {e}"))?;
     let request = RequestKind::decode(api_key, &mut frame, version)
         .map_err(|e| format!("malformed {api_key:?} v{version} request: {e}"))?;
     let Some(response) = handlers::handle(state, conn, &header, request).await else {
@@ -181,4 +186,76 @@ fn encode(
     let size = (buf.len() - 4) as i32;
     buf[0..4].copy_from_slice(&size.to_be_bytes());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::BytesMut;
+    use kafka_protocol::messages::{ApiKey, RequestHeader};
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    /// Sends one request frame, `body` after a proper header, on a new connection; returns the
+    /// response, or `None` if the broker closed the connection instead.
+    async fn exchange(
+        addr: std::net::SocketAddr,
+        api: ApiKey,
+        version: i16,
+        body: &[u8],
+    ) -> Option<Vec<u8>> {
+        let mut frame = BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(api as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(7)
+            .with_client_id(Some(StrBytes::from_static_str("bounds-test")))
+            .encode(&mut frame, api.request_header_version(version))
+            .unwrap();
+        frame.extend_from_slice(body);
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(&(frame.len() as i32).to_be_bytes())
+            .await
+            .unwrap();
+        stream.write_all(&frame).await.unwrap();
+        let mut size = [0u8; 4];
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut size))
+            .await
+            .expect("the broker neither answered nor closed the connection");
+        read.ok()?;
+        let mut response = vec![0; i32::from_be_bytes(size) as usize];
+        stream.read_exact(&mut response).await.unwrap();
+        Some(response)
+    }
+
+    /// Without a guarding global allocator (this test binary has none), a count of 2^31-1
+    /// would make the codec reserve hundreds of gigabytes and abort the process.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hostile_counts_close_the_connection_and_the_broker_carries_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = crate::Broker::builder()
+            .data_dir(dir.path())
+            .listen("127.0.0.1:0")
+            .start()
+            .await
+            .unwrap();
+        let addr = broker.local_addr();
+        let huge = i32::MAX.to_be_bytes();
+        // Metadata v1: the topic array is the whole body.
+        assert_eq!(exchange(addr, ApiKey::Metadata, 1, &huge).await, None);
+        // CreateTopics v7: compact count 2^31 (2^31-1 elements) as an UnsignedVarInt.
+        let compact = [0x80, 0x80, 0x80, 0x80, 0x08, 0, 0, 0, 0];
+        assert_eq!(
+            exchange(addr, ApiKey::CreateTopics, 7, &compact).await,
+            None
+        );
+        // DescribeGroups v4: an Int32 count of 2^31-1 group names.
+        assert_eq!(exchange(addr, ApiKey::DescribeGroups, 4, &huge).await, None);
+        let answer = exchange(addr, ApiKey::ApiVersions, 0, &[]).await;
+        assert!(answer.is_some(), "the broker stopped serving");
+        broker.shutdown().await.unwrap();
+    }
 }

@@ -1,5 +1,6 @@
 //! The TCP server: accepting connections and running each one.
 
+mod bounds;
 mod connection;
 pub(crate) mod versions;
 
