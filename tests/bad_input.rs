@@ -537,7 +537,9 @@ async fn fetch_is_capped_by_the_broker_fetch_max_bytes() {
                 .with_fetch_offset(0)
                 .with_partition_max_bytes(i32::MAX)])]);
     let mut s = connect(&b).await;
-    s.write_all(&frame(API_FETCH, 11, 1, 99, &req)).await.unwrap();
+    s.write_all(&frame(API_FETCH, 11, 1, 99, &req))
+        .await
+        .unwrap();
     let mut resp = read_frame(&mut s).await.expect("no Fetch response");
     ResponseHeader::decode(&mut resp, 0).unwrap();
     let body = FetchResponse::decode(&mut resp, 11).unwrap();
