@@ -324,7 +324,21 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         Long,
         "600000",
         true,
-        "Idle connections are closed after this"
+        "Idle connections are closed after this; also the longest a response write may stall"
+    ),
+    def!(
+        "max.connections",
+        Int,
+        "2147483647",
+        true,
+        "Connections the broker serves at once; beyond it new ones wait to be accepted"
+    ),
+    def!(
+        "max.connections.per.ip",
+        Int,
+        "2147483647",
+        true,
+        "Connections one client address may hold; beyond it new ones are closed at once"
     ),
 ];
 

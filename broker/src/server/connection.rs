@@ -58,7 +58,15 @@ pub(crate) async fn run(
         };
         match process(&state, &mut conn, frame, &mut out).await {
             Ok(true) => {
-                let written = wr.write_all(&out).await;
+                // A client that stops reading must not pin the response (and this task)
+                // forever: a write that makes no progress for connections.max.idle.ms fails.
+                let written = match tokio::time::timeout(idle, wr.write_all(&out)).await {
+                    Ok(w) => w,
+                    Err(_) => Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "client did not read its response within connections.max.idle.ms",
+                    )),
+                };
                 // Keep the buffer for the next response (fresh megabyte buffers cost page
                 // faults on every fetch), unless one huge response inflated it.
                 out.clear();

@@ -2,6 +2,7 @@
 
 mod bounds;
 mod connection;
+mod limits;
 pub(crate) mod versions;
 
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::state::BrokerState;
+use limits::ConnectionLimits;
 
 /// Accepts connections until shutdown; each connection holds a clone of `alive` until it ends.
 pub(crate) async fn serve(
@@ -18,15 +20,30 @@ pub(crate) async fn serve(
     mut shutdown: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
 ) {
+    let limits = ConnectionLimits::new(
+        state.config.i64("max.connections"),
+        state.config.i64("max.connections.per.ip"),
+    );
     loop {
+        // At max.connections the acceptor waits, as Kafka's: new clients queue in the backlog.
+        let permit = tokio::select! {
+            p = limits.wait_for_total() => p,
+            _ = shutdown.changed() => break,
+        };
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let Some(slot) = limits.admit(peer.ip(), permit) else {
+                        tracing::info!(%peer, "closing connection: max.connections.per.ip reached for its address");
+                        drop(stream);
+                        continue;
+                    };
                     let state = Arc::clone(&state);
                     let shutdown = shutdown.clone();
                     let alive = alive.clone();
                     tokio::spawn(async move {
                         connection::run(stream, peer, state, shutdown).await;
+                        drop(slot);
                         drop(alive);
                     });
                 }
