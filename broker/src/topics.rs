@@ -8,6 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use kafka_protocol::error::ResponseError;
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -80,17 +81,23 @@ pub(crate) enum TopicError {
 }
 
 impl TopicError {
-    pub fn code(&self) -> i16 {
+    /// The Kafka error this maps to on the wire.
+    pub fn error(&self) -> ResponseError {
         match self {
-            TopicError::Exists(_) => 36,
-            TopicError::NotFound(_) => 3,
-            TopicError::InvalidName(_) => 17,
-            TopicError::InvalidPartitions(_) => 37,
-            TopicError::InvalidReplicationFactor(_) => 38,
-            TopicError::InvalidConfig(_) => 40,
-            TopicError::InvalidRequest(_) => 42,
-            TopicError::Storage(_) => 56,
+            TopicError::Exists(_) => ResponseError::TopicAlreadyExists,
+            TopicError::NotFound(_) => ResponseError::UnknownTopicOrPartition,
+            TopicError::InvalidName(_) => ResponseError::InvalidTopicException,
+            TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+            TopicError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+            TopicError::InvalidConfig(_) => ResponseError::InvalidConfig,
+            TopicError::InvalidRequest(_) => ResponseError::InvalidRequest,
+            TopicError::Storage(_) => ResponseError::KafkaStorageError,
         }
+    }
+
+    /// The Kafka error code.
+    pub fn code(&self) -> i16 {
+        self.error().code()
     }
 
     pub fn message(&self) -> String {

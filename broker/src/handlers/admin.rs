@@ -41,7 +41,7 @@ pub(crate) fn create_topics(
                 .with_replication_factor(-1);
             if !seen.insert(name.clone()) {
                 return result
-                    .with_error_code(42)
+                    .with_error_code(ResponseError::InvalidRequest.code())
                     .with_error_message(Some(sb(format!(
                         "Duplicate topic name '{name}' in request"
                     ))));
@@ -51,9 +51,11 @@ pub(crate) fn create_topics(
                     .iter()
                     .any(|a| a.broker_ids.iter().any(|b| b.0 != state.node_id))
             {
-                return result.with_error_code(39).with_error_message(Some(sb(
-                    "Replica assignment names a broker that does not exist",
-                )));
+                return result
+                    .with_error_code(ResponseError::InvalidReplicaAssignment.code())
+                    .with_error_message(Some(sb(
+                        "Replica assignment names a broker that does not exist",
+                    )));
             }
             let partitions = if t.assignments.is_empty() {
                 t.num_partitions
@@ -68,7 +70,7 @@ pub(crate) fn create_topics(
                     }
                     None => {
                         return result
-                            .with_error_code(40)
+                            .with_error_code(ResponseError::InvalidConfig.code())
                             .with_error_message(Some(sb(format!(
                                 "Null value not supported for topic config '{}'",
                                 c.name.as_str()
@@ -160,7 +162,7 @@ pub(crate) fn delete_topics(
                 .with_topic_id(id);
             let Some(name) = name else {
                 return out
-                    .with_error_code(100)
+                    .with_error_code(ResponseError::UnknownTopicId.code())
                     .with_error_message(Some(sb(format!("Topic id {id} does not exist"))));
             };
             match state.topics.delete(&name) {

@@ -1,5 +1,6 @@
 //! ApiVersions: what this broker speaks.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::ApiVersionsResponse;
 
@@ -24,5 +25,5 @@ pub(crate) fn handle() -> ApiVersionsResponse {
 
 /// UNSUPPORTED_VERSION (35) with the supported list, so clients fall back to a version in it.
 pub(crate) fn unsupported_version_response() -> ApiVersionsResponse {
-    handle().with_error_code(35)
+    handle().with_error_code(ResponseError::UnsupportedVersion.code())
 }

@@ -1,5 +1,6 @@
 //! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs.
 
+use kafka_protocol::error::ResponseError;
 use std::collections::BTreeMap;
 
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
@@ -63,10 +64,12 @@ pub(crate) fn describe(
             match r.resource_type {
                 TOPIC => {
                     let Some(topic) = state.topics.get(r.resource_name.as_str()) else {
-                        return out.with_error_code(3).with_error_message(Some(sb(format!(
-                            "Topic '{}' does not exist.",
-                            r.resource_name.as_str()
-                        ))));
+                        return out
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                            .with_error_message(Some(sb(format!(
+                                "Topic '{}' does not exist.",
+                                r.resource_name.as_str()
+                            ))));
                     };
                     let cfg = topic.config();
                     let configs = TOPIC_CONFIGS
@@ -107,7 +110,7 @@ pub(crate) fn describe(
                     let name = r.resource_name.as_str();
                     if !name.is_empty() && name != state.node_id.to_string() {
                         return out
-                            .with_error_code(42)
+                            .with_error_code(ResponseError::InvalidRequest.code())
                             .with_error_message(Some(sb(format!("Unknown broker '{name}'"))));
                     }
                     let configs = BROKER_CONFIGS
@@ -132,9 +135,11 @@ pub(crate) fn describe(
                         .collect();
                     out.with_configs(configs)
                 }
-                other => out.with_error_code(42).with_error_message(Some(sb(format!(
-                    "Resource type {other} is not supported"
-                )))),
+                other => out
+                    .with_error_code(ResponseError::InvalidRequest.code())
+                    .with_error_message(Some(sb(format!(
+                        "Resource type {other} is not supported"
+                    )))),
             }
         })
         .collect();

@@ -1,5 +1,6 @@
 //! Fetch: stored batches served as bytes, with long polling that wakes as soon as data arrives.
 
+use kafka_protocol::error::ResponseError;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,7 +72,7 @@ fn gather(
                         .with_records(Some(Bytes::new()));
                     let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition)) else {
                         errors = true;
-                        return out.with_error_code(3);
+                        return out.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
                     if let Err(e) = partition.check_leader_epoch(p.current_leader_epoch) {
                         errors = true;
@@ -91,7 +92,7 @@ fn gather(
                         .with_log_start_offset(start);
                     if p.fetch_offset < start || p.fetch_offset > hw {
                         errors = true;
-                        return out.with_error_code(1);
+                        return out.with_error_code(ResponseError::OffsetOutOfRange.code());
                     }
                     let Some(plan) = plan else { return out };
                     let budget = max_bytes.saturating_sub(total);
@@ -107,7 +108,7 @@ fn gather(
                         Err(e) => {
                             tracing::error!(topic = %&*t.topic, partition = p.partition, error = %e, "read failed");
                             errors = true;
-                            out.with_error_code(56)
+                            out.with_error_code(ResponseError::KafkaStorageError.code())
                         }
                     }
                 })

@@ -1,5 +1,6 @@
 //! Consumer group APIs: FindCoordinator, Join/Sync/Heartbeat/Leave, offsets, list/describe/delete.
 
+use kafka_protocol::error::ResponseError;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,7 +47,7 @@ pub(crate) fn find_coordinator(
             out.with_node_id(BrokerId(-1))
                 .with_host(sb(""))
                 .with_port(-1)
-                .with_error_code(15)
+                .with_error_code(ResponseError::CoordinatorNotAvailable.code())
                 .with_error_message(Some(sb(
                     "transaction coordinator not available on this broker",
                 )))
@@ -96,7 +97,7 @@ pub(crate) async fn join(
         Reply::Now(r) => r,
         Reply::Later(rx) => rx.await.unwrap_or_else(|_| {
             JoinGroupResponse::default()
-                .with_error_code(15)
+                .with_error_code(ResponseError::CoordinatorNotAvailable.code())
                 .with_generation_id(-1)
         }),
     }
@@ -119,9 +120,10 @@ pub(crate) async fn sync(state: &Arc<BrokerState>, req: SyncGroupRequest) -> Syn
     );
     match reply {
         Reply::Now(r) => r,
-        Reply::Later(rx) => rx
-            .await
-            .unwrap_or_else(|_| SyncGroupResponse::default().with_error_code(15)),
+        Reply::Later(rx) => rx.await.unwrap_or_else(|_| {
+            SyncGroupResponse::default()
+                .with_error_code(ResponseError::CoordinatorNotAvailable.code())
+        }),
     }
 }
 

@@ -40,7 +40,7 @@ pub(crate) fn handle(
                     let Some(partition) =
                         topic.as_ref().and_then(|t| t.partition(p.partition_index))
                     else {
-                        return out.with_error_code(3);
+                        return out.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
                     if let Err(e) = partition.check_leader_epoch(p.current_leader_epoch) {
                         return out.with_error_code(e.code());
@@ -51,7 +51,7 @@ pub(crate) fn handle(
                         EARLIEST => Ok(Some((log.log_start_offset(), -1))),
                         MAX_TIMESTAMP => log.max_timestamp_offset(),
                         ts if ts >= 0 => log.offset_for_timestamp(ts),
-                        _ => return out.with_error_code(42),
+                        _ => return out.with_error_code(ResponseError::InvalidRequest.code()),
                     };
                     match found {
                         // The codec refuses non-default values for fields a version lacks.
@@ -63,7 +63,7 @@ pub(crate) fn handle(
                         Ok(None) => out,
                         Err(e) => {
                             tracing::error!(error = %e, "offset lookup failed");
-                            out.with_error_code(56)
+                            out.with_error_code(ResponseError::KafkaStorageError.code())
                         }
                     }
                 })

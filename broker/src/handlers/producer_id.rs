@@ -1,5 +1,6 @@
 //! InitProducerId for idempotent producers (transactions come in a later release).
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use crate::state::BrokerState;
@@ -16,7 +17,7 @@ pub(crate) fn init_producer_id(
     if req.transactional_id.is_some() {
         // No transaction coordinator yet: a fatal INVALID_REQUEST beats a retriable error the
         // client would retry forever.
-        return out.with_error_code(42);
+        return out.with_error_code(ResponseError::InvalidRequest.code());
     }
     if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
         return out
