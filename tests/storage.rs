@@ -73,10 +73,14 @@ async fn retention_by_size_deletes_old_segments() {
     let (low, files) = poll_until("size retention", TIMEOUT, || {
         let (bs, dir) = (bs2.clone(), dir2.clone());
         async move {
+            // Retention runs every 200 ms: take the log start between two identical listings,
+            // so both describe the same state.
+            let before = segment_files(&dir);
             let (low, high) = watermarks_async(&bs, topic, 0).await?;
             assert_eq!(high, 250, "retention must not change the high watermark");
             let files = segment_files(&dir);
-            Ok((low > 0 && total_size(&files) <= 8192 + 4096).then_some((low, files)))
+            let settled = before == files;
+            Ok((settled && low > 0 && total_size(&files) <= 8192 + 4096).then_some((low, files)))
         }
     })
     .await
