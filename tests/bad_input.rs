@@ -620,10 +620,15 @@ async fn connection_limits_per_ip_and_total() {
         .expect("the waiting connection was never served")
         .unwrap();
     drop((second, third));
-    assert_still_serving(&b).await;
-    // (rdkafka clients need more than two connections; a raw one shows b2 still serves.)
+    // Raw connections show both brokers still serve: an rdkafka producer plus consumer hold more
+    // connections than either limit allows (the CI run where `b` was checked that way failed).
     let deadline = std::time::Instant::now() + TIMEOUT;
-    while !answers(&mut connect(&b2).await, Duration::from_secs(5)).await {
-        assert!(std::time::Instant::now() < deadline, "b2 stopped serving");
+    for (name, broker) in [("b", &b), ("b2", &b2)] {
+        while !answers(&mut connect(broker).await, Duration::from_secs(5)).await {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} stopped serving"
+            );
+        }
     }
 }
