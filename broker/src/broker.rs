@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use crate::config::BrokerConfig;
 use crate::coordinator::Coordinator;
 use crate::error::{Error, IoContext, Result};
+use crate::io_threads::IoThreads;
 use crate::log::cleaner;
 use crate::producer_ids::ProducerIds;
 use crate::server;
@@ -113,7 +114,8 @@ impl BrokerBuilder {
             topics,
             groups,
             producer_ids,
-            data_arrived: Notify::new(),
+            io: IoThreads::new(config.i64("num.io.threads").clamp(1, 1024) as usize),
+            stopping: Notify::new(),
             cluster_id,
             advertised_host,
             advertised_port,
@@ -201,7 +203,7 @@ impl BrokerHandle {
     pub async fn shutdown(mut self) -> Result<()> {
         self.state.shutting_down.store(true, Ordering::Relaxed);
         let _ = self.shutdown_tx.send(true);
-        self.state.data_arrived.notify_waiters();
+        self.state.stopping.notify_waiters();
         for t in self.tasks.drain(..) {
             let _ = t.await;
         }
@@ -210,6 +212,8 @@ impl BrokerHandle {
         let state = Arc::clone(&self.state);
         let data_dir = self.data_dir.clone();
         tokio::task::spawn_blocking(move || -> Result<()> {
+            // The ticker has stopped: write the membership changes it did not get to.
+            state.groups.persist_memberships(&state.topics);
             for topic in state.topics.list() {
                 for p in topic.partitions.read().iter() {
                     let mut log = p.log.lock();
@@ -313,7 +317,11 @@ async fn group_ticker(state: Arc<BrokerState>, mut shutdown: watch::Receiver<boo
     let mut interval = tokio::time::interval(Duration::from_millis(100));
     loop {
         tokio::select! {
-            _ = interval.tick() => state.groups.tick(&state.topics),
+            _ = interval.tick() => {
+                // Ticks persist membership and expire offsets: disk work, so on the I/O threads.
+                let st = Arc::clone(&state);
+                state.io.run(move || st.groups.tick(&st.topics)).await;
+            }
             _ = shutdown.changed() => return,
         }
     }

@@ -18,6 +18,7 @@ mod config;
 mod coordinator;
 mod error;
 mod handlers;
+mod io_threads;
 mod log;
 mod partition;
 mod producer_ids;
@@ -25,6 +26,7 @@ mod server;
 mod state;
 mod topics;
 mod util;
+mod wakeups;
 
 pub use broker::{Broker, BrokerBuilder, BrokerHandle};
 pub use config::{BrokerConfig, ConfigDef, ConfigType, BROKER_CONFIGS, TOPIC_CONFIGS};

@@ -82,13 +82,25 @@ impl Partition {
             }
             _ => records,
         };
-        self.append_checked(&records, &mut headers, now_ms)
+        self.append_checked(&records, &mut headers, now_ms, || ())
     }
 
     /// Appends batches the broker built itself: framing is checked, records are trusted.
+    #[cfg(test)]
     pub fn append_internal(&self, records: Bytes, now_ms: i64) -> Result<Appended, AppendError> {
+        self.append_internal_then(records, now_ms, || ())
+    }
+
+    /// As `append_internal`, running `then` once the records are stored, before the log lock
+    /// is released, so state derived from the log changes in log order.
+    pub fn append_internal_then(
+        &self,
+        records: Bytes,
+        now_ms: i64,
+        then: impl FnOnce(),
+    ) -> Result<Appended, AppendError> {
         let mut headers = batch_headers(&records, usize::MAX).map_err(AppendError::Batch)?;
-        self.append_checked(&records, &mut headers, now_ms)
+        self.append_checked(&records, &mut headers, now_ms, then)
     }
 
     fn append_checked(
@@ -96,13 +108,19 @@ impl Partition {
         records: &[u8],
         headers: &mut [BatchHeader],
         now_ms: i64,
+        then: impl FnOnce(),
     ) -> Result<Appended, AppendError> {
-        let mut log = self.log.lock();
-        let info = log.append(records, headers, now_ms)?;
-        Ok(Appended {
-            info,
-            log_start_offset: log.log_start_offset(),
-        })
+        let appended = {
+            let mut log = self.log.lock();
+            let info = log.append(records, headers, now_ms)?;
+            then();
+            Appended {
+                info,
+                log_start_offset: log.log_start_offset(),
+            }
+        };
+        self.waiters.wake_all();
+        Ok(appended)
     }
 }
 

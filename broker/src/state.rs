@@ -6,6 +6,7 @@ use tokio::sync::Notify;
 
 use crate::config::BrokerConfig;
 use crate::coordinator::Coordinator;
+use crate::io_threads::IoThreads;
 use crate::producer_ids::ProducerIds;
 use crate::topics::TopicManager;
 use std::sync::Arc;
@@ -16,8 +17,10 @@ pub(crate) struct BrokerState {
     pub topics: TopicManager,
     pub groups: Coordinator,
     pub producer_ids: ProducerIds,
-    /// Woken on every append, so long-polling fetches return as soon as data arrives.
-    pub data_arrived: Notify,
+    /// Runs the handlers that touch the disk (`num.io.threads`).
+    pub io: IoThreads,
+    /// Woken once when shutdown begins, so long-polling fetches return at once.
+    pub stopping: Notify,
     pub cluster_id: String,
     pub node_id: i32,
     pub advertised_host: String,

@@ -17,12 +17,26 @@ use crate::config::{BrokerConfig, TopicConfig};
 use crate::error::{Error, IoContext, Result};
 use crate::log::Log;
 use crate::util::{now_ms, write_atomically};
+use crate::wakeups::Waiters;
 
 /// One partition: its log behind a lock held only for appends and short lookups.
 pub(crate) struct Partition {
     pub topic: String,
     pub index: i32,
     pub log: Mutex<Log>,
+    /// Fetches long-polling this partition, woken by every append to it.
+    pub waiters: Waiters,
+}
+
+impl Partition {
+    fn new(topic: &str, index: i32, log: Log) -> Self {
+        Partition {
+            topic: topic.to_string(),
+            index,
+            log: Mutex::new(log),
+            waiters: Waiters::default(),
+        }
+    }
 }
 
 /// A topic: id, config and partitions.
@@ -188,11 +202,7 @@ impl TopicManager {
                 let pdir = partition_dir(data_dir, &meta.name, i);
                 let log = Log::open(&pdir, Arc::clone(&config), clean_shutdown, now)
                     .ctx(|| format!("opening log {}", pdir.display()))?;
-                partitions.push(Arc::new(Partition {
-                    topic: meta.name.clone(),
-                    index: i,
-                    log: Mutex::new(log),
-                }));
+                partitions.push(Arc::new(Partition::new(&meta.name, i, log)));
             }
             let topic = Topic {
                 internal: is_internal(&meta.name),
@@ -308,11 +318,7 @@ impl TopicManager {
             let _ = fs::remove_dir_all(&dir);
             let log = Log::open(&dir, Arc::clone(&config), true, now)
                 .map_err(|e| TopicError::Storage(format!("creating {}: {e}", dir.display())))?;
-            parts.push(Arc::new(Partition {
-                topic: topic.name.clone(),
-                index: i,
-                log: Mutex::new(log),
-            }));
+            parts.push(Arc::new(Partition::new(&topic.name, i, log)));
         }
         Ok(())
     }

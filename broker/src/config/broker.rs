@@ -70,6 +70,20 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "Largest request frame; larger frames close the connection"
     ),
     def!(
+        "queued.max.request.bytes",
+        Long,
+        "536870912",
+        true,
+        "Memory for requests read but not yet handled, across all connections; -1: no limit (Kafka's default is -1)"
+    ),
+    def!(
+        "num.io.threads",
+        Int,
+        "8",
+        true,
+        "Threads doing the disk work of requests (appends, reads, fsyncs, coordinator writes)"
+    ),
+    def!(
         "fetch.max.bytes",
         Int,
         "57671680",

@@ -235,6 +235,11 @@ impl Group {
     }
 
     /// Whether membership changed in a way that should be persisted since the last call.
+    /// Whether the membership changed since the last snapshot was taken.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
     pub fn take_dirty(&mut self) -> bool {
         std::mem::take(&mut self.dirty)
     }

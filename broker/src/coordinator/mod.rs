@@ -17,7 +17,7 @@ use crate::util::now_ms;
 use crate::util::sb;
 use group::{Group, ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID};
 pub(crate) use group::{GroupState, JoinParams, Reply};
-use offsets::OffsetStore;
+use offsets::{persist, OffsetStore, OffsetsTopic};
 pub(crate) use offsets::{Committed, OFFSETS_TOPIC};
 
 const INVALID_GROUP_ID: i16 = 24;
@@ -26,6 +26,9 @@ const NON_EMPTY_GROUP: i16 = 68;
 const GROUP_ID_NOT_FOUND: i16 = 69;
 const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
 
+/// One partition's commit in a write: topic, partition, and the offset (`None` deletes).
+type OffsetEntry = (String, i32, Option<Committed>);
+
 /// Coordinates every consumer group of the broker.
 pub(crate) struct Coordinator {
     groups: Mutex<HashMap<String, Group>>,
@@ -33,8 +36,7 @@ pub(crate) struct Coordinator {
     initial_delay: Duration,
     min_session_ms: i64,
     max_session_ms: i64,
-    offsets_partitions: usize,
-    offsets_segment_bytes: i64,
+    offsets_topic: OffsetsTopic,
     offsets_retention_ms: i64,
     retention_check: Duration,
     last_retention_check: Mutex<Instant>,
@@ -66,8 +68,10 @@ impl Coordinator {
             ),
             min_session_ms: config.i64("group.min.session.timeout.ms"),
             max_session_ms: config.i64("group.max.session.timeout.ms"),
-            offsets_partitions: config.i64("offsets.topic.num.partitions").max(1) as usize,
-            offsets_segment_bytes: config.i64("offsets.topic.segment.bytes"),
+            offsets_topic: OffsetsTopic {
+                partitions: config.i64("offsets.topic.num.partitions").max(1) as usize,
+                segment_bytes: config.i64("offsets.topic.segment.bytes"),
+            },
             offsets_retention_ms: config
                 .i64("offsets.retention.minutes")
                 .saturating_mul(60_000),
@@ -78,32 +82,51 @@ impl Coordinator {
         }
     }
 
-    /// Persists a group's membership if it changed in a way worth keeping across restarts.
-    fn persist(&self, topics: &TopicManager, g: &mut Group) {
-        if !g.take_dirty() {
-            return;
-        }
-        let snap = g.snapshot();
-        let result = self.offsets.lock().write_group(
-            topics,
-            &g.id,
-            snap.as_ref(),
-            self.offsets_partitions,
-            self.offsets_segment_bytes,
-        );
-        if let Err(e) = result {
-            // Membership is rebuilt by rebalancing if lost; offsets are what must not be.
-            tracing::warn!(group = %g.id, "cannot persist group membership: {e}");
+    /// Persists the membership of every group that changed in a way worth keeping across
+    /// restarts. Only the ticker (and shutdown) calls this, one call at a time, so a group's
+    /// snapshots reach the log in the order they were taken; the groups lock is released
+    /// before anything is written.
+    pub fn persist_memberships(&self, topics: &TopicManager) {
+        let dirty: Vec<_> = {
+            let mut groups = self.groups.lock();
+            groups
+                .values_mut()
+                .filter_map(|g| g.take_dirty().then(|| (g.id.clone(), g.snapshot())))
+                .collect()
+        };
+        for (id, snap) in dirty {
+            let result = self
+                .offsets_topic
+                .membership(topics, &id, snap.as_ref())
+                .and_then(|w| persist(w, &self.offsets));
+            if let Err(e) = result {
+                // Membership is rebuilt by rebalancing if lost; offsets are what must not be.
+                tracing::warn!(group = %id, "cannot persist group membership: {e}");
+            }
         }
     }
 
-    /// JoinGroup; the reply may arrive only when the rebalance completes.
-    pub fn join(
+    /// Stores commits (`None` deletes) of one group and applies them; the error is logged.
+    fn write_offsets(
         &self,
         topics: &TopicManager,
         group_id: &str,
-        p: JoinParams,
-    ) -> Reply<JoinGroupResponse> {
+        entries: &[OffsetEntry],
+        what: &str,
+    ) -> Result<(), String> {
+        let result = match self.offsets_topic.offsets(topics, group_id, entries) {
+            Ok(Some(w)) => persist(w, &self.offsets),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result {
+            tracing::error!(group = group_id, "cannot {what}: {e}");
+        }
+        result
+    }
+
+    /// JoinGroup; the reply may arrive only when the rebalance completes.
+    pub fn join(&self, group_id: &str, p: JoinParams) -> Reply<JoinGroupResponse> {
         let err = |code: i16| {
             Reply::Now(
                 JoinGroupResponse::default()
@@ -123,15 +146,12 @@ impl Coordinator {
         let group = groups
             .entry(group_id.to_string())
             .or_insert_with(|| Group::new(group_id, self.initial_delay));
-        let reply = group.join(p, Instant::now());
-        self.persist(topics, group);
-        reply
+        group.join(p, Instant::now())
     }
 
     /// SyncGroup.
     pub fn sync(
         &self,
-        topics: &TopicManager,
         group_id: &str,
         member_id: &str,
         instance: Option<&str>,
@@ -140,11 +160,7 @@ impl Coordinator {
     ) -> Reply<SyncGroupResponse> {
         let mut groups = self.groups.lock();
         match groups.get_mut(group_id) {
-            Some(g) => {
-                let reply = g.sync(member_id, instance, generation, assignments, Instant::now());
-                self.persist(topics, g);
-                reply
-            }
+            Some(g) => g.sync(member_id, instance, generation, assignments, Instant::now()),
             None => Reply::Now(SyncGroupResponse::default().with_error_code(UNKNOWN_MEMBER_ID)),
         }
     }
@@ -165,23 +181,16 @@ impl Coordinator {
     }
 
     /// LeaveGroup for each (member id, instance id); returns per-member error codes.
-    pub fn leave(
-        &self,
-        topics: &TopicManager,
-        group_id: &str,
-        members: &[(String, Option<String>)],
-    ) -> Vec<i16> {
+    pub fn leave(&self, group_id: &str, members: &[(String, Option<String>)]) -> Vec<i16> {
         let mut groups = self.groups.lock();
         let Some(g) = groups.get_mut(group_id) else {
             return vec![UNKNOWN_MEMBER_ID; members.len()];
         };
         let now = Instant::now();
-        let codes = members
+        members
             .iter()
             .map(|(id, inst)| g.leave(id, inst.as_deref(), now))
-            .collect();
-        self.persist(topics, g);
-        codes
+            .collect()
     }
 
     /// OffsetCommit: checks membership and generation, then persists. Returns one error code for all.
@@ -220,19 +229,9 @@ impl Coordinator {
                 None => {}
             }
         }
-        let mut offsets = self.offsets.lock();
-        match offsets.commit(
-            topics,
-            group_id,
-            entries,
-            self.offsets_partitions,
-            self.offsets_segment_bytes,
-        ) {
+        match self.write_offsets(topics, group_id, &entries, "persist offsets") {
             Ok(()) => 0,
-            Err(e) => {
-                tracing::error!(group = group_id, "cannot persist offsets: {e}");
-                15 // COORDINATOR_NOT_AVAILABLE: retriable
-            }
+            Err(_) => 15, // COORDINATOR_NOT_AVAILABLE: retriable
         }
     }
 
@@ -314,12 +313,13 @@ impl Coordinator {
         group_id: &str,
         entries: &[(String, i32)],
     ) -> Result<Vec<i16>, i16> {
-        let groups = self.groups.lock();
-        let mut offsets = self.offsets.lock();
-        let active = match groups.get(group_id) {
-            Some(g) => !g.is_empty(),
-            None if offsets.has_group(group_id) => false,
-            None => return Err(GROUP_ID_NOT_FOUND),
+        let active = {
+            let groups = self.groups.lock();
+            match groups.get(group_id) {
+                Some(g) => !g.is_empty(),
+                None if self.offsets.lock().has_group(group_id) => false,
+                None => return Err(GROUP_ID_NOT_FOUND),
+            }
         };
         if active {
             return Ok(vec![GROUP_SUBSCRIBED_TO_TOPIC; entries.len()]);
@@ -334,63 +334,49 @@ impl Coordinator {
                 }
             })
             .collect();
-        let tombstones = entries
-            .iter()
-            .zip(&codes)
-            .filter(|((t, p), code)| **code == 0 && offsets.get(group_id, t, *p).is_some())
-            .map(|((t, p), _)| (t.clone(), *p, None))
-            .collect();
-        match offsets.commit(
-            topics,
-            group_id,
-            tombstones,
-            self.offsets_partitions,
-            self.offsets_segment_bytes,
-        ) {
+        let tombstones: Vec<_> = {
+            let offsets = self.offsets.lock();
+            entries
+                .iter()
+                .zip(&codes)
+                .filter(|((t, p), code)| **code == 0 && offsets.get(group_id, t, *p).is_some())
+                .map(|((t, p), _)| (t.clone(), *p, None))
+                .collect()
+        };
+        match self.write_offsets(topics, group_id, &tombstones, "delete offsets") {
             Ok(()) => Ok(codes),
-            Err(e) => {
-                tracing::error!(group = group_id, "cannot delete offsets: {e}");
-                Err(15) // COORDINATOR_NOT_AVAILABLE: retriable
-            }
+            Err(_) => Err(15), // COORDINATOR_NOT_AVAILABLE: retriable
         }
     }
 
     pub fn delete(&self, topics: &TopicManager, group_id: &str) -> i16 {
-        let mut groups = self.groups.lock();
-        let known_offsets = self.offsets.lock().has_group(group_id);
-        match groups.get(group_id) {
-            Some(g) if !g.is_empty() => return NON_EMPTY_GROUP,
-            None if !known_offsets => return GROUP_ID_NOT_FOUND,
-            _ => {}
+        {
+            let mut groups = self.groups.lock();
+            let known_offsets = self.offsets.lock().has_group(group_id);
+            match groups.get(group_id) {
+                Some(g) if !g.is_empty() => return NON_EMPTY_GROUP,
+                None if !known_offsets => return GROUP_ID_NOT_FOUND,
+                _ => {}
+            }
+            groups.remove(group_id);
         }
-        groups.remove(group_id);
-        let mut offsets = self.offsets.lock();
-        if let Err(e) = offsets.write_group(
-            topics,
-            group_id,
-            None,
-            self.offsets_partitions,
-            self.offsets_segment_bytes,
-        ) {
+        let membership = self
+            .offsets_topic
+            .membership(topics, group_id, None)
+            .and_then(|w| persist(w, &self.offsets));
+        if let Err(e) = membership {
             tracing::warn!(group = group_id, "cannot delete group membership: {e}");
         }
-        let tombstones = offsets
+        let tombstones: Vec<_> = self
+            .offsets
+            .lock()
             .all(group_id)
             .into_iter()
             .map(|(t, p, _)| (t, p, None))
             .collect();
-        match offsets.commit(
-            topics,
-            group_id,
-            tombstones,
-            self.offsets_partitions,
-            self.offsets_segment_bytes,
-        ) {
+        match self.write_offsets(topics, group_id, &tombstones, "delete offsets") {
             Ok(()) => 0,
-            Err(e) => {
-                tracing::error!(group = group_id, "cannot delete offsets: {e}");
-                15
-            }
+            Err(_) => 15,
         }
     }
 
@@ -402,10 +388,14 @@ impl Coordinator {
             let mut groups = self.groups.lock();
             for g in groups.values_mut() {
                 g.tick(now);
-                self.persist(topics, g);
             }
+        }
+        self.persist_memberships(topics);
+        {
+            let mut groups = self.groups.lock();
             let offsets = self.offsets.lock();
-            groups.retain(|id, g| !g.is_empty() || offsets.has_group(id));
+            // Dirty groups wait for their snapshot (an emptied group writes `None`).
+            groups.retain(|id, g| !g.is_empty() || g.is_dirty() || offsets.has_group(id));
         }
         let due = {
             let mut last = self.last_retention_check.lock();
@@ -424,37 +414,39 @@ impl Coordinator {
     /// (KIP-211), measured from when the group emptied or, for groups without members since
     /// the broker started, from their last commit.
     pub fn expire_offsets(&self, topics: &TopicManager, now_ms: i64) -> usize {
-        let groups = self.groups.lock();
-        let mut offsets = self.offsets.lock();
+        let due: Vec<(String, Vec<OffsetEntry>)> = {
+            let groups = self.groups.lock();
+            let offsets = self.offsets.lock();
+            offsets
+                .group_ids()
+                .into_iter()
+                .filter_map(|id| {
+                    let empty_since = match groups.get(&id) {
+                        Some(g) if !g.is_empty() => return None,
+                        Some(g) => g.empty_since_ms,
+                        None => 0,
+                    };
+                    let all = offsets.all(&id);
+                    let last_commit = all
+                        .iter()
+                        .map(|(_, _, c)| c.commit_timestamp)
+                        .max()
+                        .unwrap_or(0);
+                    if now_ms - last_commit.max(empty_since) <= self.offsets_retention_ms {
+                        return None;
+                    }
+                    Some((id, all.into_iter().map(|(t, p, _)| (t, p, None)).collect()))
+                })
+                .collect()
+        };
         let mut expired = 0;
-        for id in offsets.group_ids() {
-            let empty_since = match groups.get(&id) {
-                Some(g) if !g.is_empty() => continue,
-                Some(g) => g.empty_since_ms,
-                None => 0,
-            };
-            let all = offsets.all(&id);
-            let last_commit = all
-                .iter()
-                .map(|(_, _, c)| c.commit_timestamp)
-                .max()
-                .unwrap_or(0);
-            if now_ms - last_commit.max(empty_since) <= self.offsets_retention_ms {
-                continue;
-            }
-            let tombstones = all.into_iter().map(|(t, p, _)| (t, p, None)).collect();
-            match offsets.commit(
-                topics,
-                &id,
-                tombstones,
-                self.offsets_partitions,
-                self.offsets_segment_bytes,
-            ) {
-                Ok(()) => {
-                    tracing::info!(group = %id, "expired committed offsets (offsets.retention.minutes)");
-                    expired += 1;
-                }
-                Err(e) => tracing::error!(group = %id, "cannot expire offsets: {e}"),
+        for (id, tombstones) in due {
+            if self
+                .write_offsets(topics, &id, &tombstones, "expire offsets")
+                .is_ok()
+            {
+                tracing::info!(group = %id, "expired committed offsets (offsets.retention.minutes)");
+                expired += 1;
             }
         }
         expired
@@ -502,27 +494,29 @@ mod tests {
         let (config, topics) = no_delay_broker(dir.path());
         let c = Coordinator::open(&topics, &config);
         let params = join_params();
-        let Reply::Later(mut rx) = c.join(&topics, "g", params) else {
+        let Reply::Later(mut rx) = c.join("g", params) else {
             panic!("join should wait for the rebalance")
         };
         let joined = rx.try_recv().unwrap();
         let (member, generation) = (joined.member_id.to_string(), joined.generation_id);
         let assignment = vec![(member.clone(), Bytes::from_static(b"A"))];
-        let Reply::Later(mut rx) = c.sync(&topics, "g", &member, None, generation, assignment)
-        else {
+        let Reply::Later(mut rx) = c.sync("g", &member, None, generation, assignment) else {
             panic!("the leader's sync completes through its waiter")
         };
         assert_eq!(rx.try_recv().unwrap().assignment.as_ref(), b"A");
+        // Membership is written by the ticker (or at shutdown), off the request path.
+        c.persist_memberships(&topics);
 
         // A restarted coordinator knows the member, its generation and its assignment.
         let c2 = Coordinator::open(&topics, &config);
         assert_eq!(c2.heartbeat("g", &member, None, generation), 0);
-        match c2.sync(&topics, "g", &member, None, generation, vec![]) {
+        match c2.sync("g", &member, None, generation, vec![]) {
             Reply::Now(r) => assert_eq!(r.assignment.as_ref(), b"A"),
             Reply::Later(_) => panic!("a Stable group answers SyncGroup at once"),
         }
         // Once the group empties, a restart does not bring the member back.
-        assert_eq!(c2.leave(&topics, "g", &[(member.clone(), None)]), vec![0]);
+        assert_eq!(c2.leave("g", &[(member.clone(), None)]), vec![0]);
+        c2.tick(&topics);
         let c3 = Coordinator::open(&topics, &config);
         assert_eq!(
             c3.heartbeat("g", &member, None, generation),
@@ -594,7 +588,7 @@ mod tests {
 
         // A group with a member keeps its offsets.
         let params = join_params();
-        let _ = c.join(&topics, "g", params);
+        let _ = c.join("g", params);
         assert_eq!(
             c.delete_offsets(&topics, "g", &[("t".into(), 1)]),
             Ok(vec![GROUP_SUBSCRIBED_TO_TOPIC])

@@ -12,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::group::GroupSnapshot;
@@ -165,73 +166,19 @@ impl OffsetStore {
         std::mem::take(&mut self.snapshots)
     }
 
-    /// Durably records a group's membership snapshot (`None`: the group is empty or gone).
-    pub fn write_group(
-        &mut self,
-        topics: &TopicManager,
-        group: &str,
-        snapshot: Option<&GroupSnapshot>,
-        num_partitions: usize,
-        segment_bytes: i64,
-    ) -> Result<(), String> {
-        let key = serde_json::to_vec(&GroupKey {
-            group: group.to_string(),
-            kind: GROUP_KIND.to_string(),
-        })
-        .map_err(|e| e.to_string())?;
-        let value = snapshot
-            .map(serde_json::to_vec)
-            .transpose()
-            .map_err(|e| e.to_string())?;
-        write_records(
-            topics,
-            group,
-            vec![(key, value)],
-            num_partitions,
-            segment_bytes,
-        )?;
-        self.snapshots.remove(group);
-        Ok(())
-    }
-
-    /// Durably records commits (`None` deletes), then applies them in memory.
-    pub fn commit(
-        &mut self,
-        topics: &TopicManager,
-        group: &str,
-        entries: Vec<(String, i32, Option<Committed>)>,
-        num_partitions: usize,
-        segment_bytes: i64,
-    ) -> Result<(), String> {
-        if entries.is_empty() {
-            return Ok(());
+    /// Applies a write once it is in the log (see [`persist`]).
+    fn applied(&mut self, write: &Write) {
+        match &write.kind {
+            // Snapshots are only start-up state: once the group writes its own, drop the old one.
+            WriteKind::Membership(group) => {
+                self.snapshots.remove(group);
+            }
+            WriteKind::Offsets => {
+                for (k, v) in &write.records {
+                    self.apply(k, v.as_deref());
+                }
+            }
         }
-        let mut records = Vec::with_capacity(entries.len());
-        for (topic, partition, c) in &entries {
-            let key = serde_json::to_vec(&Key {
-                group: group.to_string(),
-                topic: topic.clone(),
-                partition: *partition,
-            })
-            .map_err(|e| e.to_string())?;
-            let value = c
-                .as_ref()
-                .map(serde_json::to_vec)
-                .transpose()
-                .map_err(|e| e.to_string())?;
-            records.push((key, value));
-        }
-        write_records(
-            topics,
-            group,
-            records.clone(),
-            num_partitions,
-            segment_bytes,
-        )?;
-        for (k, v) in &records {
-            self.apply(k, v.as_deref());
-        }
-        Ok(())
     }
 
     pub fn get(&self, group: &str, topic: &str, partition: i32) -> Option<&Committed> {
@@ -259,48 +206,133 @@ impl OffsetStore {
     }
 }
 
-/// Appends key/value records (a `None` value is a tombstone) to the group's partition of
-/// `__consumer_offsets`, creating the topic on first use.
-fn write_records(
-    topics: &TopicManager,
-    group: &str,
-    entries: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-    num_partitions: usize,
-    segment_bytes: i64,
-) -> Result<(), String> {
-    let partition = offsets_partition(topics, group, num_partitions, segment_bytes)?;
-    let now = now_ms();
-    let records: Vec<Record> = entries
-        .into_iter()
-        .enumerate()
-        .map(|(i, (key, value))| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // offset - sequence must stay constant or the codec splits the batch.
-            sequence: i as i32 - 1,
-            timestamp: now,
-            key: Some(Bytes::from(key)),
-            value: value.map(Bytes::from),
-            headers: Default::default(),
-            delete_horizon: false,
+/// Records bound for the group's partition of `__consumer_offsets`, encoded and not yet stored.
+pub(crate) struct Write {
+    partition: Arc<Partition>,
+    batch: Bytes,
+    records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    kind: WriteKind,
+}
+
+enum WriteKind {
+    Offsets,
+    Membership(String),
+}
+
+/// Where the offsets topic lives and how it is created on first use.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OffsetsTopic {
+    pub partitions: usize,
+    pub segment_bytes: i64,
+}
+
+impl OffsetsTopic {
+    /// Commits of `group` (`None` deletes), encoded; `None` when there is nothing to write.
+    pub fn offsets(
+        &self,
+        topics: &TopicManager,
+        group: &str,
+        entries: &[(String, i32, Option<Committed>)],
+    ) -> Result<Option<Write>, String> {
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        let mut records = Vec::with_capacity(entries.len());
+        for (topic, partition, c) in entries {
+            let key = serde_json::to_vec(&Key {
+                group: group.to_string(),
+                topic: topic.clone(),
+                partition: *partition,
+            })
+            .map_err(|e| e.to_string())?;
+            let value = c
+                .as_ref()
+                .map(serde_json::to_vec)
+                .transpose()
+                .map_err(|e| e.to_string())?;
+            records.push((key, value));
+        }
+        self.encode(topics, group, records, WriteKind::Offsets)
+            .map(Some)
+    }
+
+    /// A group's membership snapshot (`None`: the group is empty or gone), encoded.
+    pub fn membership(
+        &self,
+        topics: &TopicManager,
+        group: &str,
+        snapshot: Option<&GroupSnapshot>,
+    ) -> Result<Write, String> {
+        let key = serde_json::to_vec(&GroupKey {
+            group: group.to_string(),
+            kind: GROUP_KIND.to_string(),
         })
-        .collect();
-    let mut buf = BytesMut::new();
-    let opts = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut buf, &records, &opts).map_err(|e| e.to_string())?;
-    let data = buf.freeze();
-    partition
-        .append_internal(data, now)
-        .map_err(|e| e.message())?;
-    Ok(())
+        .map_err(|e| e.to_string())?;
+        let value = snapshot
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| e.to_string())?;
+        self.encode(
+            topics,
+            group,
+            vec![(key, value)],
+            WriteKind::Membership(group.to_string()),
+        )
+    }
+
+    fn encode(
+        &self,
+        topics: &TopicManager,
+        group: &str,
+        records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+        kind: WriteKind,
+    ) -> Result<Write, String> {
+        let partition = offsets_partition(topics, group, self.partitions, self.segment_bytes)?;
+        let now = now_ms();
+        let encoded: Vec<Record> = records
+            .iter()
+            .enumerate()
+            .map(|(i, (key, value))| Record {
+                transactional: false,
+                control: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                // offset - sequence must stay constant or the codec splits the batch.
+                sequence: i as i32 - 1,
+                timestamp: now,
+                key: Some(Bytes::copy_from_slice(key)),
+                value: value.as_deref().map(Bytes::copy_from_slice),
+                headers: Default::default(),
+                delete_horizon: false,
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        let opts = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut buf, &encoded, &opts).map_err(|e| e.to_string())?;
+        Ok(Write {
+            partition,
+            batch: buf.freeze(),
+            records,
+            kind,
+        })
+    }
+}
+
+/// Stores a write, then applies it to `store` while the partition's log lock is still held:
+/// the map changes in the order the log does, and no broker-wide lock is held across the I/O.
+pub(crate) fn persist(write: Write, store: &Mutex<OffsetStore>) -> Result<(), String> {
+    let batch = write.batch.clone();
+    write
+        .partition
+        .append_internal_then(batch, now_ms(), || store.lock().applied(&write))
+        .map(|_| ())
+        .map_err(|e| e.message())
 }
 
 fn offsets_partition(

@@ -10,6 +10,7 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use tokio::time::Instant;
 
 use crate::state::BrokerState;
+use crate::wakeups::Watch;
 
 /// Handles Fetch; waits up to `max_wait_ms` for `min_bytes` to accumulate.
 pub(crate) async fn handle(
@@ -27,19 +28,34 @@ pub(crate) async fn handle(
         (req.max_bytes as usize).min(broker_max)
     };
     let min_bytes = req.min_bytes.max(0) as usize;
+    // Registered before the first read, so an append between a read and the wait still wakes
+    // this fetch (the wake-up is kept until it is awaited).
+    let mut watch = Watch::new();
+    for t in &req.topics {
+        if let Some(topic) = state.topics.get(&t.topic) {
+            for p in &t.partitions {
+                if let Some(partition) = topic.partition(p.partition) {
+                    watch.add(&partition);
+                }
+            }
+        }
+    }
+    let req = Arc::new(req);
     loop {
-        // Register interest before reading so an append between the read and the wait is not missed.
-        let notified = state.data_arrived.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        let (responses, total, errors) = gather(state, &req, max_bytes);
+        let stopping = state.stopping.notified();
+        tokio::pin!(stopping);
+        stopping.as_mut().enable();
+        // Reads are disk I/O: they run on the I/O threads, never on the tokio workers.
+        let (st, rq) = (Arc::clone(state), Arc::clone(&req));
+        let (responses, total, errors) = state.io.run(move || gather(&st, &rq, max_bytes)).await;
         if total >= min_bytes || errors || Instant::now() >= deadline || state.is_shutting_down() {
             return FetchResponse::default()
                 .with_session_id(0)
                 .with_responses(responses);
         }
         tokio::select! {
-            _ = notified => {}
+            _ = watch.changed() => {}
+            _ = &mut stopping => {}
             _ = tokio::time::sleep_until(deadline) => {}
         }
     }

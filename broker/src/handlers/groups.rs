@@ -93,7 +93,7 @@ pub(crate) async fn join(
             .collect(),
         require_known_member_id: version >= 4,
     };
-    match state.groups.join(&state.topics, &req.group_id, params) {
+    match state.groups.join(&req.group_id, params) {
         Reply::Now(r) => r,
         Reply::Later(rx) => rx.await.unwrap_or_else(|_| {
             JoinGroupResponse::default()
@@ -111,7 +111,6 @@ pub(crate) async fn sync(state: &Arc<BrokerState>, req: SyncGroupRequest) -> Syn
         .map(|a| (a.member_id.to_string(), a.assignment))
         .collect();
     let reply = state.groups.sync(
-        &state.topics,
         &req.group_id,
         &req.member_id,
         req.group_instance_id.as_deref(),
@@ -145,11 +144,9 @@ pub(crate) fn leave(
     req: LeaveGroupRequest,
 ) -> LeaveGroupResponse {
     if version < 3 {
-        let codes = state.groups.leave(
-            &state.topics,
-            &req.group_id,
-            &[(req.member_id.to_string(), None)],
-        );
+        let codes = state
+            .groups
+            .leave(&req.group_id, &[(req.member_id.to_string(), None)]);
         return LeaveGroupResponse::default().with_error_code(codes[0]);
     }
     let members: Vec<(String, Option<String>)> = req
@@ -162,7 +159,7 @@ pub(crate) fn leave(
             )
         })
         .collect();
-    let codes = state.groups.leave(&state.topics, &req.group_id, &members);
+    let codes = state.groups.leave(&req.group_id, &members);
     let responses = req
         .members
         .into_iter()

@@ -21,7 +21,6 @@ pub(crate) fn handle(
 ) -> Option<ProduceResponse> {
     let acks = req.acks;
     let now = now_ms();
-    let mut appended = false;
     let transactional = req.transactional_id.is_some();
     let limits = ClientLimits {
         produce_version: version,
@@ -68,7 +67,6 @@ pub(crate) fn handle(
                     };
                     match result {
                         Ok(done) => {
-                            appended = true;
                             resp.with_base_offset(done.info.base_offset)
                                 .with_log_append_time_ms(done.info.log_append_time)
                                 .with_log_start_offset(done.log_start_offset)
@@ -87,9 +85,6 @@ pub(crate) fn handle(
                 .with_partition_responses(partition_responses)
         })
         .collect();
-    if appended {
-        state.data_arrived.notify_waiters();
-    }
     if acks == 0 {
         return None;
     }

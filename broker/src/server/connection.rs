@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
 use super::bounds;
+use super::limits::{Held, RequestMemory};
 use super::versions::supported_range;
 use crate::handlers::{self, api_versions, Conn};
 use crate::state::BrokerState;
@@ -32,15 +33,17 @@ pub(crate) async fn run(
     stream: TcpStream,
     peer: SocketAddr,
     state: Arc<BrokerState>,
+    memory: Arc<RequestMemory>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
     let (rd, mut wr) = stream.into_split();
     // Read-ahead is what lets pipelined requests overlap with handling, but every queued frame
-    // can be up to socket.request.max.bytes: keep the queue short to bound memory per connection.
-    let (tx, mut rx) = mpsc::channel::<Bytes>(READ_AHEAD);
+    // can be up to socket.request.max.bytes: keep the queue short to bound memory per connection,
+    // and account every frame against the broker-wide queued.max.request.bytes.
+    let (tx, mut rx) = mpsc::channel::<(Bytes, Held)>(READ_AHEAD);
     let max_frame = state.config.i64("socket.request.max.bytes").max(8) as usize;
-    let reader = tokio::spawn(read_frames(rd, tx, max_frame, peer));
+    let reader = tokio::spawn(read_frames(rd, tx, max_frame, peer, memory));
     let idle = Duration::from_millis(state.config.i64("connections.max.idle.ms").max(1) as u64);
     let mut out = BytesMut::new();
     let mut conn = Conn {
@@ -48,7 +51,7 @@ pub(crate) async fn run(
         client_id: String::new(),
     };
     loop {
-        let frame = tokio::select! {
+        let (frame, held) = tokio::select! {
             f = rx.recv() => match f { Some(f) => f, None => break },
             _ = shutdown.changed() => break,
             _ = tokio::time::sleep(idle) => {
@@ -56,7 +59,10 @@ pub(crate) async fn run(
                 break;
             }
         };
-        match process(&state, &mut conn, frame, &mut out).await {
+        let processed = process(&state, &mut conn, frame, &mut out).await;
+        // The request is handled (its records copied into the log): its memory is free again.
+        drop(held);
+        match processed {
             Ok(true) => {
                 // A client that stops reading must not pin the response (and this task)
                 // forever: a write that makes no progress for connections.max.idle.ms fails.
@@ -91,9 +97,10 @@ pub(crate) async fn run(
 
 async fn read_frames(
     mut rd: OwnedReadHalf,
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<(Bytes, Held)>,
     max_frame: usize,
     peer: SocketAddr,
+    memory: Arc<RequestMemory>,
 ) {
     loop {
         let size = match rd.read_i32().await {
@@ -108,6 +115,8 @@ async fn read_frames(
             );
             return;
         }
+        // Wait for room before reading the body: until then the client's bytes stay in the socket.
+        let held = memory.reserve(size as usize).await;
         // Read into uninitialised capacity: zeroing megabyte frames first showed up in profiles.
         let mut buf = BytesMut::with_capacity(size as usize);
         let mut limited = (&mut rd).take(size as u64);
@@ -120,7 +129,7 @@ async fn read_frames(
                 Ok(_) => {}
             }
         }
-        if tx.send(buf.freeze()).await.is_err() {
+        if tx.send((buf.freeze(), held)).await.is_err() {
             return;
         }
     }

@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::state::BrokerState;
-use limits::ConnectionLimits;
+use limits::{ConnectionLimits, RequestMemory};
 
 /// Accepts connections until shutdown; each connection holds a clone of `alive` until it ends.
 pub(crate) async fn serve(
@@ -24,6 +24,7 @@ pub(crate) async fn serve(
         state.config.i64("max.connections"),
         state.config.i64("max.connections.per.ip"),
     );
+    let memory = RequestMemory::new(state.config.i64("queued.max.request.bytes"));
     loop {
         // At max.connections the acceptor waits, as Kafka's: new clients queue in the backlog.
         let permit = tokio::select! {
@@ -41,8 +42,9 @@ pub(crate) async fn serve(
                     let state = Arc::clone(&state);
                     let shutdown = shutdown.clone();
                     let alive = alive.clone();
+                    let memory = Arc::clone(&memory);
                     tokio::spawn(async move {
-                        connection::run(stream, peer, state, shutdown).await;
+                        connection::run(stream, peer, state, memory, shutdown).await;
                         drop(slot);
                         drop(alive);
                     });
