@@ -632,3 +632,64 @@ async fn connection_limits_per_ip_and_total() {
         }
     }
 }
+
+/// A Produce v8 frame (acks=-1) of one record of `size` bytes to `topic`-0.
+fn produce_frame(topic: &'static str, size: usize, correlation_id: i32) -> Vec<u8> {
+    let records = batch(&[record(Bytes::from(vec![b'x'; size]))]).freeze();
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str(topic)))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(records))])]);
+    frame(API_PRODUCE, 8, 1, correlation_id, &req)
+}
+
+/// `queued.max.request.bytes` is shared by every connection, as Kafka's memory pool: while one
+/// client trickles a frame bigger than the budget, every other connection's next request waits
+/// unread; once the frame is handled, all of them are served and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_request_bytes_are_a_broker_wide_budget() {
+    use std::time::Duration;
+    let b = TestBroker::start_with(&[("queued.max.request.bytes", "524288")]).await;
+    create_topic(&b.bootstrap(), "budget", 1, &[]).await;
+
+    let slow_frame = produce_frame("budget", 700 << 10, 1);
+    let mut slow = connect(&b).await;
+    slow.write_all(&slow_frame[..4096]).await.unwrap();
+    // Until the broker has reserved the slow frame, small requests are still served.
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while answers(&mut connect(&b).await, Duration::from_millis(500)).await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "requests were still served with the budget overdrawn"
+        );
+    }
+    let mut big = connect(&b).await;
+    big.write_all(&produce_frame("budget", 300 << 10, 2))
+        .await
+        .unwrap();
+    let mut small = connect(&b).await;
+    assert!(
+        !answers(&mut small, Duration::from_millis(500)).await,
+        "a request was handled while the budget was overdrawn"
+    );
+
+    slow.write_all(&slow_frame[4096..]).await.unwrap();
+    let slow_resp = read_frame(&mut slow)
+        .await
+        .expect("the slow frame was not answered");
+    assert!(slow_resp.len() > 8);
+    let mut len = [0u8; 4];
+    for (name, s) in [("big", &mut big), ("small", &mut small)] {
+        tokio::time::timeout(TIMEOUT, s.read_exact(&mut len))
+            .await
+            .unwrap_or_else(|_| panic!("the waiting {name} request was never handled"))
+            .unwrap();
+    }
+    let recs = read_all_async(&b.bootstrap(), "budget").await.unwrap();
+    let sizes: Vec<usize> = recs.iter().map(|r| r.value_str().len()).collect();
+    assert_eq!(sizes, vec![700 << 10, 300 << 10]);
+}

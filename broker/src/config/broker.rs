@@ -74,7 +74,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         Long,
         "536870912",
         true,
-        "Memory for requests read but not yet handled, across all connections; -1: no limit (Kafka's default is -1)"
+        "Memory for requests read but not yet handled, across all connections: when none is free no more requests are read; -1: no limit (Kafka's default is -1)"
     ),
     def!(
         "num.io.threads",

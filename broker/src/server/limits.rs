@@ -10,7 +10,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// The broker-wide and per-address connection budget.
 pub(crate) struct ConnectionLimits {
@@ -61,56 +63,73 @@ impl ConnectionLimits {
     }
 }
 
-/// The broker-wide budget for request frames read but not yet handled.
+/// The broker-wide budget for request frames read but not yet handled, as Kafka's memory pool:
+/// a frame is admitted whenever some memory is free (the budget may be overdrawn by that one
+/// frame, so a frame larger than the budget still gets in), otherwise it waits for a release.
 pub(crate) struct RequestMemory {
-    /// `None`: unbounded (`queued.max.request.bytes` = -1).
-    kib: Option<Arc<Semaphore>>,
-    capacity_kib: u32,
+    /// Bytes free; `None`: unbounded (`queued.max.request.bytes` = -1).
+    available: Option<AtomicI64>,
+    freed: Notify,
 }
 
 /// Memory held by one frame until it is handled.
 pub(crate) struct Held {
-    _permit: Option<OwnedSemaphorePermit>,
+    pool: Option<(Arc<RequestMemory>, i64)>,
 }
 
 impl RequestMemory {
-    /// A budget of `bytes` (-1 or 0: unbounded), accounted in KiB.
+    /// A budget of `bytes` (-1 or 0: unbounded).
     pub fn new(bytes: i64) -> Arc<RequestMemory> {
-        let capacity_kib = if bytes <= 0 {
-            0
-        } else {
-            (bytes as u64).div_ceil(1024).min(u32::MAX as u64) as u32
-        };
         Arc::new(RequestMemory {
-            kib: (capacity_kib > 0).then(|| Arc::new(Semaphore::new(capacity_kib as usize))),
-            capacity_kib,
+            available: (bytes > 0).then(|| AtomicI64::new(bytes)),
+            freed: Notify::new(),
         })
     }
 
-    /// Waits until a frame of `size` bytes fits. A frame larger than the whole budget waits
-    /// for all of it, as Kafka's pool admits one oversized request once memory is free.
-    pub async fn reserve(&self, size: usize) -> Held {
-        let Some(sem) = &self.kib else {
-            return Held { _permit: None };
+    /// Waits until some memory is free, then takes `size` bytes of it.
+    pub async fn reserve(self: &Arc<Self>, size: usize) -> Held {
+        let Some(available) = &self.available else {
+            return Held { pool: None };
         };
-        let kib = (size as u64)
-            .div_ceil(1024)
-            .clamp(1, self.capacity_kib as u64) as u32;
-        let permit = Arc::clone(sem)
-            .acquire_many_owned(kib)
-            .await
-            .expect("the semaphore is never closed");
-        Held {
-            _permit: Some(permit),
+        let size = size as i64;
+        loop {
+            // Registered before the check, so a release between the two is not missed.
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            let now = available.load(Ordering::Acquire);
+            if now > 0 {
+                if available
+                    .compare_exchange(now, now - size, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    return Held {
+                        pool: Some((Arc::clone(self), size)),
+                    };
+                }
+                continue;
+            }
+            freed.await;
         }
     }
 
-    /// KiB free now (for tests).
+    /// Bytes free now (negative when overdrawn; for tests).
     #[cfg(test)]
-    pub fn available_kib(&self) -> usize {
-        self.kib
+    pub fn available(&self) -> i64 {
+        self.available
             .as_ref()
-            .map_or(usize::MAX, |s| s.available_permits())
+            .map_or(i64::MAX, |a| a.load(Ordering::Acquire))
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some((pool, size)) = self.pool.take() {
+            if let Some(available) = &pool.available {
+                available.fetch_add(size, Ordering::AcqRel);
+                pool.freed.notify_waiters();
+            }
+        }
     }
 }
 
@@ -131,21 +150,25 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn request_memory_waits_for_room_and_admits_an_oversized_frame_alone() {
-        let pool = RequestMemory::new(10 * 1024);
-        let a = pool.reserve(6 * 1024).await;
-        let _b = pool.reserve(3 * 1024 + 1).await; // rounds up to 4 KiB
-        assert_eq!(pool.available_kib(), 0);
+    async fn request_memory_admits_while_any_is_free_and_waits_when_overdrawn() {
+        let pool = RequestMemory::new(10_000);
         let short = std::time::Duration::from_millis(50);
+        let a = pool.reserve(6_000).await;
+        // 4,000 free: a 9,000-byte frame is admitted and overdraws the budget.
+        let b = pool.reserve(9_000).await;
+        assert_eq!(pool.available(), -5_000);
         assert!(tokio::time::timeout(short, pool.reserve(1)).await.is_err());
         drop(a);
-        let c = pool.reserve(6 * 1024).await;
-        drop((c, _b));
-        // Larger than the budget: waits for all of it, then proceeds.
-        let huge = pool.reserve(1 << 30).await;
-        assert_eq!(pool.available_kib(), 0);
-        drop(huge);
-        assert_eq!(pool.available_kib(), 10);
+        // 1,000 free again: the next frame is admitted, whatever its size.
+        assert_eq!(pool.available(), 1_000);
+        let waiting = tokio::spawn({
+            let pool = Arc::clone(&pool);
+            async move { pool.reserve(20_000).await }
+        });
+        let c = waiting.await.unwrap();
+        assert!(tokio::time::timeout(short, pool.reserve(1)).await.is_err());
+        drop((b, c));
+        assert_eq!(pool.available(), 10_000);
         let unbounded = RequestMemory::new(-1);
         let _x = unbounded.reserve(1 << 40).await;
     }
