@@ -326,6 +326,33 @@ pub struct TopicConfig {
     pub segment_bytes: u64,
     /// `segment.ms`.
     pub segment_ms: i64,
+    /// Broker-wide cleaner settings, carried here so a compaction pass reads one config.
+    pub cleaner: CleanerConfig,
+}
+
+/// The broker's `log.cleaner.*` memory settings (one cleaner thread: all of it is its budget).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CleanerConfig {
+    /// `log.cleaner.dedupe.buffer.size`: bytes of the key → offset map.
+    pub dedupe_buffer_size: u64,
+    /// `log.cleaner.io.buffer.size`: bytes of read plus write buffer.
+    pub io_buffer_size: usize,
+    /// `log.cleaner.io.buffer.load.factor`: the share of map slots a pass may fill.
+    pub load_factor: f64,
+}
+
+impl CleanerConfig {
+    /// The cleaner settings of `broker` (defaults where unset).
+    pub fn from_broker(broker: &BrokerConfig) -> CleanerConfig {
+        CleanerConfig {
+            dedupe_buffer_size: broker.i64("log.cleaner.dedupe.buffer.size").max(0) as u64,
+            io_buffer_size: broker.i64("log.cleaner.io.buffer.size").max(0) as usize,
+            load_factor: broker
+                .get("log.cleaner.io.buffer.load.factor")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0.9),
+        }
+    }
 }
 
 impl TopicConfig {
@@ -383,6 +410,7 @@ impl TopicConfig {
             retention_ms: long("retention.ms"),
             segment_bytes: long("segment.bytes").max(14) as u64,
             segment_ms: long("segment.ms"),
+            cleaner: CleanerConfig::from_broker(broker),
             overrides,
         })
     }
