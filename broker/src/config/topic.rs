@@ -460,6 +460,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn cleaner_settings_come_from_the_broker_and_are_range_checked() {
+        let cfg = TopicConfig::resolve(BTreeMap::new(), &BrokerConfig::default()).unwrap();
+        assert_eq!(
+            cfg.cleaner,
+            CleanerConfig {
+                dedupe_buffer_size: 134217728,
+                io_buffer_size: 524288,
+                load_factor: 0.9
+            }
+        );
+        let broker = |k: &str, v: &str| {
+            BrokerConfig::from_overrides([(k.to_string(), v.to_string())].into_iter().collect())
+        };
+        let b = broker("log.cleaner.dedupe.buffer.size", "67108864").unwrap();
+        let cfg = TopicConfig::resolve(BTreeMap::new(), &b).unwrap();
+        assert_eq!(cfg.cleaner.dedupe_buffer_size, 64 << 20);
+        assert!(broker("log.cleaner.dedupe.buffer.size", "100").is_err());
+        assert!(broker("log.cleaner.io.buffer.size", "-1").is_err());
+        assert!(broker("log.cleaner.io.buffer.load.factor", "0").is_err());
+        assert!(broker("log.cleaner.io.buffer.load.factor", "1.5").is_err());
+        assert!(broker("log.cleaner.io.buffer.load.factor", "0.5").is_ok());
+    }
+
+    #[test]
     fn resolves_defaults_and_overrides() {
         let broker = BrokerConfig::default();
         let cfg = TopicConfig::resolve(BTreeMap::new(), &broker).unwrap();

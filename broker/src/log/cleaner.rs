@@ -209,7 +209,7 @@ pub(crate) fn compact(log: &Mutex<Log>, now_ms: i64) -> io::Result<CleanStats> {
             stats.segments_rewritten += 1;
         }
     }
-    log.lock().cleaned_upto = dirty_end;
+    log.lock().set_cleaned_upto(dirty_end)?;
     stats.cleaned_upto = dirty_end;
     Ok(stats)
 }

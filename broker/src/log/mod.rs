@@ -161,8 +161,8 @@ pub(crate) struct Log {
     config: Arc<TopicConfig>,
     producers: ProducerStateMap,
     last_flush_ms: i64,
-    /// Offsets below this were compacted by the last cleaning pass.
-    pub(crate) cleaned_upto: i64,
+    /// Offsets below this were compacted by the last cleaning pass (checkpointed).
+    cleaned_upto: i64,
     /// Which leader epoch began where; new batches carry the current one.
     epochs: LeaderEpochCache,
     /// Everything below this offset is fsynced.
@@ -272,7 +272,12 @@ impl Log {
             config,
             producers,
             last_flush_ms: now_ms,
-            cleaned_upto: 0,
+            // A lost tail may have taken compacted offsets with it; a damaged file only costs
+            // a full pass.
+            cleaned_upto: checkpoint::read(dir, checkpoint::CLEANER_OFFSET)
+                .unwrap_or(None)
+                .unwrap_or(0)
+                .clamp(0, log_end),
             epochs,
             // Every segment is synced now (recovery syncs what it checks); the checkpoint is
             // written by the next roll, flush schedule or shutdown.
@@ -518,6 +523,15 @@ impl Log {
         if self.recovery_point == end && self.snapshot_offset != end {
             producer_snapshot::write(&self.dir, end, &self.producers)?;
             self.snapshot_offset = end;
+        }
+        Ok(())
+    }
+
+    /// Records (and checkpoints) where the next compaction pass's dirty section starts.
+    pub(crate) fn set_cleaned_upto(&mut self, offset: i64) -> io::Result<()> {
+        if offset != self.cleaned_upto {
+            checkpoint::write(&self.dir, checkpoint::CLEANER_OFFSET, offset)?;
+            self.cleaned_upto = offset;
         }
         Ok(())
     }

@@ -356,8 +356,14 @@ fn the_active_segment_never_affects_cleaning() {
             (4, "j".into(), None),
         ]
     );
-    // Nothing new is dirty until the next roll.
+    // Nothing new is dirty until the next roll, also after a restart (the cleaner offset is
+    // checkpointed).
     assert_eq!(compact(&log, now).unwrap().segments_rewritten, 0);
+    let cfg = Arc::clone(log.lock().config());
+    drop(log);
+    let log = Mutex::new(Log::open(dir.path(), cfg, true, now).unwrap());
+    let idle = compact(&log, now).unwrap();
+    assert_eq!((idle.bytes_read, idle.cleaned_upto), (0, 3), "{idle:?}");
     log.lock().roll(now).unwrap();
     let stats = compact(&log, now).unwrap();
     assert_eq!(stats.records_removed, 3, "{stats:?}");
