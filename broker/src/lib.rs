@@ -31,6 +31,9 @@ mod wakeups;
 pub use broker::{Broker, BrokerBuilder, BrokerHandle};
 pub use config::{BrokerConfig, ConfigDef, ConfigType, BROKER_CONFIGS, TOPIC_CONFIGS};
 pub use error::{Error, Result};
+/// Hooks for the benchmarks in `examples/`; not a stable API.
+#[doc(hidden)]
+pub use log::bench;
 
 /// The API keys and version ranges this broker advertises: (name, key, min, max).
 pub fn supported_apis() -> Vec<(String, i16, i16, i16)> {

@@ -156,6 +156,27 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "Default max.compaction.lag.ms"
     ),
     def!(
+        "log.cleaner.dedupe.buffer.size",
+        Long,
+        "134217728",
+        true,
+        "Memory of the cleaner's key map (24 bytes per key); a dirty section with more keys is cleaned over several passes"
+    ),
+    def!(
+        "log.cleaner.io.buffer.size",
+        Int,
+        "524288",
+        true,
+        "Memory of the cleaner's read and write buffers, half each (a larger batch is read whole)"
+    ),
+    def!(
+        "log.cleaner.io.buffer.load.factor",
+        Double,
+        "0.9",
+        true,
+        "How full the cleaner's key map may get before a pass stops indexing"
+    ),
+    def!(
         "log.cleaner.backoff.ms",
         Long,
         "15000",
@@ -356,6 +377,32 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     ),
 ];
 
+/// Bounds beyond the type for configs that need them.
+fn check_range(name: &str, value: &str) -> std::result::Result<(), String> {
+    let bad = |what: &str| {
+        Err(format!(
+            "invalid value '{value}' for config '{name}': {what}"
+        ))
+    };
+    match name {
+        "log.cleaner.dedupe.buffer.size" if value.trim().parse::<i64>().unwrap_or(0) < 1024 => {
+            bad("must be at least 1024")
+        }
+        "log.cleaner.io.buffer.size" if value.trim().parse::<i64>().unwrap_or(-1) < 0 => {
+            bad("must be at least 0")
+        }
+        "log.cleaner.io.buffer.load.factor" => {
+            let f: f64 = value.trim().parse().unwrap_or(f64::NAN);
+            if f > 0.0 && f <= 1.0 {
+                Ok(())
+            } else {
+                bad("must be in (0, 1]")
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The broker's effective configuration: Kafka defaults overlaid with explicit settings.
 #[derive(Debug, Clone, Default)]
 pub struct BrokerConfig {
@@ -369,6 +416,7 @@ impl BrokerConfig {
             let def = find(BROKER_CONFIGS, k)
                 .ok_or_else(|| Error::Config(format!("unknown broker config '{k}'")))?;
             def.validate(v).map_err(Error::Config)?;
+            check_range(k, v).map_err(Error::Config)?;
         }
         Ok(BrokerConfig { overrides })
     }

@@ -326,6 +326,33 @@ pub struct TopicConfig {
     pub segment_bytes: u64,
     /// `segment.ms`.
     pub segment_ms: i64,
+    /// Broker-wide cleaner settings, carried here so a compaction pass reads one config.
+    pub cleaner: CleanerConfig,
+}
+
+/// The broker's `log.cleaner.*` memory settings (one cleaner thread: all of it is its budget).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CleanerConfig {
+    /// `log.cleaner.dedupe.buffer.size`: bytes of the key → offset map.
+    pub dedupe_buffer_size: u64,
+    /// `log.cleaner.io.buffer.size`: bytes of read plus write buffer.
+    pub io_buffer_size: usize,
+    /// `log.cleaner.io.buffer.load.factor`: the share of map slots a pass may fill.
+    pub load_factor: f64,
+}
+
+impl CleanerConfig {
+    /// The cleaner settings of `broker` (defaults where unset).
+    pub fn from_broker(broker: &BrokerConfig) -> CleanerConfig {
+        CleanerConfig {
+            dedupe_buffer_size: broker.i64("log.cleaner.dedupe.buffer.size").max(0) as u64,
+            io_buffer_size: broker.i64("log.cleaner.io.buffer.size").max(0) as usize,
+            load_factor: broker
+                .get("log.cleaner.io.buffer.load.factor")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0.9),
+        }
+    }
 }
 
 impl TopicConfig {
@@ -383,6 +410,7 @@ impl TopicConfig {
             retention_ms: long("retention.ms"),
             segment_bytes: long("segment.bytes").max(14) as u64,
             segment_ms: long("segment.ms"),
+            cleaner: CleanerConfig::from_broker(broker),
             overrides,
         })
     }
@@ -430,6 +458,30 @@ pub(crate) fn effective_value(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cleaner_settings_come_from_the_broker_and_are_range_checked() {
+        let cfg = TopicConfig::resolve(BTreeMap::new(), &BrokerConfig::default()).unwrap();
+        assert_eq!(
+            cfg.cleaner,
+            CleanerConfig {
+                dedupe_buffer_size: 134217728,
+                io_buffer_size: 524288,
+                load_factor: 0.9
+            }
+        );
+        let broker = |k: &str, v: &str| {
+            BrokerConfig::from_overrides([(k.to_string(), v.to_string())].into_iter().collect())
+        };
+        let b = broker("log.cleaner.dedupe.buffer.size", "67108864").unwrap();
+        let cfg = TopicConfig::resolve(BTreeMap::new(), &b).unwrap();
+        assert_eq!(cfg.cleaner.dedupe_buffer_size, 64 << 20);
+        assert!(broker("log.cleaner.dedupe.buffer.size", "100").is_err());
+        assert!(broker("log.cleaner.io.buffer.size", "-1").is_err());
+        assert!(broker("log.cleaner.io.buffer.load.factor", "0").is_err());
+        assert!(broker("log.cleaner.io.buffer.load.factor", "1.5").is_err());
+        assert!(broker("log.cleaner.io.buffer.load.factor", "0.5").is_ok());
+    }
 
     #[test]
     fn resolves_defaults_and_overrides() {

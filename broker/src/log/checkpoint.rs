@@ -18,6 +18,10 @@ pub(crate) const LOG_START: &str = "log-start-offset.checkpoint";
 /// CRC-check only the segments at or after it.
 pub(crate) const RECOVERY_POINT: &str = "recovery-point-offset.checkpoint";
 
+/// Where the log cleaner's next dirty section starts: everything below was compacted (Kafka's
+/// `cleaner-offset-checkpoint`), so a restart does not index the whole log again.
+pub(crate) const CLEANER_OFFSET: &str = "cleaner-offset.checkpoint";
+
 /// Reads the offset in `dir/name`; `None` when the file does not exist.
 pub(crate) fn read(dir: &Path, name: &str) -> io::Result<Option<i64>> {
     let path = dir.join(name);

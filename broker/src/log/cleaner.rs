@@ -1,104 +1,93 @@
 //! Log compaction (`cleanup.policy=compact`): keep the latest record per key.
 //!
-//! A pass reads every segment to find each key's latest offset, then rewrites the closed
-//! segments keeping only those records (tombstones stay for `delete.retention.ms`, records
-//! younger than `min.compaction.lag.ms` always stay). Records are filtered as raw bytes, as
-//! Kafka does: a rewritten batch keeps its base offset, last offset delta, timestamps,
-//! producer id, epoch and base sequence, and each kept record is copied byte for byte
-//! (headers included); only the record count, length and CRC change, and compressed batches
-//! are recompressed with their own codec. A rewritten segment is written beside the original,
-//! fsynced, and renamed over it under the partition lock, so a crash leaves either file.
+//! As Kafka's `LogCleaner`, a pass has two phases. It indexes the dirty section — the closed
+//! segments from the end of the last pass up to the active segment's base offset (the active
+//! segment is neither read nor cleaned) — into a key-hash → latest-offset map bounded by
+//! `log.cleaner.dedupe.buffer.size`. When the map fills first, the dirty section ends at the
+//! last fully indexed segment and the next pass continues from there (within the first
+//! segment if not even it fits). It then rewrites every closed segment below that end,
+//! dropping records whose key has a later offset in the map; tombstones stay for
+//! `delete.retention.ms` and records younger than `min.compaction.lag.ms` always stay.
+//!
+//! Records are filtered as raw bytes: a rewritten batch keeps its base offset, last offset
+//! delta, timestamps, producer id, epoch and base sequence, and each kept record is copied
+//! byte for byte (headers included); only the record count, length and CRC change, and
+//! compressed batches are recompressed with their own codec. Segments are streamed through
+//! buffers of `log.cleaner.io.buffer.size`; a rewritten segment is written beside the original
+//! as `.cleaned`, fsynced, and renamed over it under the partition lock, so a crash leaves
+//! either file. Producer state does not depend on the removed batches: a producer snapshot at
+//! or above the active segment exists before anything is removed.
 
-use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
-use std::sync::Arc;
+mod offset_map;
+mod reader;
 
-use bytes::{Bytes, BytesMut};
+use std::io;
+
+use bytes::BytesMut;
 use parking_lot::Mutex;
 
 use super::batch::{BatchHeader, HEADER_LEN};
 use super::codec::compress;
-use super::record::batch_records;
-use super::segment::{file_name, header_at, read_at};
+use super::record::{batch_records, RecordMeta};
+use super::segment::file_name;
 use super::{Log, SegmentRef};
+use offset_map::OffsetMap;
+use reader::{BatchReader, CleanedWriter};
 
 /// What one compaction pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct CleanStats {
     pub segments_rewritten: usize,
     pub records_removed: usize,
-}
-
-fn for_each_batch(
-    file: &File,
-    size: u64,
-    f: &mut dyn FnMut(BatchHeader, Bytes) -> io::Result<()>,
-) -> io::Result<()> {
-    let mut pos = 0;
-    while let Some(h) = header_at(file, pos, size)? {
-        let raw = Bytes::from(read_at(file, pos, h.size())?);
-        f(h, raw)?;
-        pos += h.size() as u64;
-    }
-    Ok(())
-}
-
-/// One record of a batch, located but not copied.
-struct RawRecord {
-    offset: i64,
-    timestamp: i64,
-    key: Option<Bytes>,
-    tombstone: bool,
-    /// The whole record (length prefix included) within the decompressed records section.
-    start: usize,
-    end: usize,
+    /// Keys in the offset map when indexing stopped.
+    pub keys_indexed: usize,
+    /// Whether the map filled before the dirty section's end (a later pass continues).
+    pub map_full: bool,
+    /// Where the next pass's dirty section starts.
+    pub cleaned_upto: i64,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    /// Bytes the offset map allocated.
+    pub map_bytes: u64,
 }
 
 /// Largest decompressed batch the cleaner reads (a batch above it is kept as it is).
 const MAX_SECTION: u64 = 256 << 20;
 
 /// The batch's records, or `None` (logged) when they cannot be read: such a batch is kept.
-fn parse_batch(h: &BatchHeader, raw: &[u8]) -> Option<(Bytes, Vec<RawRecord>)> {
-    let parsed = batch_records(h, raw, MAX_SECTION)
-        .map(|(section, records)| (Bytes::from(section), records));
-    let (section, records) = match parsed {
-        Ok(p) => p,
+fn parse_batch(h: &BatchHeader, raw: &[u8]) -> Option<(Vec<u8>, Vec<RecordMeta>)> {
+    match batch_records(h, raw, MAX_SECTION) {
+        Ok(p) => Some(p),
         Err(e) => {
             tracing::warn!(offset = h.base_offset, error = %e, "compaction cannot read a batch; keeping it as is");
-            return None;
+            None
         }
-    };
-    let records = records
-        .into_iter()
-        .map(|r| RawRecord {
-            offset: h.base_offset + r.offset_delta as i64,
-            timestamp: if h.is_log_append_time() {
-                h.max_timestamp
-            } else {
-                h.base_timestamp + r.timestamp_delta
-            },
-            key: r
-                .key
-                .map(|(at, len)| section.slice(at as usize..at as usize + len as usize)),
-            tombstone: r.value.is_none(),
-            start: r.start as usize,
-            end: r.end as usize,
-        })
-        .collect();
-    Some((section, records))
+    }
+}
+
+fn record_key<'s>(section: &'s [u8], r: &RecordMeta) -> Option<&'s [u8]> {
+    r.key
+        .map(|(at, len)| &section[at as usize..at as usize + len as usize])
+}
+
+fn record_timestamp(h: &BatchHeader, r: &RecordMeta) -> i64 {
+    if h.is_log_append_time() {
+        h.max_timestamp
+    } else {
+        h.base_timestamp + r.timestamp_delta
+    }
 }
 
 /// Rebuilds a batch holding only `kept` records, header fields otherwise untouched.
 fn rebuild(
     h: &BatchHeader,
-    raw: &Bytes,
-    section: &Bytes,
-    kept: &[&RawRecord],
+    raw: &[u8],
+    section: &[u8],
+    kept: &[&RecordMeta],
 ) -> Result<Vec<u8>, String> {
     let mut plain = Vec::new();
     for r in kept {
-        plain.extend_from_slice(&section[r.start..r.end]);
+        plain.extend_from_slice(&section[r.start as usize..r.end as usize]);
     }
     let mut body = BytesMut::new();
     compress(h.compression(), &plain, &mut body)?;
@@ -115,256 +104,157 @@ fn rebuild(
 
 /// Runs one compaction pass over `log` if its dirty ratio calls for it.
 pub(crate) fn compact(log: &Mutex<Log>, now_ms: i64) -> io::Result<CleanStats> {
-    let (old, active, cfg, cleaned_upto, dir) = {
-        let l = log.lock();
-        let (old, active) = l.cleaning_snapshot();
-        (
-            old,
-            active,
-            Arc::clone(l.config()),
-            l.cleaned_upto,
-            l.dir().to_path_buf(),
-        )
+    let view = log.lock().cleaning_view();
+    let cfg = &view.config;
+    let mut stats = CleanStats {
+        cleaned_upto: view.cleaned_upto,
+        ..CleanStats::default()
     };
-    let mut stats = CleanStats::default();
-    if !cfg.cleanup_policy.compact || old.is_empty() {
+    let first_dirty = view.cleaned_upto;
+    if !cfg.cleanup_policy.compact || view.closed.is_empty() || first_dirty >= view.active_base {
         return Ok(stats);
     }
-    let total: u64 = old.iter().map(|(_, _, s)| s).sum();
-    let dirty: u64 = old
+    let total: u64 = view.closed.iter().map(|s| s.size).sum();
+    let dirty: u64 = view
+        .closed
         .iter()
-        .filter(|(b, _, _)| *b >= cleaned_upto)
-        .map(|(_, _, s)| s)
+        .filter(|s| s.next_offset > first_dirty)
+        .map(|s| s.size)
         .sum();
     if total == 0 || (dirty as f64 / total as f64) < cfg.min_cleanable_dirty_ratio {
         return Ok(stats);
     }
+    log.lock().ensure_producer_snapshot()?;
 
-    let mut latest: HashMap<Bytes, i64> = HashMap::new();
-    let segments = old
-        .iter()
-        .map(|(_, f, s)| (f, *s))
-        .chain(std::iter::once((&active.0, active.1)));
-    for (file, size) in segments {
-        for_each_batch(file, size, &mut |h, raw| {
-            if h.is_control() {
-                return Ok(());
-            }
-            let Some((_, records)) = parse_batch(&h, &raw) else {
-                return Ok(());
-            };
-            for r in records {
-                if let Some(k) = r.key {
-                    latest.insert(k, r.offset);
-                }
-            }
-            Ok(())
-        })?;
-    }
+    // Half the I/O budget reads, half writes, as Kafka splits it.
+    let chunk = (cfg.cleaner.io_buffer_size / 2).max(HEADER_LEN);
+    // The dirty section's offset span bounds its record count, so a small log gets a small map.
+    let max_keys = (view.active_base - first_dirty).max(0) as u64;
+    let mut map = OffsetMap::new(
+        cfg.cleaner.dedupe_buffer_size,
+        cfg.cleaner.load_factor,
+        max_keys,
+    );
+    stats.map_bytes = map.allocated_bytes();
+    let dirty_end = build_map(
+        &view.closed,
+        first_dirty,
+        view.active_base,
+        chunk,
+        &mut map,
+        &mut stats,
+    )?;
+    stats.keys_indexed = map.len();
 
     let lag_horizon = now_ms.saturating_sub(cfg.min_compaction_lag_ms);
     let tombstone_horizon = now_ms.saturating_sub(cfg.delete_retention_ms);
-    let keep = |r: &RawRecord| -> bool {
-        let Some(k) = &r.key else { return true };
-        if r.timestamp > lag_horizon {
+    let keep = |key: Option<&[u8]>, offset: i64, timestamp: i64, tombstone: bool| -> bool {
+        let Some(key) = key else { return true };
+        if offset >= dirty_end || timestamp > lag_horizon {
             return true;
         }
-        if latest.get(k) != Some(&r.offset) {
+        if map.get(key).is_some_and(|latest| latest > offset) {
             return false;
         }
-        !r.tombstone || r.timestamp > tombstone_horizon
+        !tombstone || timestamp > tombstone_horizon
     };
 
-    for (base, file, size) in &old {
-        let mut out: Vec<u8> = Vec::new();
-        let mut changed = false;
-        for_each_batch(file, *size, &mut |h, raw| {
-            let parsed = (!h.is_control()).then(|| parse_batch(&h, &raw)).flatten();
+    for seg in view.closed.iter().filter(|s| s.base < dirty_end) {
+        let cleaned = view
+            .dir
+            .join(format!("{}.cleaned", file_name(seg.base, "log")));
+        let mut out = CleanedWriter::new(&seg.file, &cleaned, chunk);
+        let mut reader = BatchReader::new(&seg.file, seg.size, chunk);
+        while let Some((pos, h, raw)) = reader.next_batch()? {
+            stats.bytes_read += raw.len() as u64;
+            let parsed = (!h.is_control() && h.base_offset < dirty_end)
+                .then(|| parse_batch(&h, raw))
+                .flatten();
             let Some((section, records)) = parsed else {
-                out.extend_from_slice(&raw);
-                return Ok(());
+                out.write(raw)?;
+                continue;
             };
-            let kept: Vec<&RawRecord> = records.iter().filter(|r| keep(r)).collect();
+            let kept: Vec<&RecordMeta> = records
+                .iter()
+                .filter(|r| {
+                    keep(
+                        record_key(&section, r),
+                        h.base_offset + r.offset_delta as i64,
+                        record_timestamp(&h, r),
+                        r.value.is_none(),
+                    )
+                })
+                .collect();
             if kept.len() == records.len() {
-                out.extend_from_slice(&raw);
-                return Ok(());
+                out.write(raw)?;
+                continue;
             }
-            match rebuild(&h, &raw, &section, &kept) {
-                Ok(_) if kept.is_empty() => {}
-                Ok(batch) => out.extend_from_slice(&batch),
+            match rebuild(&h, raw, &section, &kept) {
+                Ok(batch) => {
+                    out.start(pos)?;
+                    if !kept.is_empty() {
+                        out.write(&batch)?;
+                    }
+                    stats.records_removed += records.len() - kept.len();
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "compaction cannot rebuild a batch; keeping it as is");
-                    out.extend_from_slice(&raw);
-                    return Ok(());
+                    out.write(raw)?;
                 }
             }
-            changed = true;
-            stats.records_removed += records.len() - kept.len();
-            Ok(())
-        })?;
-        if !changed {
-            continue;
         }
-        let cleaned = dir.join(format!("{}.cleaned", file_name(*base, "log")));
-        let mut f = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(&cleaned)?;
-        f.write_all(&out)?;
-        f.sync_all()?;
-        drop(f);
-        log.lock().replace_segment(*base, &cleaned, now_ms)?;
-        stats.segments_rewritten += 1;
+        stats.bytes_written += out.written;
+        if let Some(path) = out.finish()? {
+            log.lock().replace_segment(seg.base, &path, now_ms)?;
+            stats.segments_rewritten += 1;
+        }
     }
-    log.lock().cleaned_upto = first_dirty_after(&old);
+    log.lock().set_cleaned_upto(dirty_end)?;
+    stats.cleaned_upto = dirty_end;
     Ok(stats)
 }
 
-/// Segments with a base at or above this were rolled after this pass.
-fn first_dirty_after(old: &[SegmentRef]) -> i64 {
-    old.last().map(|(b, _, _)| b + 1).unwrap_or(0)
+/// Indexes the keys of the closed segments from `first_dirty` up to `active_base` into `map`;
+/// returns where the indexed (dirty) section ends: `active_base` when everything fit, else the
+/// base of the segment where the map filled, or — when that is the first segment — the offset
+/// of the first record left out.
+fn build_map(
+    closed: &[SegmentRef],
+    first_dirty: i64,
+    active_base: i64,
+    chunk: usize,
+    map: &mut OffsetMap,
+    stats: &mut CleanStats,
+) -> io::Result<i64> {
+    for seg in closed.iter().filter(|s| s.next_offset > first_dirty) {
+        let mut reader = BatchReader::new(&seg.file, seg.size, chunk);
+        while let Some((_, h, raw)) = reader.next_batch()? {
+            stats.bytes_read += raw.len() as u64;
+            if h.is_control() || h.last_offset() < first_dirty {
+                continue;
+            }
+            let Some((section, records)) = parse_batch(&h, raw) else {
+                continue;
+            };
+            for r in &records {
+                let offset = h.base_offset + r.offset_delta as i64;
+                let Some(key) = record_key(&section, r) else {
+                    continue;
+                };
+                if offset < first_dirty || map.put(key, offset) {
+                    continue;
+                }
+                stats.map_full = true;
+                return Ok(if seg.base > first_dirty {
+                    seg.base
+                } else {
+                    offset
+                });
+            }
+        }
+    }
+    Ok(active_base)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::{BrokerConfig, TopicConfig};
-    use crate::log::validator::batch_headers;
-    use kafka_protocol::protocol::StrBytes;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-        TimestampType,
-    };
-
-    fn batch(records: &[(&str, Option<&str>)], ts: i64, compression: Compression) -> Vec<u8> {
-        let recs: Vec<Record> = records
-            .iter()
-            .enumerate()
-            .map(|(i, (k, v))| {
-                let mut headers = indexmap::IndexMap::new();
-                headers.insert(
-                    StrBytes::from_static_str("h"),
-                    Some(Bytes::from(format!("{k}-{i}"))),
-                );
-                Record {
-                    transactional: false,
-                    control: false,
-                    partition_leader_epoch: -1,
-                    producer_id: -1,
-                    producer_epoch: -1,
-                    timestamp_type: TimestampType::Creation,
-                    offset: i as i64,
-                    sequence: i as i32 - 1,
-                    timestamp: ts,
-                    key: Some(Bytes::from(k.to_string())),
-                    value: v.map(|v| Bytes::from(v.to_string())),
-                    headers,
-                    delete_horizon: false,
-                }
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        let opts = RecordEncodeOptions {
-            version: 2,
-            compression,
-        };
-        RecordBatchEncoder::encode(&mut buf, &recs, &opts).unwrap();
-        buf.to_vec()
-    }
-
-    fn compacted(compression: Compression) {
-        let dir = tempfile::tempdir().unwrap();
-        let mut o = std::collections::BTreeMap::new();
-        o.insert("cleanup.policy".into(), "compact".into());
-        o.insert("segment.bytes".into(), "300".into());
-        o.insert("delete.retention.ms".into(), "1000".into());
-        let cfg = Arc::new(TopicConfig::resolve(o, &BrokerConfig::default()).unwrap());
-        let log = Mutex::new(Log::open(dir.path(), cfg, true, 0).unwrap());
-        let now = 10_000;
-        let append = |records: &[(&str, Option<&str>)], ts: i64| {
-            let b = batch(records, ts, compression);
-            let mut h = batch_headers(&b, 1 << 20).unwrap();
-            log.lock().append(&b, &mut h, now).unwrap();
-        };
-        for round in 0..5 {
-            let v1 = format!("a{round}");
-            let v2 = format!("b{round}");
-            append(
-                &[("a", Some(&v1)), ("b", Some(&v2)), ("a", Some(&v1))],
-                now - 5000,
-            );
-        }
-        // An old tombstone for "b" (dropped) and a fresh one for "c" (kept).
-        append(&[("b", None)], now - 5000);
-        append(&[("c", None)], now - 10);
-        append(&[("d", Some("x"))], now);
-        let stats = compact(&log, now).unwrap();
-        assert!(stats.records_removed >= 12, "{stats:?}");
-        let l = log.lock();
-        let mut seen = Vec::new();
-        let mut offset = 0;
-        loop {
-            let mut data = l.read_plan(offset).read(offset, 1 << 20).unwrap();
-            if data.is_empty() {
-                break;
-            }
-            for (_, h) in crate::log::batch::complete_batches(&data) {
-                // Batches keep their offset span: base offset and last offset delta.
-                if h.base_offset < 15 {
-                    assert_eq!((h.base_offset % 3, h.last_offset_delta), (0, 2));
-                } else {
-                    assert_eq!(h.last_offset_delta, 0);
-                }
-            }
-            while !data.is_empty() {
-                let set = RecordBatchDecoder::decode(&mut data).unwrap();
-                assert_eq!(set.compression, compression);
-                for r in set.records {
-                    offset = r.offset + 1;
-                    let key = String::from_utf8(r.key.unwrap().to_vec()).unwrap();
-                    let header = r.headers.get(&b"h"[..]).cloned().flatten().unwrap();
-                    seen.push((
-                        key,
-                        r.offset,
-                        r.value.map(|v| String::from_utf8(v.to_vec()).unwrap()),
-                        header,
-                    ));
-                }
-            }
-        }
-        let expect = |k: &str, off: i64, v: Option<&str>, hi: usize| {
-            (
-                k.to_string(),
-                off,
-                v.map(String::from),
-                Bytes::from(format!("{k}-{hi}")),
-            )
-        };
-        assert_eq!(
-            seen,
-            vec![
-                expect("a", 14, Some("a4"), 2),
-                expect("c", 16, None, 0),
-                expect("d", 17, Some("x"), 0),
-            ]
-        );
-    }
-
-    #[test]
-    fn keeps_latest_value_per_key_and_recent_tombstones() {
-        compacted(Compression::None);
-    }
-
-    #[test]
-    fn compressed_batches_are_filtered_and_recompressed() {
-        for c in [
-            Compression::Gzip,
-            Compression::Snappy,
-            Compression::Lz4,
-            Compression::Zstd,
-        ] {
-            compacted(c);
-        }
-    }
-}
+pub(crate) use offset_map::BYTES_PER_ENTRY;

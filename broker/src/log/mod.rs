@@ -7,11 +7,14 @@
 //! (`OFFSET_OUT_OF_RANGE`) and timestamp lookups skip them.
 
 pub(crate) mod batch;
+#[doc(hidden)]
+pub mod bench;
 mod checkpoint;
 pub(crate) mod cleaner;
 pub(crate) mod codec;
 mod index;
 pub(crate) mod leader_epoch;
+mod producer_snapshot;
 mod producer_state;
 mod read;
 pub(crate) mod record;
@@ -40,8 +43,25 @@ use recovery::Stop;
 use segment::{header_at, read_at, Recovery, Segment};
 use validator::BatchError;
 
-/// A closed segment as the cleaner sees it: base offset, file, size.
-pub(crate) type SegmentRef = (i64, Arc<File>, u64);
+/// A closed segment as the cleaner sees it.
+#[derive(Clone)]
+pub(crate) struct SegmentRef {
+    pub base: i64,
+    pub file: Arc<File>,
+    pub size: u64,
+    /// Offset after its last batch (its base when empty).
+    pub next_offset: i64,
+}
+
+/// What a compaction pass may touch: the closed segments, and where the active one starts.
+pub(crate) struct CleaningView {
+    pub closed: Vec<SegmentRef>,
+    /// The active segment's base offset: the dirty section ends here at the latest.
+    pub active_base: i64,
+    pub dir: PathBuf,
+    pub config: Arc<TopicConfig>,
+    pub cleaned_upto: i64,
+}
 
 /// Result of a successful append.
 #[derive(Debug, Clone, Copy)]
@@ -141,14 +161,19 @@ pub(crate) struct Log {
     config: Arc<TopicConfig>,
     producers: ProducerStateMap,
     last_flush_ms: i64,
-    /// Offsets below this were compacted by the last cleaning pass.
-    pub(crate) cleaned_upto: i64,
+    /// Offsets below this were compacted by the last cleaning pass (checkpointed).
+    cleaned_upto: i64,
     /// Which leader epoch began where; new batches carry the current one.
     epochs: LeaderEpochCache,
     /// Everything below this offset is fsynced.
     recovery_point: i64,
     /// The recovery point last written to its checkpoint file.
     checkpointed_recovery_point: i64,
+    /// Offset of the newest producer snapshot on disk (`i64::MIN` when there is none).
+    snapshot_offset: i64,
+    /// Batch headers applied to the producer state at open, after the snapshot it started from.
+    #[cfg(test)]
+    pub(crate) producer_batches_replayed: usize,
 }
 
 impl Log {
@@ -164,8 +189,12 @@ impl Log {
         for entry in fs::read_dir(dir)? {
             let name = entry?.file_name();
             let name = name.to_string_lossy();
-            if name.ends_with(".cleaned") || name.ends_with(".swap") {
-                // An interrupted compaction: the original segment is still intact.
+            if name.ends_with(".cleaned")
+                || name.ends_with(".swap")
+                || producer_snapshot::is_temporary(&name)
+            {
+                // An interrupted compaction (the original segment is still intact) or snapshot
+                // write (the previous snapshots are).
                 let _ = fs::remove_file(dir.join(name.as_ref()));
             } else if let Some(stem) = name.strip_suffix(".log") {
                 if let Ok(base) = stem.parse::<i64>() {
@@ -174,7 +203,11 @@ impl Log {
             }
         }
         bases.sort_unstable();
-        let mut producers = ProducerStateMap::default();
+        // Start from the newest snapshot and apply only the batches at or after its offset. If
+        // recovery then ends the log below it, an older one is loaded after the walk.
+        let (mut snapshot_at, mut producers) = producer_snapshot::load_latest(dir, i64::MAX)?
+            .unwrap_or((i64::MIN, ProducerStateMap::default()));
+        let mut replayed = 0;
         let stop = if clean_shutdown {
             Stop::Clean
         } else {
@@ -188,7 +221,12 @@ impl Log {
             stop,
             config.index_interval_bytes,
             now_ms,
-            &mut |h| producers.update(h),
+            &mut |h| {
+                if h.base_offset >= snapshot_at {
+                    producers.update(h);
+                    replayed += 1;
+                }
+            },
         )?;
         let checkpointed = checkpoint::read(dir, checkpoint::LOG_START)?.unwrap_or(-1);
         let next = segments.values().next_back().map(|s| s.next_offset);
@@ -208,6 +246,17 @@ impl Log {
         let first_base = *segments.keys().next().expect("a segment was just ensured");
         let start_offset = first_base.max(checkpointed);
         let log_end = segments.values().next_back().expect("ensured").next_offset;
+        producer_snapshot::delete_above(dir, log_end)?;
+        if snapshot_at > log_end {
+            (snapshot_at, producers) = producer_snapshot::load_latest(dir, log_end)?
+                .unwrap_or((i64::MIN, ProducerStateMap::default()));
+            replayed = replay_producers(&segments, snapshot_at, &mut producers)?;
+        }
+        tracing::debug!(log = %dir.display(), snapshot = snapshot_at, replayed, producers = producers.len(), "producer state loaded");
+        let snapshot_offset = producer_snapshot::list(dir)?
+            .last()
+            .copied()
+            .unwrap_or(i64::MIN);
         let mut epochs = LeaderEpochCache::open(dir, start_offset)?;
         epochs.truncate_from_end(log_end)?;
         if !clean_shutdown {
@@ -223,12 +272,20 @@ impl Log {
             config,
             producers,
             last_flush_ms: now_ms,
-            cleaned_upto: 0,
+            // A lost tail may have taken compacted offsets with it; a damaged file only costs
+            // a full pass.
+            cleaned_upto: checkpoint::read(dir, checkpoint::CLEANER_OFFSET)
+                .unwrap_or(None)
+                .unwrap_or(0)
+                .clamp(0, log_end),
             epochs,
             // Every segment is synced now (recovery syncs what it checks); the checkpoint is
             // written by the next roll, flush schedule or shutdown.
             recovery_point: log_end,
             checkpointed_recovery_point: -1,
+            snapshot_offset,
+            #[cfg(test)]
+            producer_batches_replayed: replayed,
         };
         log.delete_segments_below_start()?;
         Ok(log)
@@ -454,11 +511,37 @@ impl Log {
         Ok(())
     }
 
-    /// Persists the recovery point if it moved since it was last written.
+    /// Persists the recovery point if it moved since it was last written. When it is at the
+    /// log end (after a roll's or shutdown's fsync) a producer snapshot is written there too:
+    /// it may only describe fsynced batches, or an unclean stop could lose what it counts.
     pub fn checkpoint_recovery_point(&mut self) -> io::Result<()> {
         if self.recovery_point != self.checkpointed_recovery_point {
             checkpoint::write(&self.dir, checkpoint::RECOVERY_POINT, self.recovery_point)?;
             self.checkpointed_recovery_point = self.recovery_point;
+        }
+        let end = self.next_offset();
+        if self.recovery_point == end && self.snapshot_offset != end {
+            producer_snapshot::write(&self.dir, end, &self.producers)?;
+            self.snapshot_offset = end;
+        }
+        Ok(())
+    }
+
+    /// Records (and checkpoints) where the next compaction pass's dirty section starts.
+    pub(crate) fn set_cleaned_upto(&mut self, offset: i64) -> io::Result<()> {
+        if offset != self.cleaned_upto {
+            checkpoint::write(&self.dir, checkpoint::CLEANER_OFFSET, offset)?;
+            self.cleaned_upto = offset;
+        }
+        Ok(())
+    }
+
+    /// Makes sure a producer snapshot covers every closed segment before compaction removes
+    /// batches from them (a log written before snapshots existed has none).
+    pub(crate) fn ensure_producer_snapshot(&mut self) -> io::Result<()> {
+        if self.snapshot_offset < self.active().base_offset {
+            self.flush(true)?;
+            self.checkpoint_recovery_point()?;
         }
         Ok(())
     }
@@ -588,16 +671,27 @@ impl Log {
         Ok(None)
     }
 
-    /// Non-active segments (base, file, size) and the active one, for the cleaner.
-    pub(crate) fn cleaning_snapshot(&self) -> (Vec<SegmentRef>, (Arc<File>, u64)) {
-        let active = self.active();
-        let old = self
+    /// The closed segments and the active segment's base, for a compaction pass.
+    pub(crate) fn cleaning_view(&self) -> CleaningView {
+        let active_base = self.active().base_offset;
+        let closed = self
             .segments
             .values()
-            .filter(|s| s.base_offset != active.base_offset)
-            .map(|s| (s.base_offset, Arc::clone(&s.file), s.size))
+            .filter(|s| s.base_offset != active_base)
+            .map(|s| SegmentRef {
+                base: s.base_offset,
+                file: Arc::clone(&s.file),
+                size: s.size,
+                next_offset: s.next_offset,
+            })
             .collect();
-        (old, (Arc::clone(&active.file), active.size))
+        CleaningView {
+            closed,
+            active_base,
+            dir: self.dir.clone(),
+            config: Arc::clone(&self.config),
+            cleaned_upto: self.cleaned_upto,
+        }
     }
 
     /// Swaps in a compacted segment file (already written as `<base>.log.cleaned`).
@@ -629,6 +723,30 @@ impl Log {
         self.segments.insert(base, seg);
         Ok(())
     }
+}
+
+/// Applies the batch headers at or after offset `from` to `producers`; returns how many.
+fn replay_producers(
+    segments: &BTreeMap<i64, Segment>,
+    from: i64,
+    producers: &mut ProducerStateMap,
+) -> io::Result<usize> {
+    let mut replayed = 0;
+    for seg in segments.values().filter(|s| s.next_offset > from) {
+        let mut pos = if seg.base_offset < from {
+            seg.position_for_offset(from)
+        } else {
+            0
+        };
+        while let Some(h) = header_at(&seg.file, pos, seg.size)? {
+            if h.base_offset >= from {
+                producers.update(&h);
+                replayed += 1;
+            }
+            pos += h.size() as u64;
+        }
+    }
+    Ok(replayed)
 }
 
 /// Decodes the batch at `pos` and finds its first record at or after offset `min_offset`

@@ -1,4 +1,7 @@
 //! Idempotent-producer state of one partition: the epoch and last five batches per producer id.
+//!
+//! The state is rebuilt at start-up from the newest producer snapshot (`producer_snapshot.rs`)
+//! plus the batch headers after it; this module also encodes and decodes the snapshot body.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -15,9 +18,11 @@ pub(crate) struct BatchMeta {
     pub last_offset: i64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct ProducerEntry {
     epoch: i16,
+    /// Max timestamp of the producer's last batch (kept for a future producer expiry).
+    last_timestamp: i64,
     batches: VecDeque<BatchMeta>,
 }
 
@@ -33,7 +38,7 @@ pub(crate) enum SequenceCheck {
 }
 
 /// Producer id → state, for one partition.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct ProducerStateMap {
     producers: HashMap<i64, ProducerEntry>,
 }
@@ -120,7 +125,78 @@ impl ProducerStateMap {
             base_offset: h.base_offset,
             last_offset: h.last_offset(),
         });
+        entry.last_timestamp = h.max_timestamp;
     }
+
+    /// How many producers are known.
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    /// Appends the snapshot body: producer count, then per producer (sorted by id, so equal
+    /// maps encode equally) id, epoch, last timestamp and its cached batches.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let mut ids: Vec<&i64> = self.producers.keys().collect();
+        ids.sort_unstable();
+        out.extend_from_slice(&(ids.len() as u32).to_be_bytes());
+        for id in ids {
+            let e = &self.producers[id];
+            out.extend_from_slice(&id.to_be_bytes());
+            out.extend_from_slice(&e.epoch.to_be_bytes());
+            out.extend_from_slice(&e.last_timestamp.to_be_bytes());
+            out.push(e.batches.len() as u8);
+            for b in &e.batches {
+                out.extend_from_slice(&b.first_seq.to_be_bytes());
+                out.extend_from_slice(&b.last_seq.to_be_bytes());
+                out.extend_from_slice(&b.base_offset.to_be_bytes());
+                out.extend_from_slice(&b.last_offset.to_be_bytes());
+            }
+        }
+    }
+
+    /// Decodes what `encode` wrote; `None` when it is malformed or has bytes left over.
+    pub fn decode(mut buf: &[u8]) -> Option<ProducerStateMap> {
+        let count = u32::from_be_bytes(take(&mut buf)?);
+        // Each producer takes at least 19 bytes: a count beyond that is damage, not a map.
+        if count as usize > buf.len() / 19 {
+            return None;
+        }
+        let mut producers = HashMap::with_capacity(count as usize);
+        for _ in 0..count {
+            let id = i64::from_be_bytes(take(&mut buf)?);
+            let epoch = i16::from_be_bytes(take(&mut buf)?);
+            let last_timestamp = i64::from_be_bytes(take(&mut buf)?);
+            let [n] = take::<1>(&mut buf)?;
+            if n as usize > CACHED_BATCHES {
+                return None;
+            }
+            let mut batches = VecDeque::with_capacity(n as usize);
+            for _ in 0..n {
+                batches.push_back(BatchMeta {
+                    first_seq: i32::from_be_bytes(take(&mut buf)?),
+                    last_seq: i32::from_be_bytes(take(&mut buf)?),
+                    base_offset: i64::from_be_bytes(take(&mut buf)?),
+                    last_offset: i64::from_be_bytes(take(&mut buf)?),
+                });
+            }
+            let entry = ProducerEntry {
+                epoch,
+                last_timestamp,
+                batches,
+            };
+            if producers.insert(id, entry).is_some() {
+                return None;
+            }
+        }
+        buf.is_empty().then_some(ProducerStateMap { producers })
+    }
+}
+
+/// Splits the first `N` bytes off `buf`.
+fn take<const N: usize>(buf: &mut &[u8]) -> Option<[u8; N]> {
+    let (head, rest) = buf.split_first_chunk::<N>()?;
+    *buf = rest;
+    Some(*head)
 }
 
 #[cfg(test)]
@@ -169,5 +245,29 @@ mod tests {
             SequenceCheck::Reject(47, _)
         ));
         assert_eq!(s.check(&header(7, 1, 1, 1, 0)), SequenceCheck::Append);
+    }
+
+    #[test]
+    fn encodes_and_decodes() {
+        let mut s = ProducerStateMap::default();
+        for i in 0..7 {
+            s.update(&header(7, 2, i * 3, 3, 100 + i as i64 * 3));
+        }
+        s.update(&header(8, 0, 0, 1, 500));
+        s.update(&header(9, 1, 0, 2, 501));
+        let mut buf = Vec::new();
+        s.encode(&mut buf);
+        let back = ProducerStateMap::decode(&buf).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(back.len(), 3);
+        assert!(ProducerStateMap::decode(&buf[..buf.len() - 1]).is_none());
+        buf.push(0);
+        assert!(ProducerStateMap::decode(&buf).is_none());
+        let mut empty = Vec::new();
+        ProducerStateMap::default().encode(&mut empty);
+        assert_eq!(
+            ProducerStateMap::decode(&empty),
+            Some(ProducerStateMap::default())
+        );
     }
 }

@@ -3,6 +3,8 @@ use super::validator::batch_headers;
 use super::*;
 use crate::config::BrokerConfig;
 
+mod cleaner;
+mod producer_snapshots;
 mod recovery;
 
 fn config(overrides: &[(&str, &str)]) -> Arc<TopicConfig> {
