@@ -17,6 +17,8 @@ mod broker;
 mod config;
 mod coordinator;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod handlers;
 mod log;
 mod partition;
