@@ -17,6 +17,8 @@ mod broker;
 mod config;
 mod coordinator;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod handlers;
 mod io_threads;
 mod log;

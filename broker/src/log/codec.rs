@@ -118,6 +118,9 @@ const XERIAL_HEADER_LEN: usize = 16;
 /// Largest decompressed snappy block accepted; xerial blocks are 32 KiB, raw librdkafka
 /// blocks hold a whole batch (bounded by its producer's batch size).
 const SNAPPY_BLOCK_MAX: usize = 256 << 20;
+/// Most a snappy block can expand: its densest element, a copy with a 2-byte offset, takes 3
+/// bytes and writes at most 64, so a block never decompresses to more than 64/3 of its size.
+const SNAPPY_MAX_EXPANSION: usize = 22;
 
 impl<'a> SnappyReader<'a> {
     fn new(data: &'a [u8]) -> Self {
@@ -162,8 +165,13 @@ impl<'a> SnappyReader<'a> {
         };
         self.started = true;
         let len = snap::raw::decompress_len(block).map_err(|e| bad(e.to_string()))?;
-        if len > SNAPPY_BLOCK_MAX {
-            return Err(bad(format!("snappy block claims {len} bytes")));
+        // The length is the sender's claim and sizes the buffer: hold it to what the block can
+        // expand to, or a few bytes claiming 256 MiB allocate (and zero) 256 MiB per batch.
+        if len > SNAPPY_BLOCK_MAX || len > block.len().saturating_mul(SNAPPY_MAX_EXPANSION) {
+            return Err(bad(format!(
+                "snappy block of {} bytes claims {len} bytes",
+                block.len()
+            )));
         }
         self.block.resize(len, 0);
         let n = snap::raw::Decoder::new()
@@ -235,7 +243,67 @@ mod tests {
     use super::*;
     use crate::log::batch::tests::make_batch;
     use crate::log::validator::batch_headers;
+    use kafka_protocol::error::ResponseError;
     use kafka_protocol::records::RecordBatchDecoder;
+
+    /// A raw snappy block is preceded by its decompressed length, which sizes the buffer: a
+    /// claim the block cannot hold is refused before anything is allocated (found by the
+    /// `records` fuzz target: a 200-byte batch claiming 122 MiB made the broker allocate it).
+    #[test]
+    fn snappy_length_claims_beyond_the_block_are_refused() {
+        let mut bomb = Vec::new();
+        // decompress_len's varint: 255 MiB, then a few bytes of "data".
+        let mut claim = (255u32 << 20) as u64;
+        while claim >= 0x80 {
+            bomb.push((claim as u8 & 0x7f) | 0x80);
+            claim >>= 7;
+        }
+        bomb.push(claim as u8);
+        bomb.extend_from_slice(&[0x06; 40]);
+        let mut out = Vec::new();
+        let err = with_reader(2, &bomb, |r| r.read_to_end(&mut out))
+            .unwrap()
+            .unwrap_err();
+        assert!(err.to_string().contains("claims 267386880 bytes"), "{err}");
+        assert!(out.capacity() < 1 << 20);
+        // Through validation, as a produced batch: CORRUPT_MESSAGE, not a 255 MiB buffer.
+        let plain = make_batch(3, None);
+        let mut batch = plain[..HEADER_LEN].to_vec();
+        batch.extend_from_slice(&bomb);
+        let batch_length = (batch.len() - 12) as i32;
+        batch[8..12].copy_from_slice(&batch_length.to_be_bytes());
+        batch[22] |= 2;
+        let crc = crc32c::crc32c(&batch[21..]);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        let policy = crate::log::validator::Policy {
+            max_message_bytes: 1 << 20,
+            compacted: false,
+            timestamps: None,
+            max_decompressed_bytes: 64 << 20,
+            allow_zstd: true,
+        };
+        let err = crate::log::validator::validate(batch.into(), &policy).unwrap_err();
+        assert_eq!(err.error(), ResponseError::CorruptMessage);
+        assert!(err.to_string().contains("claims 267386880 bytes"), "{err}");
+    }
+
+    /// The expansion bound holds for the most compressible input there is.
+    #[test]
+    fn snappy_blocks_at_the_densest_still_decode() {
+        for plain in [
+            vec![0u8; 1 << 20],
+            vec![b'a'; 100_000],
+            b"abcd".repeat(50_000),
+        ] {
+            let block = snap::raw::Encoder::new().compress_vec(&plain).unwrap();
+            assert!(plain.len() <= block.len() * SNAPPY_MAX_EXPANSION);
+            let mut out = Vec::new();
+            with_reader(2, &block, |r| r.read_to_end(&mut out))
+                .unwrap()
+                .unwrap();
+            assert_eq!(out, plain);
+        }
+    }
 
     #[test]
     fn recompression_keeps_records() {

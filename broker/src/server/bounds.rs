@@ -16,7 +16,7 @@
 
 mod schema;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use kafka_protocol::messages::ApiKey;
 

@@ -8,17 +8,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
-use kafka_protocol::protocol::{Decodable, Encodable};
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::Encodable;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
-use super::bounds;
 use super::limits::{Held, RequestMemory};
-use super::versions::supported_range;
+use super::request::{self, Head};
 use crate::handlers::{self, api_versions, Conn};
 use crate::state::BrokerState;
 
@@ -143,37 +142,26 @@ async fn process(
     mut frame: Bytes,
     out: &mut BytesMut,
 ) -> Result<bool, String> {
-    let raw_key = (&frame[0..2]).get_i16();
-    let version = (&frame[2..4]).get_i16();
-    let correlation_id = (&frame[4..8]).get_i32();
-    let api_key = ApiKey::try_from(raw_key).map_err(|_| format!("unknown API key {raw_key}"))?;
-    let Some((min, max)) = supported_range(api_key) else {
-        return Err(format!("API {api_key:?} ({raw_key}) is not supported"));
-    };
-    if version < min || version > max {
-        if api_key == ApiKey::ApiVersions {
+    let (api_key, version, header) = match request::head(&mut frame)? {
+        Head::Request {
+            api_key,
+            version,
+            header,
+        } => (api_key, version, header),
+        Head::UnsupportedApiVersions { correlation_id } => {
             // Answer in v0 with the supported list so the client retries with a version it finds there.
             let body = api_versions::unsupported_version_response();
             return encode(out, correlation_id, 0, 0, &ResponseKind::ApiVersions(body))
                 .map(|_| true);
         }
-        return Err(format!(
-            "{api_key:?} v{version} is not supported (supported {min}..={max})"
-        ));
-    }
-    let header = RequestHeader::decode(&mut frame, api_key.request_header_version(version))
-        .map_err(|e| format!("malformed {api_key:?} v{version} request header: {e}"))?;
+    };
+    let correlation_id = header.correlation_id;
     if let Some(id) = &header.client_id {
         if conn.client_id != id.as_str() {
             conn.client_id = id.to_string();
         }
     }
-    // The codec sizes arrays from their counts before reading them: refuse hostile counts and
-    // lengths first, so that decoding allocates in proportion to the frame.
-    bounds::check(api_key, version, &frame)
-        .map_err(|e| format!("malformed {api_key:?} v{version} request: {e}"))?;
-    let request = RequestKind::decode(api_key, &mut frame, version)
-        .map_err(|e| format!("malformed {api_key:?} v{version} request: {e}"))?;
+    let request = request::body(api_key, version, &mut frame)?;
     let Some(response) = handlers::handle(state, conn, &header, request).await else {
         return Ok(false);
     };

@@ -1,8 +1,9 @@
 //! The TCP server: accepting connections and running each one.
 
-mod bounds;
+pub(crate) mod bounds;
 mod connection;
 mod limits;
+pub(crate) mod request;
 pub(crate) mod versions;
 
 use std::sync::Arc;

@@ -73,7 +73,7 @@ impl<T> When for T {}
 
 /// A request of `api` at version `v` with every field of that version set and every array
 /// (nested ones too) holding at least one element with non-empty strings and bytes.
-fn sample(api: ApiKey, v: i16) -> RequestKind {
+pub(crate) fn sample(api: ApiKey, v: i16) -> RequestKind {
     match api {
         ApiKey::Produce => RequestKind::Produce(tagged!(ProduceRequest::default()
             .with_transactional_id(Some(TransactionalId(s("txn"))))
@@ -358,7 +358,7 @@ fn sample(api: ApiKey, v: i16) -> RequestKind {
     }
 }
 
-fn encoded(api: ApiKey, v: i16) -> Bytes {
+pub(crate) fn encoded(api: ApiKey, v: i16) -> Bytes {
     let mut buf = BytesMut::new();
     sample(api, v)
         .encode(&mut buf, v)
@@ -370,7 +370,7 @@ fn decodes(api: ApiKey, v: i16, body: &[u8]) -> bool {
     RequestKind::decode(api, &mut Bytes::copy_from_slice(body), v).is_ok()
 }
 
-fn every_version() -> impl Iterator<Item = (ApiKey, i16)> {
+pub(crate) fn every_version() -> impl Iterator<Item = (ApiKey, i16)> {
     SUPPORTED
         .iter()
         .flat_map(|&(api, min, max)| (min..=max).map(move |v| (api, v)))
