@@ -105,16 +105,16 @@ impl BrokerBuilder {
             .await
             .map_err(|e| Error::Config(format!("start-up task failed: {e}")))??
         };
-        let groups = Coordinator::open(&topics, &config);
+        let groups = Coordinator::open(&topics, &config.settings().group);
         let producer_ids = ProducerIds::open(meta.join("producer-id-block"))
             .ctx(|| "reading producer id block".into())?;
         let state = Arc::new(BrokerState {
-            node_id: config.broker_id(),
+            node_id: config.settings().broker_id,
             config: Arc::clone(&config),
             topics,
             groups,
             producer_ids,
-            io: IoThreads::new(config.i64("num.io.threads").clamp(1, 1024) as usize),
+            io: IoThreads::new(config.settings().num_io_threads),
             stopping: Notify::new(),
             cluster_id,
             advertised_host,
@@ -235,21 +235,11 @@ impl BrokerHandle {
 
 /// Retention, compaction, `flush.ms` and recovery-point checkpoints, each on its interval.
 async fn maintenance(state: Arc<BrokerState>, mut shutdown: watch::Receiver<bool>) {
-    let retention_every =
-        Duration::from_millis(state.config.i64("log.retention.check.interval.ms").max(10) as u64);
-    let flush_every = Duration::from_millis(
-        state
-            .config
-            .i64("log.flush.scheduler.interval.ms")
-            .clamp(10, 3_600_000) as u64,
-    );
-    let cleaner_backoff = state.config.i64("log.cleaner.backoff.ms").max(0);
-    let checkpoint_every = Duration::from_millis(
-        state
-            .config
-            .i64("log.flush.offset.checkpoint.interval.ms")
-            .max(10) as u64,
-    );
+    let settings = state.config.settings();
+    let retention_every = settings.log_retention_check_interval;
+    let flush_every = settings.log_flush_scheduler_interval;
+    let cleaner_backoff = settings.log_cleaner_backoff_ms;
+    let checkpoint_every = settings.log_flush_offset_checkpoint_interval;
     let mut next_retention = tokio::time::Instant::now() + retention_every;
     let mut next_checkpoint = tokio::time::Instant::now() + checkpoint_every;
     let mut last_clean: std::collections::HashMap<(String, i32), i64> = Default::default();

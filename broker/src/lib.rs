@@ -31,7 +31,10 @@ mod util;
 mod wakeups;
 
 pub use broker::{Broker, BrokerBuilder, BrokerHandle};
-pub use config::{BrokerConfig, ConfigDef, ConfigType, BROKER_CONFIGS, TOPIC_CONFIGS};
+pub use config::{
+    BrokerConfig, BrokerSettings, ConfigDef, ConfigType, GroupSettings, BROKER_CONFIGS,
+    TOPIC_CONFIGS,
+};
 pub use error::{Error, Result};
 /// Hooks for the benchmarks in `examples/`; not a stable API.
 #[doc(hidden)]

@@ -266,7 +266,7 @@ impl TopicManager {
             return Err(TopicError::Exists(name.to_string()));
         }
         let partitions = if partitions == -1 {
-            self.broker.i64("num.partitions") as i32
+            self.broker.settings().num_partitions
         } else {
             partitions
         };
@@ -330,7 +330,7 @@ impl TopicManager {
                 "The internal topic {name} cannot be deleted"
             )));
         }
-        if !self.broker.bool("delete.topic.enable") {
+        if !self.broker.settings().delete_topic_enable {
             return Err(TopicError::InvalidRequest(
                 "Topic deletion is disabled (delete.topic.enable=false)".into(),
             ));

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use super::settings::BrokerSettings;
 use super::{find, ConfigDef, ConfigType};
 use crate::error::{Error, Result};
 
@@ -403,10 +404,25 @@ fn check_range(name: &str, value: &str) -> std::result::Result<(), String> {
     }
 }
 
+/// The value of `name` in `overrides`, or its default.
+fn value<'a>(overrides: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
+    overrides
+        .get(name)
+        .map(String::as_str)
+        .or_else(|| find(BROKER_CONFIGS, name).map(|d| d.default))
+}
+
 /// The broker's effective configuration: Kafka defaults overlaid with explicit settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct BrokerConfig {
     overrides: BTreeMap<String, String>,
+    settings: BrokerSettings,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig::with_overrides(BTreeMap::new())
+    }
 }
 
 impl BrokerConfig {
@@ -418,33 +434,30 @@ impl BrokerConfig {
             def.validate(v).map_err(Error::Config)?;
             check_range(k, v).map_err(Error::Config)?;
         }
-        Ok(BrokerConfig { overrides })
+        Ok(BrokerConfig::with_overrides(overrides))
+    }
+
+    /// Builds the config from already validated overrides.
+    fn with_overrides(overrides: BTreeMap<String, String>) -> Self {
+        let settings = BrokerSettings::parse(|name| value(&overrides, name));
+        BrokerConfig {
+            overrides,
+            settings,
+        }
+    }
+
+    /// The typed settings the broker acts on.
+    pub fn settings(&self) -> &BrokerSettings {
+        &self.settings
     }
 
     /// The value of `name`, explicit or default; `None` for an unknown key.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.overrides
-            .get(name)
-            .map(String::as_str)
-            .or_else(|| find(BROKER_CONFIGS, name).map(|d| d.default))
+        value(&self.overrides, name)
     }
 
     /// Whether `name` was set explicitly.
     pub fn is_set(&self, name: &str) -> bool {
         self.overrides.contains_key(name)
-    }
-
-    pub(crate) fn i64(&self, name: &str) -> i64 {
-        self.get(name)
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("broker config {name} is defined as a number"))
-    }
-
-    pub(crate) fn bool(&self, name: &str) -> bool {
-        self.get(name) == Some("true")
-    }
-
-    pub(crate) fn broker_id(&self) -> i32 {
-        self.i64("broker.id") as i32
     }
 }

@@ -1,10 +1,12 @@
 //! Broker and topic configuration: Kafka's names, types and defaults.
 
 mod broker;
+mod settings;
 mod topic;
 
 pub use broker::{BrokerConfig, BROKER_CONFIGS};
 pub(crate) use find as find_def;
+pub use settings::{BrokerSettings, GroupSettings};
 pub(crate) use topic::{effective_value, ConfigSource};
 pub use topic::{TimestampType, TopicConfig, TOPIC_CONFIGS};
 

@@ -344,14 +344,7 @@ pub struct CleanerConfig {
 impl CleanerConfig {
     /// The cleaner settings of `broker` (defaults where unset).
     pub fn from_broker(broker: &BrokerConfig) -> CleanerConfig {
-        CleanerConfig {
-            dedupe_buffer_size: broker.i64("log.cleaner.dedupe.buffer.size").max(0) as u64,
-            io_buffer_size: broker.i64("log.cleaner.io.buffer.size").max(0) as usize,
-            load_factor: broker
-                .get("log.cleaner.io.buffer.load.factor")
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0.9),
-        }
+        broker.settings().cleaner
     }
 }
 

@@ -11,7 +11,7 @@ use kafka_protocol::messages::describe_groups_response::{DescribedGroup, Describ
 use kafka_protocol::messages::{GroupId, JoinGroupResponse, SyncGroupResponse};
 use parking_lot::Mutex;
 
-use crate::config::BrokerConfig;
+use crate::config::GroupSettings;
 use crate::topics::TopicManager;
 use crate::util::now_ms;
 use crate::util::sb;
@@ -44,10 +44,9 @@ pub(crate) struct Coordinator {
 
 impl Coordinator {
     /// Creates the coordinator, replaying committed offsets from `__consumer_offsets`.
-    pub fn open(topics: &TopicManager, config: &BrokerConfig) -> Self {
+    pub fn open(topics: &TopicManager, config: &GroupSettings) -> Self {
         let mut offsets = OffsetStore::load(topics);
-        let initial_delay =
-            Duration::from_millis(config.i64("group.initial.rebalance.delay.ms").max(0) as u64);
+        let initial_delay = config.initial_rebalance_delay;
         let now = Instant::now();
         let groups: HashMap<String, Group> = offsets
             .take_snapshots()
@@ -63,21 +62,15 @@ impl Coordinator {
         Coordinator {
             groups: Mutex::new(groups),
             offsets: Mutex::new(offsets),
-            initial_delay: Duration::from_millis(
-                config.i64("group.initial.rebalance.delay.ms").max(0) as u64,
-            ),
-            min_session_ms: config.i64("group.min.session.timeout.ms"),
-            max_session_ms: config.i64("group.max.session.timeout.ms"),
+            initial_delay,
+            min_session_ms: config.min_session_ms,
+            max_session_ms: config.max_session_ms,
             offsets_topic: OffsetsTopic {
-                partitions: config.i64("offsets.topic.num.partitions").max(1) as usize,
-                segment_bytes: config.i64("offsets.topic.segment.bytes"),
+                partitions: config.offsets_topic_partitions,
+                segment_bytes: config.offsets_topic_segment_bytes,
             },
-            offsets_retention_ms: config
-                .i64("offsets.retention.minutes")
-                .saturating_mul(60_000),
-            retention_check: Duration::from_millis(
-                config.i64("offsets.retention.check.interval.ms").max(0) as u64,
-            ),
+            offsets_retention_ms: config.offsets_retention_ms,
+            retention_check: config.offsets_retention_check_interval,
             last_retention_check: Mutex::new(Instant::now()),
         }
     }
@@ -456,6 +449,7 @@ impl Coordinator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::BrokerConfig;
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
@@ -492,7 +486,7 @@ mod tests {
     fn stable_membership_survives_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let (config, topics) = no_delay_broker(dir.path());
-        let c = Coordinator::open(&topics, &config);
+        let c = Coordinator::open(&topics, &config.settings().group);
         let params = join_params();
         let Reply::Later(mut rx) = c.join("g", params) else {
             panic!("join should wait for the rebalance")
@@ -508,7 +502,7 @@ mod tests {
         c.persist_memberships(&topics);
 
         // A restarted coordinator knows the member, its generation and its assignment.
-        let c2 = Coordinator::open(&topics, &config);
+        let c2 = Coordinator::open(&topics, &config.settings().group);
         assert_eq!(c2.heartbeat("g", &member, None, generation), 0);
         match c2.sync("g", &member, None, generation, vec![]) {
             Reply::Now(r) => assert_eq!(r.assignment.as_ref(), b"A"),
@@ -517,7 +511,7 @@ mod tests {
         // Once the group empties, a restart does not bring the member back.
         assert_eq!(c2.leave("g", &[(member.clone(), None)]), vec![0]);
         c2.tick(&topics);
-        let c3 = Coordinator::open(&topics, &config);
+        let c3 = Coordinator::open(&topics, &config.settings().group);
         assert_eq!(
             c3.heartbeat("g", &member, None, generation),
             group::UNKNOWN_MEMBER_ID
@@ -533,7 +527,7 @@ mod tests {
         let config = Arc::new(BrokerConfig::from_overrides(o).unwrap());
         let topics = TopicManager::open(dir.path(), Arc::clone(&config), true).unwrap();
         topics.create("t", 1, 1, BTreeMap::new(), false).unwrap();
-        let c = Coordinator::open(&topics, &config);
+        let c = Coordinator::open(&topics, &config.settings().group);
         let commit = |g: &str| {
             let entry = Committed {
                 offset: 5,
@@ -552,7 +546,7 @@ mod tests {
         assert_eq!(c.expire_offsets(&topics, now_ms() + 61_000), 1);
         assert!(c.committed("old", "t", 0).is_none());
         // The deletion is durable: a restarted coordinator does not bring the offsets back.
-        let again = Coordinator::open(&topics, &config);
+        let again = Coordinator::open(&topics, &config.settings().group);
         assert!(again.committed("old", "t", 0).is_none());
     }
 
@@ -561,7 +555,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (config, topics) = no_delay_broker(dir.path());
         topics.create("t", 2, 1, BTreeMap::new(), false).unwrap();
-        let c = Coordinator::open(&topics, &config);
+        let c = Coordinator::open(&topics, &config.settings().group);
         let entry = Committed {
             offset: 5,
             leader_epoch: -1,
@@ -582,7 +576,7 @@ mod tests {
             c.delete_offsets(&topics, "g", &[("t".into(), 0), ("t".into(), 7)]),
             Ok(vec![0, 3])
         );
-        let again = Coordinator::open(&topics, &config);
+        let again = Coordinator::open(&topics, &config.settings().group);
         assert!(again.committed("g", "t", 0).is_none());
         assert!(again.committed("g", "t", 1).is_some());
 

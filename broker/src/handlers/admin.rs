@@ -98,7 +98,7 @@ pub(crate) fn create_topics(
                         .with_replication_factor(1);
                     if req.validate_only {
                         r = r.with_num_partitions(if partitions == -1 {
-                            state.config.i64("num.partitions") as i32
+                            state.config.settings().num_partitions
                         } else {
                             partitions
                         });

@@ -21,7 +21,7 @@ pub(crate) async fn handle(
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     // The client's limit, never above the broker's own `fetch.max.bytes` (Kafka's 55 MiB): a
     // request claiming 2 GiB must not make the broker read and hold that much.
-    let broker_max = state.config.i64("fetch.max.bytes").max(1) as usize;
+    let broker_max = state.config.settings().fetch_max_bytes;
     let max_bytes = if req.max_bytes <= 0 {
         broker_max
     } else {

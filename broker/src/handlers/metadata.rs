@@ -53,7 +53,7 @@ pub(crate) fn handle(state: &BrokerState, version: i16, req: MetadataRequest) ->
     };
     // Before v4 the request has no flag and Kafka always auto-creates.
     let allow_create = (version < 4 || req.allow_auto_topic_creation)
-        && state.config.bool("auto.create.topics.enable");
+        && state.config.settings().auto_create_topics;
     let topics =
         if all {
             state

@@ -24,7 +24,7 @@ pub(crate) fn handle(
     let transactional = req.transactional_id.is_some();
     let limits = ClientLimits {
         produce_version: version,
-        max_decompressed_bytes: state.config.i64("message.max.decompressed.bytes").max(0) as u64,
+        max_decompressed_bytes: state.config.settings().message_max_decompressed_bytes,
     };
     let responses = req
         .topic_data

@@ -6,7 +6,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ResponseHeader, ResponseKind};
@@ -41,9 +40,9 @@ pub(crate) async fn run(
     // can be up to socket.request.max.bytes: keep the queue short to bound memory per connection,
     // and account every frame against the broker-wide queued.max.request.bytes.
     let (tx, mut rx) = mpsc::channel::<(Bytes, Held)>(READ_AHEAD);
-    let max_frame = state.config.i64("socket.request.max.bytes").max(8) as usize;
+    let max_frame = state.config.settings().socket_request_max_bytes;
     let reader = tokio::spawn(read_frames(rd, tx, max_frame, peer, memory));
-    let idle = Duration::from_millis(state.config.i64("connections.max.idle.ms").max(1) as u64);
+    let idle = state.config.settings().connections_max_idle;
     let mut out = BytesMut::new();
     let mut conn = Conn {
         peer,

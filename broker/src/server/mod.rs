@@ -22,10 +22,10 @@ pub(crate) async fn serve(
     alive: mpsc::Sender<()>,
 ) {
     let limits = ConnectionLimits::new(
-        state.config.i64("max.connections"),
-        state.config.i64("max.connections.per.ip"),
+        state.config.settings().max_connections,
+        state.config.settings().max_connections_per_ip,
     );
-    let memory = RequestMemory::new(state.config.i64("queued.max.request.bytes"));
+    let memory = RequestMemory::new(state.config.settings().queued_max_request_bytes);
     loop {
         // At max.connections the acceptor waits, as Kafka's: new clients queue in the backlog.
         let permit = tokio::select! {
