@@ -355,16 +355,8 @@ async fn produce_raw(
     records: Bytes,
     correlation_id: i32,
 ) -> i16 {
-    let req = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_static_str(topic)))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(records))])]);
     let mut s = connect(b).await;
-    s.write_all(&frame(API_PRODUCE, 8, 1, correlation_id, &req))
+    s.write_all(&produce_frame(topic, records, correlation_id))
         .await
         .unwrap();
     let mut resp = read_frame(&mut s).await.expect("no Produce response");
@@ -633,9 +625,8 @@ async fn connection_limits_per_ip_and_total() {
     }
 }
 
-/// A Produce v8 frame (acks=-1) of one record of `size` bytes to `topic`-0.
-fn produce_frame(topic: &'static str, size: usize, correlation_id: i32) -> Vec<u8> {
-    let records = batch(&[record(Bytes::from(vec![b'x'; size]))]).freeze();
+/// A Produce v8 frame (acks=-1) of `records` to `topic`-0.
+fn produce_frame(topic: &'static str, records: Bytes, correlation_id: i32) -> Vec<u8> {
     let req = ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(10_000)
@@ -647,6 +638,11 @@ fn produce_frame(topic: &'static str, size: usize, correlation_id: i32) -> Vec<u
     frame(API_PRODUCE, 8, 1, correlation_id, &req)
 }
 
+/// A batch of one record of `size` bytes.
+fn one_record(size: usize) -> Bytes {
+    batch(&[record(Bytes::from(vec![b'x'; size]))]).freeze()
+}
+
 /// `queued.max.request.bytes` is shared by every connection, as Kafka's memory pool: while one
 /// client trickles a frame bigger than the budget, every other connection's next request waits
 /// unread; once the frame is handled, all of them are served and nothing is lost.
@@ -656,7 +652,7 @@ async fn queued_request_bytes_are_a_broker_wide_budget() {
     let b = TestBroker::start_with(&[("queued.max.request.bytes", "524288")]).await;
     create_topic(&b.bootstrap(), "budget", 1, &[]).await;
 
-    let slow_frame = produce_frame("budget", 700 << 10, 1);
+    let slow_frame = produce_frame("budget", one_record(700 << 10), 1);
     let mut slow = connect(&b).await;
     slow.write_all(&slow_frame[..4096]).await.unwrap();
     // Until the broker has reserved the slow frame, small requests are still served.
@@ -668,7 +664,7 @@ async fn queued_request_bytes_are_a_broker_wide_budget() {
         );
     }
     let mut big = connect(&b).await;
-    big.write_all(&produce_frame("budget", 300 << 10, 2))
+    big.write_all(&produce_frame("budget", one_record(300 << 10), 2))
         .await
         .unwrap();
     let mut small = connect(&b).await;
