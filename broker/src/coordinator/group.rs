@@ -10,19 +10,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use indexmap::IndexMap;
-use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
-use kafka_protocol::messages::{JoinGroupResponse, SyncGroupResponse};
+use kafka_protocol::error::ResponseError;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::util::sb;
-
-pub(crate) const UNKNOWN_MEMBER_ID: i16 = 25;
-pub(crate) const ILLEGAL_GENERATION: i16 = 22;
-pub(crate) const REBALANCE_IN_PROGRESS: i16 = 27;
-pub(crate) const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
-pub(crate) const MEMBER_ID_REQUIRED: i16 = 79;
-pub(crate) const FENCED_INSTANCE_ID: i16 = 82;
+use super::outcome::{JoinOutcome, JoinedMember, SyncOutcome};
 
 /// Where a group is in the rebalance protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +26,7 @@ pub(crate) enum GroupState {
 }
 
 impl GroupState {
+    /// Kafka's name for the state, as ListGroups and DescribeGroups report it.
     pub fn name(self) -> &'static str {
         match self {
             GroupState::Empty => "Empty",
@@ -55,8 +48,8 @@ pub(crate) struct Member {
     pub protocols: Vec<(String, Bytes)>,
     pub assignment: Bytes,
     last_heartbeat: Instant,
-    join_waiter: Option<oneshot::Sender<JoinGroupResponse>>,
-    sync_waiter: Option<oneshot::Sender<SyncGroupResponse>>,
+    join_waiter: Option<oneshot::Sender<JoinOutcome>>,
+    sync_waiter: Option<oneshot::Sender<SyncOutcome>>,
 }
 
 impl Member {
@@ -130,17 +123,6 @@ pub(crate) struct GroupSnapshot {
     generation: i32,
     leader: Option<String>,
     members: Vec<MemberSnapshot>,
-}
-
-fn join_error(code: i16, member_id: &str) -> JoinGroupResponse {
-    JoinGroupResponse::default()
-        .with_error_code(code)
-        .with_generation_id(-1)
-        .with_member_id(sb(member_id))
-}
-
-fn sync_error(code: i16) -> SyncGroupResponse {
-    SyncGroupResponse::default().with_error_code(code)
 }
 
 impl Group {
@@ -234,12 +216,12 @@ impl Group {
         })
     }
 
-    /// Whether membership changed in a way that should be persisted since the last call.
     /// Whether the membership changed since the last snapshot was taken.
     pub fn is_dirty(&self) -> bool {
         self.dirty
     }
 
+    /// Whether membership changed in a way worth persisting since the last call; clears it.
     pub fn take_dirty(&mut self) -> bool {
         std::mem::take(&mut self.dirty)
     }
@@ -281,9 +263,12 @@ impl Group {
     }
 
     /// Handles JoinGroup.
-    pub fn join(&mut self, p: JoinParams, now: Instant) -> Reply<JoinGroupResponse> {
+    pub fn join(&mut self, p: JoinParams, now: Instant) -> Reply<JoinOutcome> {
         if p.protocol_type.is_empty() || p.protocols.is_empty() {
-            return Reply::Now(join_error(INCONSISTENT_GROUP_PROTOCOL, &p.member_id));
+            return Reply::Now(JoinOutcome::failed(
+                ResponseError::InconsistentGroupProtocol,
+                &p.member_id,
+            ));
         }
         if self.state != GroupState::Empty {
             let type_matches = self.protocol_type.as_deref() == Some(p.protocol_type.as_str());
@@ -298,7 +283,10 @@ impl Group {
                     .all(|m| m.protocols.iter().any(|(n, _)| n == name))
             });
             if !type_matches || !compatible {
-                return Reply::Now(join_error(INCONSISTENT_GROUP_PROTOCOL, &p.member_id));
+                return Reply::Now(JoinOutcome::failed(
+                    ResponseError::InconsistentGroupProtocol,
+                    &p.member_id,
+                ));
             }
         }
 
@@ -314,7 +302,7 @@ impl Group {
             let id = Self::new_member_id(&p.client_id);
             if p.require_known_member_id {
                 self.pending.insert(id.clone(), now + p.session_timeout);
-                return Reply::Now(join_error(MEMBER_ID_REQUIRED, &id));
+                return Reply::Now(JoinOutcome::failed(ResponseError::MemberIdRequired, &id));
             }
             return self.add_and_rebalance(id, p, now);
         }
@@ -324,10 +312,10 @@ impl Group {
             return self.add_and_rebalance(id, p, now);
         }
         if self.is_fenced(&id, p.instance_id.as_deref()) {
-            return Reply::Now(join_error(FENCED_INSTANCE_ID, &id));
+            return Reply::Now(JoinOutcome::failed(ResponseError::FencedInstanceId, &id));
         }
         if !self.members.contains_key(&id) {
-            return Reply::Now(join_error(UNKNOWN_MEMBER_ID, &id));
+            return Reply::Now(JoinOutcome::failed(ResponseError::UnknownMemberId, &id));
         }
         let unchanged = self.members[&id].protocols == p.protocols;
         let m = self.members.get_mut(&id).expect("checked");
@@ -357,12 +345,7 @@ impl Group {
         }
     }
 
-    fn rejoin_static(
-        &mut self,
-        old_id: String,
-        p: JoinParams,
-        now: Instant,
-    ) -> Reply<JoinGroupResponse> {
+    fn rejoin_static(&mut self, old_id: String, p: JoinParams, now: Instant) -> Reply<JoinOutcome> {
         let new_id = Self::new_member_id(&p.client_id);
         let Some(mut member) = self.members.shift_remove(&old_id) else {
             self.statics
@@ -371,10 +354,13 @@ impl Group {
         };
         // The old incarnation is fenced: anything it still waits for fails.
         if let Some(w) = member.join_waiter.take() {
-            let _ = w.send(join_error(FENCED_INSTANCE_ID, &old_id));
+            let _ = w.send(JoinOutcome::failed(
+                ResponseError::FencedInstanceId,
+                &old_id,
+            ));
         }
         if let Some(w) = member.sync_waiter.take() {
-            let _ = w.send(sync_error(FENCED_INSTANCE_ID));
+            let _ = w.send(SyncOutcome::failed(ResponseError::FencedInstanceId));
         }
         let unchanged = member.protocols == p.protocols;
         member.id = new_id.clone();
@@ -403,12 +389,7 @@ impl Group {
         Reply::Later(rx)
     }
 
-    fn add_and_rebalance(
-        &mut self,
-        id: String,
-        p: JoinParams,
-        now: Instant,
-    ) -> Reply<JoinGroupResponse> {
+    fn add_and_rebalance(&mut self, id: String, p: JoinParams, now: Instant) -> Reply<JoinOutcome> {
         if self.state == GroupState::Empty {
             self.protocol_type = Some(p.protocol_type.clone());
         }
@@ -434,11 +415,11 @@ impl Group {
         Reply::Later(rx)
     }
 
-    fn install_join_waiter(&mut self, id: &str) -> oneshot::Receiver<JoinGroupResponse> {
+    fn install_join_waiter(&mut self, id: &str) -> oneshot::Receiver<JoinOutcome> {
         let (tx, rx) = oneshot::channel();
         let m = self.members.get_mut(id).expect("member present");
         if let Some(old) = m.join_waiter.replace(tx) {
-            let _ = old.send(join_error(REBALANCE_IN_PROGRESS, id));
+            let _ = old.send(JoinOutcome::failed(ResponseError::RebalanceInProgress, id));
         }
         rx
     }
@@ -450,7 +431,7 @@ impl Group {
         }
         for m in self.members.values_mut() {
             if let Some(w) = m.sync_waiter.take() {
-                let _ = w.send(sync_error(REBALANCE_IN_PROGRESS));
+                let _ = w.send(SyncOutcome::failed(ResponseError::RebalanceInProgress));
             }
         }
         if self.state == GroupState::Empty {
@@ -527,29 +508,30 @@ impl Group {
         tracing::info!(group = %self.id, generation = self.generation, members = self.members.len(), protocol = ?self.protocol, "rebalance: members joined");
     }
 
-    fn join_response(&self, id: &str) -> JoinGroupResponse {
+    fn join_response(&self, id: &str) -> JoinOutcome {
         let protocol = self.protocol.clone().unwrap_or_default();
         let is_leader = self.leader.as_deref() == Some(id);
         let members = if is_leader {
             self.members
                 .values()
-                .map(|m| {
-                    JoinGroupResponseMember::default()
-                        .with_member_id(sb(m.id.clone()))
-                        .with_group_instance_id(m.instance_id.clone().map(sb))
-                        .with_metadata(m.metadata_for(&protocol))
+                .map(|m| JoinedMember {
+                    member_id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    metadata: m.metadata_for(&protocol),
                 })
                 .collect()
         } else {
             Vec::new()
         };
-        JoinGroupResponse::default()
-            .with_generation_id(self.generation)
-            .with_protocol_type(self.protocol_type.clone().map(sb))
-            .with_protocol_name(Some(sb(protocol)))
-            .with_leader(sb(self.leader.clone().unwrap_or_default()))
-            .with_member_id(sb(id))
-            .with_members(members)
+        JoinOutcome {
+            error: None,
+            generation_id: self.generation,
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: protocol,
+            leader: self.leader.clone().unwrap_or_default(),
+            member_id: id.to_string(),
+            members,
+        }
     }
 
     /// Whether `instance` is now held by a member other than `id`.
@@ -565,19 +547,19 @@ impl Group {
         id: &str,
         instance: Option<&str>,
         generation: Option<i32>,
-    ) -> Result<(), i16> {
+    ) -> Result<(), ResponseError> {
         // The instance mapping comes first, as Kafka's `isStaticMemberFenced`: a zombie whose
         // instance id now belongs to a newer member id must be fenced (fatal for it), not told
         // UNKNOWN_MEMBER_ID, which would make it rejoin and fence the live member instead.
         if self.is_fenced(id, instance) {
-            return Err(FENCED_INSTANCE_ID);
+            return Err(ResponseError::FencedInstanceId);
         }
         if !self.members.contains_key(id) {
-            return Err(UNKNOWN_MEMBER_ID);
+            return Err(ResponseError::UnknownMemberId);
         }
         if let Some(g) = generation {
             if g != self.generation {
-                return Err(ILLEGAL_GENERATION);
+                return Err(ResponseError::IllegalGeneration);
             }
         }
         Ok(())
@@ -591,15 +573,17 @@ impl Group {
         generation: i32,
         assignments: Vec<(String, Bytes)>,
         now: Instant,
-    ) -> Reply<SyncGroupResponse> {
-        if let Err(code) = self.check_member(id, instance, Some(generation)) {
-            return Reply::Now(sync_error(code));
+    ) -> Reply<SyncOutcome> {
+        if let Err(e) = self.check_member(id, instance, Some(generation)) {
+            return Reply::Now(SyncOutcome::failed(e));
         }
         self.touch(id, now);
         match self.state {
-            GroupState::PreparingRebalance => Reply::Now(sync_error(REBALANCE_IN_PROGRESS)),
+            GroupState::PreparingRebalance => {
+                Reply::Now(SyncOutcome::failed(ResponseError::RebalanceInProgress))
+            }
             GroupState::Stable => Reply::Now(self.sync_response(id)),
-            GroupState::Empty => Reply::Now(sync_error(UNKNOWN_MEMBER_ID)),
+            GroupState::Empty => Reply::Now(SyncOutcome::failed(ResponseError::UnknownMemberId)),
             GroupState::CompletingRebalance => {
                 let (tx, rx) = oneshot::channel();
                 self.members.get_mut(id).expect("checked").sync_waiter = Some(tx);
@@ -628,16 +612,17 @@ impl Group {
         }
     }
 
-    fn sync_response(&self, id: &str) -> SyncGroupResponse {
-        SyncGroupResponse::default()
-            .with_protocol_type(self.protocol_type.clone().map(sb))
-            .with_protocol_name(self.protocol.clone().map(sb))
-            .with_assignment(
-                self.members
-                    .get(id)
-                    .map(|m| m.assignment.clone())
-                    .unwrap_or_default(),
-            )
+    fn sync_response(&self, id: &str) -> SyncOutcome {
+        SyncOutcome {
+            error: None,
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol.clone(),
+            assignment: self
+                .members
+                .get(id)
+                .map(|m| m.assignment.clone())
+                .unwrap_or_default(),
+        }
     }
 
     fn touch(&mut self, id: &str, now: Instant) {
@@ -646,24 +631,22 @@ impl Group {
         }
     }
 
-    /// Handles Heartbeat; returns the error code.
+    /// Handles Heartbeat.
     pub fn heartbeat(
         &mut self,
         id: &str,
         instance: Option<&str>,
         generation: i32,
         now: Instant,
-    ) -> i16 {
-        if let Err(code) = self.check_member(id, instance, None) {
-            return code;
-        }
+    ) -> Result<(), ResponseError> {
+        self.check_member(id, instance, None)?;
         self.touch(id, now);
         if generation != self.generation {
-            return ILLEGAL_GENERATION;
+            return Err(ResponseError::IllegalGeneration);
         }
         match self.state {
-            GroupState::PreparingRebalance => REBALANCE_IN_PROGRESS,
-            _ => 0,
+            GroupState::PreparingRebalance => Err(ResponseError::RebalanceInProgress),
+            _ => Ok(()),
         }
     }
 
@@ -680,10 +663,10 @@ impl Group {
                 }
             }
             if let Some(w) = m.join_waiter {
-                let _ = w.send(join_error(UNKNOWN_MEMBER_ID, id));
+                let _ = w.send(JoinOutcome::failed(ResponseError::UnknownMemberId, id));
             }
             if let Some(w) = m.sync_waiter {
-                let _ = w.send(sync_error(UNKNOWN_MEMBER_ID));
+                let _ = w.send(SyncOutcome::failed(ResponseError::UnknownMemberId));
             }
         }
         if self.leader.as_deref() == Some(id) {
@@ -691,30 +674,35 @@ impl Group {
         }
     }
 
-    /// Handles one member of a LeaveGroup; returns its error code.
-    pub fn leave(&mut self, id: &str, instance: Option<&str>, now: Instant) -> i16 {
+    /// Handles one member of a LeaveGroup.
+    pub fn leave(
+        &mut self,
+        id: &str,
+        instance: Option<&str>,
+        now: Instant,
+    ) -> Result<(), ResponseError> {
         let id = match (id.is_empty(), instance) {
             (true, Some(inst)) => match self.statics.get(inst) {
                 Some(mid) => mid.clone(),
-                None => return UNKNOWN_MEMBER_ID,
+                None => return Err(ResponseError::UnknownMemberId),
             },
             _ => id.to_string(),
         };
         if self.is_fenced(&id, instance) {
-            return FENCED_INSTANCE_ID;
+            return Err(ResponseError::FencedInstanceId);
         }
         if self.pending.remove(&id).is_some() {
             self.maybe_complete_join(now);
-            return 0;
+            return Ok(());
         }
         if !self.members.contains_key(&id) {
-            return UNKNOWN_MEMBER_ID;
+            return Err(ResponseError::UnknownMemberId);
         }
         tracing::info!(group = %self.id, member = %id, "member left");
         self.remove_member(&id);
         self.prepare_rebalance(now);
         self.maybe_complete_join(now);
-        0
+        Ok(())
     }
 
     /// Expires members whose session lapsed and completes rebalances whose time is up.

@@ -2,29 +2,23 @@
 
 mod group;
 mod offsets;
+mod outcome;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
-use kafka_protocol::messages::{GroupId, JoinGroupResponse, SyncGroupResponse};
+use kafka_protocol::error::ResponseError;
 use parking_lot::Mutex;
 
 use crate::config::GroupSettings;
 use crate::topics::TopicManager;
 use crate::util::now_ms;
-use crate::util::sb;
-use group::{Group, ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID};
+use group::Group;
 pub(crate) use group::{GroupState, JoinParams, Reply};
 use offsets::{persist, OffsetStore, OffsetsTopic};
 pub(crate) use offsets::{Committed, OFFSETS_TOPIC};
-
-const INVALID_GROUP_ID: i16 = 24;
-const INVALID_SESSION_TIMEOUT: i16 = 26;
-const NON_EMPTY_GROUP: i16 = 68;
-const GROUP_ID_NOT_FOUND: i16 = 69;
-const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+pub(crate) use outcome::{DescribedMember, GroupDescription, JoinOutcome, SyncOutcome};
 
 /// One partition's commit in a write: topic, partition, and the offset (`None` deletes).
 type OffsetEntry = (String, i32, Option<Committed>);
@@ -119,21 +113,14 @@ impl Coordinator {
     }
 
     /// JoinGroup; the reply may arrive only when the rebalance completes.
-    pub fn join(&self, group_id: &str, p: JoinParams) -> Reply<JoinGroupResponse> {
-        let err = |code: i16| {
-            Reply::Now(
-                JoinGroupResponse::default()
-                    .with_error_code(code)
-                    .with_generation_id(-1)
-                    .with_member_id(sb(p.member_id.clone())),
-            )
-        };
+    pub fn join(&self, group_id: &str, p: JoinParams) -> Reply<JoinOutcome> {
+        let err = |e: ResponseError| Reply::Now(JoinOutcome::failed(e, &p.member_id));
         if group_id.is_empty() {
-            return err(INVALID_GROUP_ID);
+            return err(ResponseError::InvalidGroupId);
         }
         let session = p.session_timeout.as_millis() as i64;
         if session < self.min_session_ms || session > self.max_session_ms {
-            return err(INVALID_SESSION_TIMEOUT);
+            return err(ResponseError::InvalidSessionTimeout);
         }
         let mut groups = self.groups.lock();
         let group = groups
@@ -150,34 +137,38 @@ impl Coordinator {
         instance: Option<&str>,
         generation: i32,
         assignments: Vec<(String, Bytes)>,
-    ) -> Reply<SyncGroupResponse> {
+    ) -> Reply<SyncOutcome> {
         let mut groups = self.groups.lock();
         match groups.get_mut(group_id) {
             Some(g) => g.sync(member_id, instance, generation, assignments, Instant::now()),
-            None => Reply::Now(SyncGroupResponse::default().with_error_code(UNKNOWN_MEMBER_ID)),
+            None => Reply::Now(SyncOutcome::failed(ResponseError::UnknownMemberId)),
         }
     }
 
-    /// Heartbeat; returns the error code.
+    /// Heartbeat.
     pub fn heartbeat(
         &self,
         group_id: &str,
         member_id: &str,
         instance: Option<&str>,
         generation: i32,
-    ) -> i16 {
+    ) -> Result<(), ResponseError> {
         let mut groups = self.groups.lock();
         match groups.get_mut(group_id) {
             Some(g) => g.heartbeat(member_id, instance, generation, Instant::now()),
-            None => UNKNOWN_MEMBER_ID,
+            None => Err(ResponseError::UnknownMemberId),
         }
     }
 
-    /// LeaveGroup for each (member id, instance id); returns per-member error codes.
-    pub fn leave(&self, group_id: &str, members: &[(String, Option<String>)]) -> Vec<i16> {
+    /// LeaveGroup for each (member id, instance id); returns one result per member.
+    pub fn leave(
+        &self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Vec<Result<(), ResponseError>> {
         let mut groups = self.groups.lock();
         let Some(g) = groups.get_mut(group_id) else {
-            return vec![UNKNOWN_MEMBER_ID; members.len()];
+            return vec![Err(ResponseError::UnknownMemberId); members.len()];
         };
         let now = Instant::now();
         members
@@ -186,7 +177,7 @@ impl Coordinator {
             .collect()
     }
 
-    /// OffsetCommit: checks membership and generation, then persists. Returns one error code for all.
+    /// OffsetCommit: checks membership and generation, then persists. One result for all.
     pub fn commit(
         &self,
         topics: &TopicManager,
@@ -195,9 +186,9 @@ impl Coordinator {
         member_id: &str,
         instance: Option<&str>,
         entries: Vec<(String, i32, Option<Committed>)>,
-    ) -> i16 {
+    ) -> Result<(), ResponseError> {
         if group_id.is_empty() {
-            return INVALID_GROUP_ID;
+            return Err(ResponseError::InvalidGroupId);
         }
         {
             let mut groups = self.groups.lock();
@@ -206,26 +197,23 @@ impl Coordinator {
                 Some(g)
                     if generation < 0 && member_id.is_empty() && g.state != GroupState::Empty =>
                 {
-                    return UNKNOWN_MEMBER_ID;
+                    return Err(ResponseError::UnknownMemberId);
                 }
                 Some(_) if generation < 0 && member_id.is_empty() => {}
                 Some(g) => {
-                    if let Err(code) = g.check_member(member_id, instance, Some(generation)) {
-                        return code;
-                    }
+                    g.check_member(member_id, instance, Some(generation))?;
                     if g.state == GroupState::CompletingRebalance {
-                        return REBALANCE_IN_PROGRESS;
+                        return Err(ResponseError::RebalanceInProgress);
                     }
                     g.commit_touch(member_id, Instant::now());
                 }
-                None if generation >= 0 => return ILLEGAL_GENERATION,
+                None if generation >= 0 => return Err(ResponseError::IllegalGeneration),
                 None => {}
             }
         }
-        match self.write_offsets(topics, group_id, &entries, "persist offsets") {
-            Ok(()) => 0,
-            Err(_) => 15, // COORDINATOR_NOT_AVAILABLE: retriable
-        }
+        self.write_offsets(topics, group_id, &entries, "persist offsets")
+            // Retriable: the client commits again rather than giving up on its offsets.
+            .map_err(|_| ResponseError::CoordinatorNotAvailable)
     }
 
     /// Committed offset of one partition.
@@ -261,94 +249,100 @@ impl Coordinator {
     }
 
     /// DescribeGroups entry for one group.
-    pub fn describe(&self, group_id: &str) -> DescribedGroup {
+    pub fn describe(&self, group_id: &str) -> GroupDescription {
         let groups = self.groups.lock();
-        let out = DescribedGroup::default()
-            .with_group_id(GroupId(sb(group_id)))
-            .with_authorized_operations(i32::MIN);
         let Some(g) = groups.get(group_id) else {
+            // A group known only by its committed offsets exists, with no members.
             let state = if self.offsets.lock().has_group(group_id) {
-                "Empty"
+                GroupState::Empty.name()
             } else {
                 "Dead"
             };
-            return out.with_group_state(sb(state));
+            return GroupDescription {
+                group_id: group_id.to_string(),
+                state,
+                protocol_type: String::new(),
+                protocol: String::new(),
+                members: Vec::new(),
+            };
         };
         let protocol = g.protocol.clone().unwrap_or_default();
         let members = g
             .members
             .values()
-            .map(|m| {
-                DescribedGroupMember::default()
-                    .with_member_id(sb(m.id.clone()))
-                    .with_group_instance_id(m.instance_id.clone().map(sb))
-                    .with_client_id(sb(m.client_id.clone()))
-                    .with_client_host(sb(m.client_host.clone()))
-                    .with_member_metadata(m.metadata_for(&protocol))
-                    .with_member_assignment(m.assignment.clone())
+            .map(|m| DescribedMember {
+                member_id: m.id.clone(),
+                instance_id: m.instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                metadata: m.metadata_for(&protocol),
+                assignment: m.assignment.clone(),
             })
             .collect();
-        out.with_group_state(sb(g.state.name()))
-            .with_protocol_type(sb(g.protocol_type.clone().unwrap_or_default()))
-            .with_protocol_data(sb(protocol))
-            .with_members(members)
+        GroupDescription {
+            group_id: group_id.to_string(),
+            state: g.state.name(),
+            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+            protocol,
+            members,
+        }
     }
 
-    /// DeleteGroups for one group: only empty groups; their offsets are tombstoned.
     /// OffsetDelete (KIP-496): forgets committed offsets of a group that
     /// has no members. A group with members answers GROUP_SUBSCRIBED_TO_TOPIC
     /// for every partition (Brook does not decode member subscriptions, so it
     /// treats every topic as subscribed). Returns the group-level error, or
-    /// one error code per entry.
+    /// one result per entry.
     pub fn delete_offsets(
         &self,
         topics: &TopicManager,
         group_id: &str,
         entries: &[(String, i32)],
-    ) -> Result<Vec<i16>, i16> {
+    ) -> Result<Vec<Result<(), ResponseError>>, ResponseError> {
         let active = {
             let groups = self.groups.lock();
             match groups.get(group_id) {
                 Some(g) => !g.is_empty(),
                 None if self.offsets.lock().has_group(group_id) => false,
-                None => return Err(GROUP_ID_NOT_FOUND),
+                None => return Err(ResponseError::GroupIdNotFound),
             }
         };
         if active {
-            return Ok(vec![GROUP_SUBSCRIBED_TO_TOPIC; entries.len()]);
+            return Ok(vec![
+                Err(ResponseError::GroupSubscribedToTopic);
+                entries.len()
+            ]);
         }
-        let codes: Vec<i16> = entries
+        let results: Vec<Result<(), ResponseError>> = entries
             .iter()
-            .map(|(t, p)| {
-                if topics.partition(t, *p).is_some() {
-                    0
-                } else {
-                    3
-                }
+            .map(|(t, p)| match topics.partition(t, *p) {
+                Some(_) => Ok(()),
+                None => Err(ResponseError::UnknownTopicOrPartition),
             })
             .collect();
         let tombstones: Vec<_> = {
             let offsets = self.offsets.lock();
             entries
                 .iter()
-                .zip(&codes)
-                .filter(|((t, p), code)| **code == 0 && offsets.get(group_id, t, *p).is_some())
+                .zip(&results)
+                .filter(|((t, p), r)| r.is_ok() && offsets.get(group_id, t, *p).is_some())
                 .map(|((t, p), _)| (t.clone(), *p, None))
                 .collect()
         };
-        match self.write_offsets(topics, group_id, &tombstones, "delete offsets") {
-            Ok(()) => Ok(codes),
-            Err(_) => Err(15), // COORDINATOR_NOT_AVAILABLE: retriable
-        }
+        self.write_offsets(topics, group_id, &tombstones, "delete offsets")
+            // Retriable: nothing was forgotten, so the client can simply ask again.
+            .map(|()| results)
+            .map_err(|_| ResponseError::CoordinatorNotAvailable)
     }
 
-    pub fn delete(&self, topics: &TopicManager, group_id: &str) -> i16 {
+    /// DeleteGroups for one group: only empty groups; their offsets are tombstoned.
+    pub fn delete(&self, topics: &TopicManager, group_id: &str) -> Result<(), ResponseError> {
         {
             let mut groups = self.groups.lock();
             let known_offsets = self.offsets.lock().has_group(group_id);
             match groups.get(group_id) {
-                Some(g) if !g.is_empty() => return NON_EMPTY_GROUP,
-                None if !known_offsets => return GROUP_ID_NOT_FOUND,
+                Some(g) if !g.is_empty() => return Err(ResponseError::NonEmptyGroup),
+                None if !known_offsets => return Err(ResponseError::GroupIdNotFound),
                 _ => {}
             }
             groups.remove(group_id);
@@ -367,10 +361,9 @@ impl Coordinator {
             .into_iter()
             .map(|(t, p, _)| (t, p, None))
             .collect();
-        match self.write_offsets(topics, group_id, &tombstones, "delete offsets") {
-            Ok(()) => 0,
-            Err(_) => 15,
-        }
+        self.write_offsets(topics, group_id, &tombstones, "delete offsets")
+            // Retriable: the group is gone from memory but its offsets are not yet tombstoned.
+            .map_err(|_| ResponseError::CoordinatorNotAvailable)
     }
 
     /// Expires sessions and completes timed-out rebalances; forgets empty groups without
@@ -503,18 +496,18 @@ mod tests {
 
         // A restarted coordinator knows the member, its generation and its assignment.
         let c2 = Coordinator::open(&topics, &config.settings().group);
-        assert_eq!(c2.heartbeat("g", &member, None, generation), 0);
+        assert_eq!(c2.heartbeat("g", &member, None, generation), Ok(()));
         match c2.sync("g", &member, None, generation, vec![]) {
             Reply::Now(r) => assert_eq!(r.assignment.as_ref(), b"A"),
             Reply::Later(_) => panic!("a Stable group answers SyncGroup at once"),
         }
         // Once the group empties, a restart does not bring the member back.
-        assert_eq!(c2.leave("g", &[(member.clone(), None)]), vec![0]);
+        assert_eq!(c2.leave("g", &[(member.clone(), None)]), vec![Ok(())]);
         c2.tick(&topics);
         let c3 = Coordinator::open(&topics, &config.settings().group);
         assert_eq!(
             c3.heartbeat("g", &member, None, generation),
-            group::UNKNOWN_MEMBER_ID
+            Err(ResponseError::UnknownMemberId)
         );
     }
 
@@ -537,7 +530,7 @@ mod tests {
             };
             assert_eq!(
                 c.commit(&topics, g, -1, "", None, vec![("t".into(), 0, Some(entry))]),
-                0
+                Ok(())
             );
         };
         commit("old");
@@ -566,15 +559,15 @@ mod tests {
             ("t".into(), 0, Some(entry.clone())),
             ("t".into(), 1, Some(entry)),
         ];
-        assert_eq!(c.commit(&topics, "g", -1, "", None, both), 0);
+        assert_eq!(c.commit(&topics, "g", -1, "", None, both), Ok(()));
         assert_eq!(
             c.delete_offsets(&topics, "nobody", &[("t".into(), 0)]),
-            Err(GROUP_ID_NOT_FOUND)
+            Err(ResponseError::GroupIdNotFound)
         );
         // Partition 0 is forgotten (durably), 1 kept; an unknown partition is named.
         assert_eq!(
             c.delete_offsets(&topics, "g", &[("t".into(), 0), ("t".into(), 7)]),
-            Ok(vec![0, 3])
+            Ok(vec![Ok(()), Err(ResponseError::UnknownTopicOrPartition)])
         );
         let again = Coordinator::open(&topics, &config.settings().group);
         assert!(again.committed("g", "t", 0).is_none());
@@ -585,7 +578,7 @@ mod tests {
         let _ = c.join("g", params);
         assert_eq!(
             c.delete_offsets(&topics, "g", &[("t".into(), 1)]),
-            Ok(vec![GROUP_SUBSCRIBED_TO_TOPIC])
+            Ok(vec![Err(ResponseError::GroupSubscribedToTopic)])
         );
         assert!(c.committed("g", "t", 1).is_some());
     }

@@ -153,38 +153,45 @@ fn synonym(name: &str, value: String, source: ConfigSource) -> DescribeConfigsSy
         .with_source(source as i8)
 }
 
+/// Applies `edit` to a topic's overrides; a refusal carries its error and message.
 fn alter_topic(
     state: &BrokerState,
     resource_type: i8,
     name: &str,
     validate_only: bool,
     edit: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), String>,
-) -> (i16, Option<String>) {
+) -> Result<(), (ResponseError, String)> {
     if resource_type == BROKER {
-        return (
-            42,
-            Some(
-                "Altering broker configs at run time is not supported; restart with --config"
-                    .into(),
-            ),
-        );
+        return Err((
+            ResponseError::InvalidRequest,
+            "Altering broker configs at run time is not supported; restart with --config".into(),
+        ));
     }
     if resource_type != TOPIC {
-        return (
-            42,
-            Some(format!("Resource type {resource_type} is not supported")),
-        );
+        return Err((
+            ResponseError::InvalidRequest,
+            format!("Resource type {resource_type} is not supported"),
+        ));
     }
     let Some(topic) = state.topics.get(name) else {
-        return (3, Some(format!("Topic '{name}' does not exist.")));
+        return Err((
+            ResponseError::UnknownTopicOrPartition,
+            format!("Topic '{name}' does not exist."),
+        ));
     };
     let mut overrides = topic.config().overrides.clone();
-    if let Err(m) = edit(&mut overrides) {
-        return (40, Some(m));
-    }
-    match state.topics.set_configs(name, overrides, validate_only) {
+    edit(&mut overrides).map_err(|m| (ResponseError::InvalidConfig, m))?;
+    state
+        .topics
+        .set_configs(name, overrides, validate_only)
+        .map_err(|e| (e.error(), e.message()))
+}
+
+/// The error code and message fields of an alter result.
+fn alter_fields(result: Result<(), (ResponseError, String)>) -> (i16, Option<String>) {
+    match result {
         Ok(()) => (0, None),
-        Err(e) => (e.code(), Some(e.message())),
+        Err((e, message)) => (e.code(), Some(message)),
     }
 }
 
@@ -194,7 +201,7 @@ pub(crate) fn alter(state: &BrokerState, req: AlterConfigsRequest) -> AlterConfi
         .resources
         .into_iter()
         .map(|r| {
-            let (code, message) = alter_topic(
+            let (code, message) = alter_fields(alter_topic(
                 state,
                 r.resource_type,
                 r.resource_name.as_str(),
@@ -208,7 +215,7 @@ pub(crate) fn alter(state: &BrokerState, req: AlterConfigsRequest) -> AlterConfi
                     }
                     Ok(())
                 },
-            );
+            ));
             AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name)
@@ -228,7 +235,7 @@ pub(crate) fn incremental_alter(
         .resources
         .into_iter()
         .map(|r| {
-            let (code, message) = alter_topic(
+            let (code, message) = alter_fields(alter_topic(
                 state,
                 r.resource_type,
                 r.resource_name.as_str(),
@@ -281,7 +288,7 @@ pub(crate) fn incremental_alter(
                     }
                     Ok(())
                 },
-            );
+            ));
             IncrementalResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name)

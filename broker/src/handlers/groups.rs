@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::find_coordinator_response::Coordinator as CoordinatorEntry;
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::offset_commit_response::{
@@ -22,10 +24,17 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use super::Conn;
-use crate::coordinator::{Committed, JoinParams, Reply};
+use crate::coordinator::{
+    Committed, GroupDescription, JoinOutcome, JoinParams, Reply, SyncOutcome,
+};
 use crate::state::BrokerState;
 use crate::util::now_ms;
 use crate::util::sb;
+
+/// The wire error code of a result: 0 for success.
+fn code(error: Option<ResponseError>) -> i16 {
+    error.map_or(0, |e| e.code())
+}
 
 /// FindCoordinator: this broker coordinates every group.
 pub(crate) fn find_coordinator(
@@ -93,14 +102,36 @@ pub(crate) async fn join(
             .collect(),
         require_known_member_id: version >= 4,
     };
-    match state.groups.join(&req.group_id, params) {
+    let outcome = match state.groups.join(&req.group_id, params) {
         Reply::Now(r) => r,
-        Reply::Later(rx) => rx.await.unwrap_or_else(|_| {
-            JoinGroupResponse::default()
-                .with_error_code(ResponseError::CoordinatorNotAvailable.code())
-                .with_generation_id(-1)
-        }),
-    }
+        // The waiter is dropped only when the group goes away mid-rebalance: retriable.
+        Reply::Later(rx) => rx
+            .await
+            .unwrap_or_else(|_| JoinOutcome::failed(ResponseError::CoordinatorNotAvailable, "")),
+    };
+    join_response(outcome)
+}
+
+/// The JoinGroup response carrying `o`; the encoder drops fields the version lacks.
+fn join_response(o: JoinOutcome) -> JoinGroupResponse {
+    let members = o
+        .members
+        .into_iter()
+        .map(|m| {
+            JoinGroupResponseMember::default()
+                .with_member_id(sb(m.member_id))
+                .with_group_instance_id(m.instance_id.map(sb))
+                .with_metadata(m.metadata)
+        })
+        .collect();
+    JoinGroupResponse::default()
+        .with_error_code(code(o.error))
+        .with_generation_id(o.generation_id)
+        .with_protocol_type(o.protocol_type.map(sb))
+        .with_protocol_name(Some(sb(o.protocol_name)))
+        .with_leader(sb(o.leader))
+        .with_member_id(sb(o.member_id))
+        .with_members(members)
 }
 
 /// SyncGroup: the leader's assignment, relayed.
@@ -117,24 +148,28 @@ pub(crate) async fn sync(state: &Arc<BrokerState>, req: SyncGroupRequest) -> Syn
         req.generation_id,
         assignments,
     );
-    match reply {
+    let outcome = match reply {
         Reply::Now(r) => r,
-        Reply::Later(rx) => rx.await.unwrap_or_else(|_| {
-            SyncGroupResponse::default()
-                .with_error_code(ResponseError::CoordinatorNotAvailable.code())
-        }),
-    }
+        Reply::Later(rx) => rx
+            .await
+            .unwrap_or_else(|_| SyncOutcome::failed(ResponseError::CoordinatorNotAvailable)),
+    };
+    SyncGroupResponse::default()
+        .with_error_code(code(outcome.error))
+        .with_protocol_type(outcome.protocol_type.map(sb))
+        .with_protocol_name(outcome.protocol_name.map(sb))
+        .with_assignment(outcome.assignment)
 }
 
 /// Heartbeat.
 pub(crate) fn heartbeat(state: &BrokerState, req: HeartbeatRequest) -> HeartbeatResponse {
-    let code = state.groups.heartbeat(
+    let result = state.groups.heartbeat(
         &req.group_id,
         &req.member_id,
         req.group_instance_id.as_deref(),
         req.generation_id,
     );
-    HeartbeatResponse::default().with_error_code(code)
+    HeartbeatResponse::default().with_error_code(code(result.err()))
 }
 
 /// LeaveGroup (single member before v3, a batch from v3).
@@ -144,10 +179,10 @@ pub(crate) fn leave(
     req: LeaveGroupRequest,
 ) -> LeaveGroupResponse {
     if version < 3 {
-        let codes = state
+        let results = state
             .groups
             .leave(&req.group_id, &[(req.member_id.to_string(), None)]);
-        return LeaveGroupResponse::default().with_error_code(codes[0]);
+        return LeaveGroupResponse::default().with_error_code(code(results[0].err()));
     }
     let members: Vec<(String, Option<String>)> = req
         .members
@@ -159,16 +194,16 @@ pub(crate) fn leave(
             )
         })
         .collect();
-    let codes = state.groups.leave(&req.group_id, &members);
+    let results = state.groups.leave(&req.group_id, &members);
     let responses = req
         .members
         .into_iter()
-        .zip(codes)
-        .map(|(m, code)| {
+        .zip(results)
+        .map(|(m, result)| {
             MemberResponse::default()
                 .with_member_id(m.member_id)
                 .with_group_instance_id(m.group_instance_id)
-                .with_error_code(code)
+                .with_error_code(code(result.err()))
         })
         .collect();
     LeaveGroupResponse::default().with_members(responses)
@@ -194,13 +229,18 @@ pub(crate) fn offset_commit(state: &BrokerState, req: OffsetCommitRequest) -> Of
             }
         }
     }
-    let code = state.groups.commit(
-        &state.topics,
-        &req.group_id,
-        req.generation_id_or_member_epoch,
-        &req.member_id,
-        req.group_instance_id.as_deref(),
-        entries,
+    let committed = code(
+        state
+            .groups
+            .commit(
+                &state.topics,
+                &req.group_id,
+                req.generation_id_or_member_epoch,
+                &req.member_id,
+                req.group_instance_id.as_deref(),
+                entries,
+            )
+            .err(),
     );
     let topics = req
         .topics
@@ -213,7 +253,11 @@ pub(crate) fn offset_commit(state: &BrokerState, req: OffsetCommitRequest) -> Of
                     let known = state.topics.partition(&t.name, p.partition_index).is_some();
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(if known { code } else { 3 })
+                        .with_error_code(if known {
+                            committed
+                        } else {
+                            ResponseError::UnknownTopicOrPartition.code()
+                        })
                 })
                 .collect();
             OffsetCommitResponseTopic::default()
@@ -367,12 +411,35 @@ pub(crate) fn describe(state: &BrokerState, req: DescribeGroupsRequest) -> Descr
     let groups = req
         .groups
         .iter()
-        .map(|g| state.groups.describe(g))
+        .map(|g| described_group(state.groups.describe(g)))
         .collect();
     DescribeGroupsResponse::default().with_groups(groups)
 }
 
-/// DeleteGroups.
+/// The DescribeGroups entry for `d`; Brook does not compute authorized operations.
+fn described_group(d: GroupDescription) -> DescribedGroup {
+    let members = d
+        .members
+        .into_iter()
+        .map(|m| {
+            DescribedGroupMember::default()
+                .with_member_id(sb(m.member_id))
+                .with_group_instance_id(m.instance_id.map(sb))
+                .with_client_id(sb(m.client_id))
+                .with_client_host(sb(m.client_host))
+                .with_member_metadata(m.metadata)
+                .with_member_assignment(m.assignment)
+        })
+        .collect();
+    DescribedGroup::default()
+        .with_group_id(GroupId(sb(d.group_id)))
+        .with_authorized_operations(i32::MIN)
+        .with_group_state(sb(d.state))
+        .with_protocol_type(sb(d.protocol_type))
+        .with_protocol_data(sb(d.protocol))
+        .with_members(members)
+}
+
 /// OffsetDelete: forgets committed offsets of an empty group.
 pub(crate) fn offset_delete(state: &BrokerState, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let entries: Vec<(String, i32)> = req
@@ -384,14 +451,15 @@ pub(crate) fn offset_delete(state: &BrokerState, req: OffsetDeleteRequest) -> Of
                 .map(|p| (t.name.to_string(), p.partition_index))
         })
         .collect();
-    let codes = match state
+    let results = match state
         .groups
         .delete_offsets(&state.topics, &req.group_id, &entries)
     {
-        Ok(codes) => codes,
-        Err(code) => return OffsetDeleteResponse::default().with_error_code(code),
+        Ok(results) => results,
+        Err(e) => return OffsetDeleteResponse::default().with_error_code(e.code()),
     };
-    let mut codes = codes.into_iter();
+    // One result per requested partition, in request order.
+    let mut results = results.into_iter();
     let topics = req
         .topics
         .into_iter()
@@ -402,7 +470,7 @@ pub(crate) fn offset_delete(state: &BrokerState, req: OffsetDeleteRequest) -> Of
                 .map(|p| {
                     OffsetDeleteResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(codes.next().unwrap_or(0))
+                        .with_error_code(code(results.next().and_then(Result::err)))
                 })
                 .collect();
             OffsetDeleteResponseTopic::default()
@@ -413,15 +481,16 @@ pub(crate) fn offset_delete(state: &BrokerState, req: OffsetDeleteRequest) -> Of
     OffsetDeleteResponse::default().with_topics(topics)
 }
 
+/// DeleteGroups.
 pub(crate) fn delete(state: &BrokerState, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let results = req
         .groups_names
         .into_iter()
         .map(|g| {
-            let code = state.groups.delete(&state.topics, &g);
+            let result = state.groups.delete(&state.topics, &g);
             DeletableGroupResult::default()
                 .with_group_id(g)
-                .with_error_code(code)
+                .with_error_code(code(result.err()))
         })
         .collect();
     DeleteGroupsResponse::default().with_results(results)

@@ -1,5 +1,6 @@
 //! Metadata and DescribeCluster: brokers, controller, cluster id, topics and partitions.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -37,11 +38,12 @@ fn topic_entry(state: &BrokerState, topic: &Topic) -> MetadataResponseTopic {
         .with_topic_authorized_operations(i32::MIN)
 }
 
-fn error_entry(name: Option<String>, id: Uuid, code: i16) -> MetadataResponseTopic {
+/// A topic entry that carries only an error.
+fn error_entry(name: Option<String>, id: Uuid, error: ResponseError) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(name.map(|n| TopicName(sb(n))))
         .with_topic_id(id)
-        .with_error_code(code)
+        .with_error_code(error.code())
         .with_topic_authorized_operations(i32::MIN)
 }
 
@@ -54,16 +56,15 @@ pub(crate) fn handle(state: &BrokerState, version: i16, req: MetadataRequest) ->
     // Before v4 the request has no flag and Kafka always auto-creates.
     let allow_create = (version < 4 || req.allow_auto_topic_creation)
         && state.config.settings().auto_create_topics;
-    let topics =
-        if all {
-            state
-                .topics
-                .list()
-                .iter()
-                .map(|t| topic_entry(state, t))
-                .collect()
-        } else {
-            req.topics
+    let topics = if all {
+        state
+            .topics
+            .list()
+            .iter()
+            .map(|t| topic_entry(state, t))
+            .collect()
+    } else {
+        req.topics
             .unwrap_or_default()
             .into_iter()
             .map(|t| match t.name {
@@ -73,30 +74,41 @@ pub(crate) fn handle(state: &BrokerState, version: i16, req: MetadataRequest) ->
                         return topic_entry(state, &topic);
                     }
                     if let Err(e) = validate_topic_name(&name) {
-                        return error_entry(Some(name), Uuid::nil(), e.code());
+                        return error_entry(Some(name), Uuid::nil(), e.error());
                     }
                     if !allow_create {
-                        return error_entry(Some(name), Uuid::nil(), 3);
+                        return error_entry(
+                            Some(name),
+                            Uuid::nil(),
+                            ResponseError::UnknownTopicOrPartition,
+                        );
                     }
-                    match state.topics.create(&name, -1, -1, Default::default(), false) {
+                    match state
+                        .topics
+                        .create(&name, -1, -1, Default::default(), false)
+                    {
                         Ok(topic) => topic_entry(state, &topic),
                         Err(TopicError::Exists(_)) => match state.topics.get(&name) {
                             Some(topic) => topic_entry(state, &topic),
-                            None => error_entry(Some(name), Uuid::nil(), 5),
+                            None => error_entry(
+                                Some(name),
+                                Uuid::nil(),
+                                ResponseError::LeaderNotAvailable,
+                            ),
                         },
                         Err(e) => {
                             tracing::warn!(topic = %name, "auto-create failed: {}", e.message());
-                            error_entry(Some(name), Uuid::nil(), e.code())
+                            error_entry(Some(name), Uuid::nil(), e.error())
                         }
                     }
                 }
                 None => match state.topics.get_by_id(t.topic_id) {
                     Some(topic) => topic_entry(state, &topic),
-                    None => error_entry(None, t.topic_id, 100),
+                    None => error_entry(None, t.topic_id, ResponseError::UnknownTopicId),
                 },
             })
             .collect()
-        };
+    };
     MetadataResponse::default()
         .with_brokers(vec![MetadataResponseBroker::default()
             .with_node_id(BrokerId(state.node_id))

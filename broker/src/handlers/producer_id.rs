@@ -28,7 +28,7 @@ pub(crate) fn init_producer_id(
         Ok(id) => out.with_producer_id(ProducerId(id)).with_producer_epoch(0),
         Err(e) => {
             tracing::error!(error = %e, "cannot persist producer id block");
-            out.with_error_code(-1)
+            out.with_error_code(ResponseError::UnknownServerError.code())
         }
     }
 }

@@ -75,8 +75,8 @@ pub(crate) struct AppendInfo {
 #[derive(Debug)]
 pub(crate) enum AppendError {
     Batch(BatchError),
-    /// A sequence or epoch error with its Kafka code.
-    Sequence(i16, String),
+    /// A sequence or epoch error with its Kafka error.
+    Sequence(ResponseError, String),
     /// A client tried to write to a topic only the broker writes (`__consumer_offsets`).
     InternalTopic(String),
     Io(io::Error),
@@ -87,7 +87,7 @@ impl AppendError {
     pub fn code(&self) -> i16 {
         match self {
             AppendError::Batch(b) => b.code(),
-            AppendError::Sequence(c, _) => *c,
+            AppendError::Sequence(e, _) => e.code(),
             AppendError::InternalTopic(_) => ResponseError::InvalidTopicException.code(),
             AppendError::Io(_) => ResponseError::KafkaStorageError.code(),
         }
@@ -406,12 +406,14 @@ impl Log {
                     });
                 }
                 SequenceCheck::Duplicate(_) => {
+                    // The response has one base offset per partition, so a duplicate can be
+                    // acknowledged with its original offsets only when it is the whole set.
                     return Err(AppendError::Sequence(
-                        45,
+                        ResponseError::OutOfOrderSequenceNumber,
                         "duplicate batch inside a multi-batch record set".into(),
-                    ))
+                    ));
                 }
-                SequenceCheck::Reject(code, msg) => return Err(AppendError::Sequence(code, msg)),
+                SequenceCheck::Reject(e, msg) => return Err(AppendError::Sequence(e, msg)),
             }
         }
         self.maybe_roll(data.len() as u64, now_ms)

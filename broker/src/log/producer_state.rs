@@ -5,6 +5,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use kafka_protocol::error::ResponseError;
+
 use super::batch::{wrapping_seq, BatchHeader};
 
 /// How many recent batches per producer are remembered for duplicate detection (Kafka: 5).
@@ -33,8 +35,8 @@ pub(crate) enum SequenceCheck {
     Append,
     /// A retry of a batch already in the log: acknowledge with its original offsets.
     Duplicate(BatchMeta),
-    /// OUT_OF_ORDER_SEQUENCE_NUMBER (45) or INVALID_PRODUCER_EPOCH (47), with a message.
-    Reject(i16, String),
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER or INVALID_PRODUCER_EPOCH, with a message.
+    Reject(ResponseError, String),
 }
 
 /// Producer id → state, for one partition.
@@ -51,7 +53,7 @@ impl ProducerStateMap {
                 SequenceCheck::Append
             } else {
                 SequenceCheck::Reject(
-                    45,
+                    ResponseError::OutOfOrderSequenceNumber,
                     format!(
                         "unknown producer {} must start at sequence 0, got {}",
                         h.producer_id, h.base_sequence
@@ -61,7 +63,7 @@ impl ProducerStateMap {
         };
         if h.producer_epoch < entry.epoch {
             return SequenceCheck::Reject(
-                47,
+                ResponseError::InvalidProducerEpoch,
                 format!(
                     "producer {} epoch {} is older than current epoch {}",
                     h.producer_id, h.producer_epoch, entry.epoch
@@ -73,7 +75,7 @@ impl ProducerStateMap {
                 SequenceCheck::Append
             } else {
                 SequenceCheck::Reject(
-                    45,
+                    ResponseError::OutOfOrderSequenceNumber,
                     format!(
                         "new epoch {} of producer {} must start at sequence 0, got {}",
                         h.producer_epoch, h.producer_id, h.base_sequence
@@ -96,7 +98,7 @@ impl ProducerStateMap {
             .unwrap_or(0);
         if h.base_sequence != expected {
             return SequenceCheck::Reject(
-                45,
+                ResponseError::OutOfOrderSequenceNumber,
                 format!(
                     "out of order sequence for producer {}: expected {}, got {}",
                     h.producer_id, expected, h.base_sequence
@@ -233,16 +235,16 @@ mod tests {
         assert_eq!(s.check(&header(7, 0, 10, 1, 0)), SequenceCheck::Append);
         assert!(matches!(
             s.check(&header(7, 0, 12, 1, 0)),
-            SequenceCheck::Reject(45, _)
+            SequenceCheck::Reject(ResponseError::OutOfOrderSequenceNumber, _)
         ));
         assert!(matches!(
             s.check(&header(8, 0, 3, 1, 0)),
-            SequenceCheck::Reject(45, _)
+            SequenceCheck::Reject(ResponseError::OutOfOrderSequenceNumber, _)
         ));
         s.update(&header(7, 1, 0, 1, 10));
         assert!(matches!(
             s.check(&header(7, 0, 11, 1, 0)),
-            SequenceCheck::Reject(47, _)
+            SequenceCheck::Reject(ResponseError::InvalidProducerEpoch, _)
         ));
         assert_eq!(s.check(&header(7, 1, 1, 1, 0)), SequenceCheck::Append);
     }

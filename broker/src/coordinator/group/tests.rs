@@ -32,10 +32,10 @@ fn later<T>(r: Reply<T>) -> oneshot::Receiver<T> {
 }
 
 /// Two-step join (KIP-394): returns the member id and the pending reply.
-fn join_new(g: &mut Group, now: Instant) -> (String, oneshot::Receiver<JoinGroupResponse>) {
+fn join_new(g: &mut Group, now: Instant) -> (String, oneshot::Receiver<JoinOutcome>) {
     let first = now_reply(g.join(params("", None), now));
-    assert_eq!(first.error_code, MEMBER_ID_REQUIRED);
-    let id = first.member_id.to_string();
+    assert_eq!(first.error, Some(ResponseError::MemberIdRequired));
+    let id = first.member_id.clone();
     (id.clone(), later(g.join(params(&id, None), now)))
 }
 
@@ -50,11 +50,14 @@ fn two_members_join_sync_and_heartbeat() {
     assert_eq!(ja.leader.as_str(), a);
     let (b, mut rb) = join_new(&mut g, now);
     assert!(rb.try_recv().is_err(), "b waits until a rejoins");
-    assert_eq!(g.heartbeat(&a, None, 1, now), REBALANCE_IN_PROGRESS);
+    assert_eq!(
+        g.heartbeat(&a, None, 1, now),
+        Err(ResponseError::RebalanceInProgress)
+    );
     let mut ra = later(g.join(params(&a, None), now));
     let (ja, jb) = (ra.try_recv().unwrap(), rb.try_recv().unwrap());
     assert_eq!((ja.generation_id, jb.generation_id), (2, 2));
-    assert_eq!(ja.protocol_name.as_ref().unwrap().as_str(), "range");
+    assert_eq!(ja.protocol_name, "range");
     assert_eq!(ja.members.len(), 2, "the leader sees every member");
     assert!(jb.members.is_empty());
     let mut sb_rx = later(g.sync(&b, None, 2, vec![], now));
@@ -72,9 +75,15 @@ fn two_members_join_sync_and_heartbeat() {
     assert_eq!(sa_rx.try_recv().unwrap().assignment.as_ref(), b"A");
     assert_eq!(sb_rx.try_recv().unwrap().assignment.as_ref(), b"B");
     assert_eq!(g.state, GroupState::Stable);
-    assert_eq!(g.heartbeat(&b, None, 2, now), 0);
-    assert_eq!(g.heartbeat(&b, None, 1, now), ILLEGAL_GENERATION);
-    assert_eq!(g.heartbeat("nobody", None, 2, now), UNKNOWN_MEMBER_ID);
+    assert_eq!(g.heartbeat(&b, None, 2, now), Ok(()));
+    assert_eq!(
+        g.heartbeat(&b, None, 1, now),
+        Err(ResponseError::IllegalGeneration)
+    );
+    assert_eq!(
+        g.heartbeat("nobody", None, 2, now),
+        Err(ResponseError::UnknownMemberId)
+    );
 }
 
 #[test]
@@ -86,7 +95,7 @@ fn leave_and_session_expiry_trigger_rebalances() {
     let (b, _rb) = join_new(&mut g, now);
     let mut ra = later(g.join(params(&a, None), now));
     ra.try_recv().unwrap();
-    assert_eq!(g.leave(&b, None, now), 0);
+    assert_eq!(g.leave(&b, None, now), Ok(()));
     assert_eq!(g.state, GroupState::PreparingRebalance);
     let mut ra = later(g.join(params(&a, None), now));
     assert_eq!(ra.try_recv().unwrap().generation_id, 3);
@@ -106,7 +115,7 @@ fn rebalance_times_out_members_that_do_not_rejoin() {
     let (_b, mut rb) = join_new(&mut g, now);
     g.tick(now + Duration::from_secs(31));
     let jb = rb.try_recv().unwrap();
-    assert_eq!(jb.error_code, 0);
+    assert_eq!(jb.error, None);
     assert!(!g.members.contains_key(&a));
     assert_eq!(g.members.len(), 1);
 }
@@ -116,11 +125,11 @@ fn static_member_restart_keeps_assignment_without_rebalance() {
     let now = Instant::now();
     let mut g = Group::new("g", Duration::ZERO);
     let mut r1 = later(g.join(params("", Some("i1")), now));
-    let leader = r1.try_recv().unwrap().member_id.to_string();
+    let leader = r1.try_recv().unwrap().member_id;
     let mut r2 = later(g.join(params("", Some("i2")), now));
     let mut r1 = later(g.join(params(&leader, Some("i1")), now));
     let (j1, j2) = (r1.try_recv().unwrap(), r2.try_recv().unwrap());
-    let follower = j2.member_id.to_string();
+    let follower = j2.member_id.clone();
     drop(later(g.sync(
         &follower,
         Some("i2"),
@@ -138,31 +147,32 @@ fn static_member_restart_keeps_assignment_without_rebalance() {
     let generation = g.generation;
     // i2 restarts: a new member id, same generation, same assignment.
     let j = now_reply(g.join(params("", Some("i2")), now));
-    assert_eq!(j.error_code, 0);
+    assert_eq!(j.error, None);
     assert_eq!(j.generation_id, generation);
-    let new_id = j.member_id.to_string();
+    let new_id = j.member_id.clone();
     assert_ne!(new_id, follower);
     let s = now_reply(g.sync(&new_id, Some("i2"), generation, vec![], now));
     assert_eq!(s.assignment.as_ref(), b"P");
     // The old incarnation is fenced (not UNKNOWN_MEMBER_ID, which would make it rejoin and
     // fence the live member), on every request it can still send.
+    let fenced = ResponseError::FencedInstanceId;
     assert_eq!(
         g.heartbeat(&follower, Some("i2"), generation, now),
-        FENCED_INSTANCE_ID
+        Err(fenced)
     );
     assert_eq!(
-        now_reply(g.sync(&follower, Some("i2"), generation, vec![], now)).error_code,
-        FENCED_INSTANCE_ID
+        now_reply(g.sync(&follower, Some("i2"), generation, vec![], now)).error,
+        Some(fenced)
     );
     assert_eq!(
-        now_reply(g.join(params(&follower, Some("i2")), now)).error_code,
-        FENCED_INSTANCE_ID
+        now_reply(g.join(params(&follower, Some("i2")), now)).error,
+        Some(fenced)
     );
-    assert_eq!(g.leave(&follower, Some("i2"), now), FENCED_INSTANCE_ID);
+    assert_eq!(g.leave(&follower, Some("i2"), now), Err(fenced));
     assert!(g.members.contains_key(&new_id));
     assert_eq!(
         g.heartbeat(&new_id, Some("i1"), generation, now),
-        FENCED_INSTANCE_ID
+        Err(fenced)
     );
 }
 
@@ -174,7 +184,7 @@ fn inconsistent_protocols_are_rejected() {
     let mut p = params("", None);
     p.protocols = vec![("other".into(), Bytes::new())];
     assert_eq!(
-        now_reply(g.join(p, now)).error_code,
-        INCONSISTENT_GROUP_PROTOCOL
+        now_reply(g.join(p, now)).error,
+        Some(ResponseError::InconsistentGroupProtocol)
     );
 }
