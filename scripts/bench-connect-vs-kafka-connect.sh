@@ -4,7 +4,8 @@
 #
 #   scripts/bench-connect-vs-kafka-connect.sh --broker brook|kafka [options]
 #     --broker brook|kafka    a fresh Brook broker (from --brook) or a one-node Apache Kafka 4.4.0
-#                             (scripts/kafka-cluster.sh start --nodes 1), in the run's temp dir
+#                             (scripts/kafka-cluster.sh start --nodes 1), in the run's temp dir;
+#                             both with group.initial.rebalance.delay.ms=0
 #     --brook BIN             brook CLI: broker, topic creation and `brook connect standalone`
 #                             (default $CARGO_TARGET_DIR/release/brook, CARGO_TARGET_DIR defaulting
 #                             to ~/.cache/brook-target)
@@ -12,17 +13,18 @@
 #                             the newline: an 8-digit line number and random words (seed --seed 1),
 #                             generated once into ~/.cache/brook-bench
 #     --batch-size N          batch.size of both connectors (default 2000, both defaults)
-#     --repeat K              runs of each worker (default 1), alternating, each into a fresh topic
-#                             with fresh offsets (Kafka: offset file; Brook: offset/config topics)
+#     --repeat K              runs of each worker (default 1; use 3 for numbers to quote), alternating
+#                             which goes first, each into a fresh topic with fresh offsets (Kafka:
+#                             offset file; Brook: offset/config topics)
 #     --only kafka-connect|brook   run one worker only
 #     --timeout S             give up on a run after S seconds (default 1800)
 #     --keep                  keep the temp dir (logs, configs, broker data) and print its path
 #
 # Each run: the worker starts with the connector given on its command line; the clock runs from
-# its launch until the topic's end offset reaches N (polled every 100 ms by scripts/kafka-offsets.py);
+# its launch until the topic's end offset reaches N (polled every 50 ms by scripts/kafka-offsets.py);
 # CPU = utime+stime of the worker process at that moment (/proc/PID/stat); broker CPU over the same
-# interval. Then SIGTERM. "after 1st record" rates count from when the topic first held a record
-# (leaving out JVM start, plugin scanning, topic look-ups). Both workers use StringConverter for
+# interval. Then SIGTERM. "_1" figures count from when the topic first held a record (leaving out
+# JVM start, plugin scanning, topic look-ups), CPU included. Both workers use StringConverter for
 # keys and values (records: key null, value = the line without its newline) and their default
 # producer settings. At the end: a result table, and each topic's values checked against the file
 # (count and md5 of all values in order, read back with kcat).
@@ -172,22 +174,26 @@ EOF
         tail -n 30 "$dir/worker.log" >&2
         die "$who did not finish (log above: $dir/worker.log)"
     fi
-    cpu=$(cpu_secs "$pid") rss=$(peak_rss_mb "$pid") b1=$(cpu_secs "$BROKER_PID")
+    rss=$(peak_rss_mb "$pid") b1=$(cpu_secs "$BROKER_PID")
     stop_pid "$pid" 60
-    local done_s first_s proc_s
-    done_s=$(sed -n 's/.*done_s=\([0-9.]*\).*/\1/p' <<<"$out")
-    first_s=$(sed -n 's/.*first_record_s=\([0-9.]*\).*/\1/p' <<<"$out")
+    local done_s first_s cpu cpu_f proc_s mlines
+    field() { sed -n "s/.*\b$1=\([0-9.?]*\).*/\1/p" <<<"$out"; }
+    done_s=$(field done_s) first_s=$(field first_record_s) cpu=$(field cpu_done) cpu_f=$(field cpu_first)
     proc_s=$(awk -v a="$done_s" -v b="$first_s" 'BEGIN { printf "%.3f", a - b }')
-    RESULTS+=("$(printf '%-32s %4s %8.2f %9.2f %10s %13s %7s %9s %8s %7s' \
+    mlines=$(div "$LINES" 1000000 6)
+    RESULTS+=("$(printf '%-30s %3s %7.2f %7.2f %9s %10s %6s %7s %9s %7s %6s' \
         "$([ "$who" = kafka-connect ] && echo "Kafka Connect FileStreamSource" || echo "Brook FileTailSource")" \
         "$run" "$done_s" "$first_s" "$(div "$LINES" "$done_s")" "$(div "$LINES" "$proc_s")" "$cpu" \
-        "$(div "$cpu" "$(div "$LINES" 1000000 6)" 2)" \
+        "$(div "$cpu" "$mlines" 2)" \
+        "$(div "$(awk -v a="$cpu" -v b="$cpu_f" 'BEGIN { printf "%.2f", a - b }')" "$mlines" 2)" \
         "$(awk -v a="$b1" -v b="$b0" 'BEGIN { printf "%.2f", a - b }')" "$rss")")
     log "  done after ${done_s}s (first record at ${first_s}s), CPU ${cpu}s"
 }
+# Odd runs: Kafka Connect first; even runs: Brook first (the first run also warms the broker up,
+# which matters for Kafka's JIT).
 for ((run = 1; run <= REPEAT; run++)); do
-    [ "$ONLY" = brook ] || run_worker kafka-connect "$run"
-    [ "$ONLY" = kafka-connect ] || run_worker brook "$run"
+    if ((run % 2)); then order=(kafka-connect brook); else order=(brook kafka-connect); fi
+    for who in "${order[@]}"; do [ -n "$ONLY" ] && [ "$ONLY" != "$who" ] || run_worker "$who" "$run"; done
 done
 
 # --- every topic holds the file's lines, in order -------------------------------------------------
@@ -209,11 +215,12 @@ done
 echo
 echo "File source: $LINES lines x $LINE_BYTES bytes ($((BYTES / 1000000)) MB), batch.size=$BATCH, 1 partition," \
     "broker: $BROKER ($BOOT)"
-printf '%-32s %4s %8s %9s %10s %13s %7s %9s %8s %7s\n' worker run wall_s first_s lines/s "lines/s(1st)" \
-    cpu_s "cpu_s/M" brk_cpu rss_MB
+printf '%-30s %3s %7s %7s %9s %10s %6s %7s %9s %7s %6s\n' worker run wall_s first_s lines/s lines/s_1 \
+    cpu_s cpu/M cpu/M_1 brk_cpu rss_MB
 printf '%s\n' "${RESULTS[@]}"
 echo "wall_s: launch -> topic end offset = $LINES; first_s: when the topic first held a record;"
-echo "lines/s(1st): lines / (wall_s - first_s); cpu_s: the worker's user+sys; cpu_s/M: per million lines;"
-echo "brk_cpu: broker CPU seconds over the same interval; rss_MB: the worker's peak RSS."
+echo "lines/s_1: lines / (wall_s - first_s); cpu_s: the worker's user+sys at wall_s; cpu/M: cpu_s per"
+echo "million lines; cpu/M_1: the same counting only CPU used after the first record (no JVM start,"
+echo "no plugin scan); brk_cpu: broker CPU seconds over the run; rss_MB: the worker's peak RSS."
 printf '%s\n' "${CHECKS[@]}"
 exit $status

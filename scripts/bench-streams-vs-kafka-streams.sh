@@ -4,7 +4,8 @@
 #
 #   scripts/bench-streams-vs-kafka-streams.sh --broker brook|kafka [options]
 #     --broker brook|kafka    a fresh Brook broker (from --brook) or a one-node Apache Kafka 4.4.0
-#                             (scripts/kafka-cluster.sh start --nodes 1), in the run's temp dir
+#                             (scripts/kafka-cluster.sh start --nodes 1), in the run's temp dir;
+#                             both with group.initial.rebalance.delay.ms=0
 #     --brook BIN             brook CLI: the broker for --broker brook, and topic creation
 #                             (default $CARGO_TARGET_DIR/release/brook, CARGO_TARGET_DIR defaulting
 #                             to ~/.cache/brook-target)
@@ -14,8 +15,9 @@
 #                             first word capitalised and a period at the end (exercises lower-casing
 #                             and the non-alphanumeric split). Generated once into ~/.cache/brook-bench
 #     --commit-interval-ms MS commit.interval.ms of both applications (default 1000, the example's)
-#     --repeat K              runs of each application (default 1), alternating, each with a fresh
-#                             application id and state dir over the same input
+#     --repeat K              runs of each application (default 1; use 3 for numbers to quote),
+#                             alternating which goes first, each with a fresh application id and
+#                             state dir over the same input
 #     --only kstreams|brook   run one application only
 #     --timeout S             give up on a run after S seconds (default 1800)
 #     --keep                  keep the temp dir (logs, broker data) and print its path
@@ -24,10 +26,10 @@
 # until its consumer group has committed the input topic's end offset AND every
 # `<application.id>-*-repartition` partition up to that partition's end (so every word was counted
 # and every count change written: both commit only after their output is acknowledged); polled
-# every 100 ms by scripts/kafka-offsets.py. CPU = utime+stime of the application process at that
+# every 50 ms by scripts/kafka-offsets.py. CPU = utime+stime of the application process at that
 # moment (/proc/PID/stat); broker CPU is the broker's over the same interval. Then SIGTERM.
-# "after RUNNING" rates count from the moment the application logged its state change to RUNNING
-# (leaving out JVM start, topic creation and the first rebalance).
+# "_R" figures count from the moment the application logged its state change to RUNNING
+# (leaving out JVM start, internal topic creation and the first rebalance), CPU included.
 # At the end: a result table, and the final count (last value per key of each output topic, read
 # with kcat) of every word compared with the generator's counts.
 # Input topic text-lines and Brook's output word-counts are fixed by the example; Kafka Streams
@@ -150,23 +152,27 @@ run_app() { # run_app kstreams|brook RUN
         tail -n 30 "$applog" >&2
         die "$app did not finish (log above: $applog)"
     fi
-    cpu=$(cpu_secs "$pid") rss=$(peak_rss_mb "$pid") b1=$(cpu_secs "$BROKER_PID")
+    rss=$(peak_rss_mb "$pid") b1=$(cpu_secs "$BROKER_PID")
     stop_pid "$pid" 60
-    local done_s running_s
-    done_s=$(sed -n 's/.*done_s=\([0-9.]*\).*/\1/p' <<<"$out")
-    running_s=$(sed -n 's/.*running_s=\([0-9.]*\).*/\1/p' <<<"$out")
-    local proc_s
+    local done_s running_s cpu cpu_r proc_s
+    field() { sed -n "s/.*\b$1=\([0-9.?]*\).*/\1/p" <<<"$out"; }
+    done_s=$(field done_s) running_s=$(field running_s) cpu=$(field cpu_done) cpu_r=$(field cpu_running)
     proc_s=$(awk -v a="$done_s" -v b="$running_s" 'BEGIN { printf "%.3f", a - b }')
-    RESULTS+=("$(printf '%-22s %4s %8.2f %8.2f %10s %11s %12s %7s %9s %8s %7s' \
+    local mlines
+    mlines=$(div "$LINES" 1000000 6)
+    RESULTS+=("$(printf '%-20s %3s %7.2f %7.2f %8s %9s %10s %6s %7s %9s %7s %6s' \
         "$([ "$app" = kstreams ] && echo "Kafka Streams 4.4.0" || echo "Brook wordcount")" "$run" \
         "$done_s" "$running_s" "$(div "$LINES" "$done_s")" "$(div "$WORDS" "$done_s")" \
-        "$(div "$LINES" "$proc_s")" "$cpu" "$(div "$cpu" "$(div "$LINES" 1000000 6)" 2)" \
+        "$(div "$LINES" "$proc_s")" "$cpu" "$(div "$cpu" "$mlines" 2)" \
+        "$(div "$(awk -v a="$cpu" -v b="$cpu_r" 'BEGIN { printf "%.2f", a - b }')" "$mlines" 2)" \
         "$(awk -v a="$b1" -v b="$b0" 'BEGIN { printf "%.2f", a - b }')" "$rss")")
     log "  done after ${done_s}s (RUNNING at ${running_s}s), CPU ${cpu}s"
 }
+# Odd runs: Kafka Streams first; even runs: Brook first (the first run also warms the broker up,
+# which matters for Kafka's JIT).
 for ((run = 1; run <= REPEAT; run++)); do
-    [ "$ONLY" = brook ] || run_app kstreams "$run"
-    [ "$ONLY" = kstreams ] || run_app brook "$run"
+    if ((run % 2)); then order=(kstreams brook); else order=(brook kstreams); fi
+    for app in "${order[@]}"; do [ -n "$ONLY" ] && [ "$ONLY" != "$app" ] || run_app "$app" "$run"; done
 done
 
 # --- final counts: last value per key of each output topic against the generator --------------
@@ -191,12 +197,13 @@ done
 echo
 echo "Word count, $LINES lines x $WORDS_PER_LINE words (vocabulary $VOCAB, Zipf), 1 partition," \
     "commit.interval.ms=$COMMIT_MS, at_least_once, 1 stream thread, broker: $BROKER ($BOOT)"
-printf '%-22s %4s %8s %8s %10s %11s %12s %7s %9s %8s %7s\n' app run wall_s run_at_s lines/s words/s \
-    "lines/s(R)" cpu_s "cpu_s/M" brk_cpu rss_MB
+printf '%-20s %3s %7s %7s %8s %9s %10s %6s %7s %9s %7s %6s\n' app run wall_s run_at lines/s words/s \
+    lines/s_R cpu_s cpu/M cpu/M_R brk_cpu rss_MB
 printf '%s\n' "${RESULTS[@]}"
-echo "wall_s: launch -> group committed all input and repartition offsets; run_at_s: when it logged RUNNING;"
-echo "lines/s(R): lines / (wall_s - run_at_s); cpu_s: the application's user+sys; cpu_s/M: per million lines;"
-echo "brk_cpu: broker CPU seconds over the same interval; rss_MB: the application's peak RSS."
+echo "wall_s: launch -> group committed all input and repartition offsets; run_at: when it logged RUNNING;"
+echo "lines/s_R: lines / (wall_s - run_at); cpu_s: the application's user+sys at wall_s; cpu/M: cpu_s per"
+echo "million lines; cpu/M_R: the same counting only CPU used after RUNNING (no JVM start, no rebalance);"
+echo "brk_cpu: broker CPU seconds over the run; rss_MB: the application's peak RSS."
 echo
 echo "Final counts (last value per key):"
 printf '  %-12s %10s' word expected

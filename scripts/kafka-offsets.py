@@ -4,7 +4,7 @@
 Polling with a short-lived client per sample (kcat, `brook group describe`, Kafka's
 ConsumerGroupCommand) costs a process start, a bootstrap and, for the JVM tools, a CPU-second
 or more; `brook group describe` also takes ~1 s per call. This keeps one connection per broker
-and polls every --interval seconds, so a benchmark learns that the work is done within ~100 ms
+and polls every --interval (0.05) seconds, so a benchmark learns that the work is done within ~50 ms
 for almost no CPU.
 
   kafka-offsets.py -b HOST:PORT group GROUP
@@ -17,10 +17,12 @@ for almost no CPU.
       committed offset on every `GROUP-*-repartition` partition equals that partition's end
       offset (so a Streams application's later sub-topologies are done too; at least
       --min-repartition, default 1, such partitions must have a commit: 0 for a plain consumer); then prints
-      "done_s=… running_s=… first_commit_s=…" (seconds since --t0; running_s = when RE first
-      appeared in FILE, e.g. the application's state change to RUNNING) and exits 0
+      "done_s=… running_s=… first_commit_s=… cpu_done=… cpu_running=…" (seconds since --t0;
+      running_s = when RE first appeared in FILE, e.g. the application's state change to RUNNING;
+      cpu_* = CPU seconds of the --pid process at done and at RUNNING) and exits 0
   kafka-offsets.py -b HOST:PORT wait-end TOPIC[:PARTITIONS] --expect N [--t0 …] [--timeout S]
-      waits until the topic's end offsets sum to >= N; prints "done_s=… first_record_s=…"
+      waits until the topic's end offsets sum to >= N; prints "done_s=… first_record_s=…
+      cpu_done=… cpu_first=…" (CPU seconds of the --pid process at done and at the first record)
 
 Exit status 1 on timeout (the last sample goes to stderr). Requests: FindCoordinator v1,
 OffsetFetch v3 (all partitions of the group), ListOffsets v2 (latest) — versions both Apache
@@ -29,6 +31,7 @@ clusters the benchmarks start (any leader elsewhere answers NOT_LEADER, which is
 """
 
 import argparse
+import os
 import re
 import socket
 import struct
@@ -172,6 +175,22 @@ class RetryError(Exception):
     pass
 
 
+def cpu_secs(pid):
+    """utime + stime of process pid (all its threads) in seconds, or None."""
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def fmt_cpu(v):
+    return "?" if v is None else f"{v:.2f}"
+
+
 def topic_arg(s):
     topic, _, n = s.partition(":")
     return [(topic, p) for p in range(int(n or 1))]
@@ -187,7 +206,7 @@ def main():
     ap.add_argument("--t0", type=float, default=None, help="epoch seconds the timings count from")
     ap.add_argument("--log", help="wait-group: the application's log")
     ap.add_argument("--running-regex", default=r"-> (RUNNING|Running)\b")
-    ap.add_argument("--interval", type=float, default=0.1)
+    ap.add_argument("--interval", type=float, default=0.05)
     ap.add_argument("--timeout", type=float, default=3600)
     ap.add_argument("--pid", type=int, help="give up when this process exits")
     ap.add_argument("--min-repartition", type=int, default=1,
@@ -208,6 +227,7 @@ def main():
 
     deadline = time.time() + a.timeout
     running_at = first_at = None
+    cpu_running = cpu_first = None  # the --pid process's CPU seconds at those moments
     log_pos, log_re = 0, re.compile(a.running_regex)
     last = "no sample yet"
     while True:
@@ -221,7 +241,7 @@ def main():
                     cut = chunk.rfind(b"\n") + 1
                     log_pos += cut
                     if log_re.search(chunk[:cut].decode(errors="replace")):
-                        running_at = now
+                        running_at, cpu_running = now, cpu_secs(a.pid)
             except FileNotFoundError:
                 pass
         try:
@@ -229,9 +249,11 @@ def main():
                 total = sum(c.ends(topic_arg(a.name)).values())
                 last = f"end offsets {total} of {a.expect}"
                 if total > 0 and first_at is None:
-                    first_at = now
+                    first_at, cpu_first = now, cpu_secs(a.pid)
                 if total >= a.expect:
-                    print(f"done_s={now - t0:.3f} first_record_s={(first_at or now) - t0:.3f}")
+                    cpu = cpu_secs(a.pid)
+                    print(f"done_s={now - t0:.3f} first_record_s={(first_at or now) - t0:.3f} "
+                          f"cpu_done={fmt_cpu(cpu)} cpu_first={fmt_cpu(cpu_first if first_at else cpu)}")
                     return 0
             else:
                 inputs = topic_arg(a.input)
@@ -244,8 +266,10 @@ def main():
                 lagging = [f"{t}-{p} {com.get((t, p), 0)}/{ends[(t, p)]}" for t, p in rep if com.get((t, p), 0) < ends[(t, p)]]
                 last = f"input committed {got} of {a.expect} (end {sum(ends[tp] for tp in inputs)}); lagging: {lagging}"
                 if got >= a.expect and not lagging and len(rep) >= a.min_repartition:
+                    cpu = cpu_secs(a.pid)
                     print(f"done_s={now - t0:.3f} running_s={(running_at or now) - t0:.3f} "
-                          f"first_commit_s={(first_at or now) - t0:.3f} repartition_topics={len(rep)}")
+                          f"first_commit_s={(first_at or now) - t0:.3f} repartition_topics={len(rep)} "
+                          f"cpu_done={fmt_cpu(cpu)} cpu_running={fmt_cpu(cpu_running if running_at else cpu)}")
                     return 0
         except (OSError, RetryError, struct.error) as e:
             last = f"{type(e).__name__}: {e}"

@@ -208,7 +208,12 @@ public final class WordCount {
             stop.await();
         }
         // Normal exit: close here (so the summary comes after "caught up"), skip the hook's work.
-        Runtime.getRuntime().removeShutdownHook(hook);
+        // After SIGTERM the hook is already closing the application and prints the summary.
+        try {
+            Runtime.getRuntime().removeShutdownHook(hook);
+        } catch (IllegalStateException shutdownInProgress) {
+            return;
+        }
         streams.close(Duration.ofSeconds(30));
         summary(startNanos, runningNanos.get());
         if (streams.state() == KafkaStreams.State.ERROR) {
