@@ -169,12 +169,12 @@ EOF
     pid=$!
     CHILD_PIDS+=("$pid")
     log "run $run: $who (pid $pid) -> topic $topic"
-    if ! out=$(python3 "$OFFSETS" -b "$BOOT" wait-end "$topic" --expect "$LINES" --t0 "$t0" \
-        --pid "$pid" --timeout "$TIMEOUT"); then
+    if ! watch_offsets -b "$BOOT" wait-end "$topic" --expect "$LINES" --t0 "$t0" \
+        --pid "$pid" --timeout "$TIMEOUT"; then
         tail -n 30 "$dir/worker.log" >&2
         die "$who did not finish (log above: $dir/worker.log)"
     fi
-    rss=$(peak_rss_mb "$pid") b1=$(cpu_secs "$BROKER_PID")
+    out=$WATCH_OUT rss=$(peak_rss_mb "$pid") b1=$(cpu_secs "$BROKER_PID")
     stop_pid "$pid" 60
     local done_s first_s cpu cpu_f proc_s mlines
     field() { sed -n "s/.*\b$1=\([0-9.?]*\).*/\1/p" <<<"$out"; }

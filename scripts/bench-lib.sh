@@ -51,7 +51,8 @@ start_broker() {
             BROKER_PID=$!
             local i
             for ((i = 0; i < 200; i++)); do
-                BOOT=$(sed -n 's/^brook broker listening on \([0-9.:]*\).*/\1/p' "$WORK/broker.log")
+                # (the log may not exist yet: the background shell opens it)
+                BOOT=$(sed -n 's/^brook broker listening on \([0-9.:]*\).*/\1/p' "$WORK/broker.log" 2>/dev/null || true)
                 [ -n "$BOOT" ] && break
                 kill -0 "$BROKER_PID" 2>/dev/null || { cat "$WORK/broker.log" >&2; die "brook broker exited"; }
                 sleep 0.05
@@ -105,6 +106,18 @@ peak_rss_mb() {
 # Creates topic $1 with 1 partition on $BOOT (librdkafka admin through the brook CLI).
 create_topic() {
     "$BROOK" topic create -b "$BOOT" "$1" --partitions 1 >/dev/null || die "could not create topic $1"
+}
+
+# Runs scripts/kafka-offsets.py "$@" in the background and waits for it (a foreground child would
+# hold off the INT/TERM traps until it ends); sets WATCH_OUT to its stdout, returns its status.
+watch_offsets() {
+    local wpid rc=0
+    python3 "$OFFSETS" "$@" >"$WORK/watch.out" &
+    wpid=$!
+    CHILD_PIDS+=("$wpid")
+    wait "$wpid" || rc=$?
+    WATCH_OUT=$(cat "$WORK/watch.out")
+    return $rc
 }
 
 bench_cleanup() {

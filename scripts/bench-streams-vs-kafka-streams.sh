@@ -133,6 +133,9 @@ run_app() { # run_app kstreams|brook RUN
     mkdir -p "$WORK/state-$id"
     local applog="$WORK/$id.log"
     t0=$(date +%s.%N)
+    local otopic o0
+    otopic=$([ "$app" = kstreams ] && echo "$KS_OUT" || echo "$BROOK_OUT")
+    o0=$(python3 "$OFFSETS" -b "$BOOT" end "$otopic")
     b0=$(cpu_secs "$BROKER_PID")
     if [ "$app" = kstreams ]; then
         # shellcheck disable=SC2086 # JAVA_OPTS is a word list
@@ -147,25 +150,27 @@ run_app() { # run_app kstreams|brook RUN
     pid=$!
     CHILD_PIDS+=("$pid")
     log "run $run: $app (pid $pid, application.id $id)"
-    if ! out=$(python3 "$OFFSETS" -b "$BOOT" wait-group "$id" --input "$INPUT" --expect "$LINES" \
-        --t0 "$t0" --log "$applog" --pid "$pid" --timeout "$TIMEOUT"); then
+    if ! watch_offsets -b "$BOOT" wait-group "$id" --input "$INPUT" --expect "$LINES" \
+        --t0 "$t0" --log "$applog" --pid "$pid" --timeout "$TIMEOUT"; then
         tail -n 30 "$applog" >&2
         die "$app did not finish (log above: $applog)"
     fi
-    rss=$(peak_rss_mb "$pid") b1=$(cpu_secs "$BROKER_PID")
+    out=$WATCH_OUT rss=$(peak_rss_mb "$pid") b1=$(cpu_secs "$BROKER_PID")
     stop_pid "$pid" 60
+    local outs
+    outs=$(($(python3 "$OFFSETS" -b "$BOOT" end "$otopic") - o0))
     local done_s running_s cpu cpu_r proc_s
     field() { sed -n "s/.*\b$1=\([0-9.?]*\).*/\1/p" <<<"$out"; }
     done_s=$(field done_s) running_s=$(field running_s) cpu=$(field cpu_done) cpu_r=$(field cpu_running)
     proc_s=$(awk -v a="$done_s" -v b="$running_s" 'BEGIN { printf "%.3f", a - b }')
     local mlines
     mlines=$(div "$LINES" 1000000 6)
-    RESULTS+=("$(printf '%-20s %3s %7.2f %7.2f %8s %9s %10s %6s %7s %9s %7s %6s' \
+    RESULTS+=("$(printf '%-20s %3s %7.2f %7.2f %8s %9s %10s %6s %7s %9s %7s %6s %8s' \
         "$([ "$app" = kstreams ] && echo "Kafka Streams 4.4.0" || echo "Brook wordcount")" "$run" \
         "$done_s" "$running_s" "$(div "$LINES" "$done_s")" "$(div "$WORDS" "$done_s")" \
         "$(div "$LINES" "$proc_s")" "$cpu" "$(div "$cpu" "$mlines" 2)" \
         "$(div "$(awk -v a="$cpu" -v b="$cpu_r" 'BEGIN { printf "%.2f", a - b }')" "$mlines" 2)" \
-        "$(awk -v a="$b1" -v b="$b0" 'BEGIN { printf "%.2f", a - b }')" "$rss")")
+        "$(awk -v a="$b1" -v b="$b0" 'BEGIN { printf "%.2f", a - b }')" "$rss" "$outs")")
     log "  done after ${done_s}s (RUNNING at ${running_s}s), CPU ${cpu}s"
 }
 # Odd runs: Kafka Streams first; even runs: Brook first (the first run also warms the broker up,
@@ -197,13 +202,14 @@ done
 echo
 echo "Word count, $LINES lines x $WORDS_PER_LINE words (vocabulary $VOCAB, Zipf), 1 partition," \
     "commit.interval.ms=$COMMIT_MS, at_least_once, 1 stream thread, broker: $BROKER ($BOOT)"
-printf '%-20s %3s %7s %7s %8s %9s %10s %6s %7s %9s %7s %6s\n' app run wall_s run_at lines/s words/s \
-    lines/s_R cpu_s cpu/M cpu/M_R brk_cpu rss_MB
+printf '%-20s %3s %7s %7s %8s %9s %10s %6s %7s %9s %7s %6s %8s\n' app run wall_s run_at lines/s words/s \
+    lines/s_R cpu_s cpu/M cpu/M_R brk_cpu rss_MB out_recs
 printf '%s\n' "${RESULTS[@]}"
 echo "wall_s: launch -> group committed all input and repartition offsets; run_at: when it logged RUNNING;"
 echo "lines/s_R: lines / (wall_s - run_at); cpu_s: the application's user+sys at wall_s; cpu/M: cpu_s per"
 echo "million lines; cpu/M_R: the same counting only CPU used after RUNNING (no JVM start, no rebalance);"
-echo "brk_cpu: broker CPU seconds over the run; rss_MB: the application's peak RSS."
+echo "brk_cpu: broker CPU seconds over the run; rss_MB: the application's peak RSS; out_recs: count updates"
+echo "the run wrote to its output topic (the record caches collapse updates between commits)."
 echo
 echo "Final counts (last value per key):"
 printf '  %-12s %10s' word expected
