@@ -4,10 +4,15 @@
 //! one binary run in parallel. The broker runs on a runtime of its own (two worker threads), so
 //! a test may block its own threads (blocking rdkafka calls, `BaseConsumer::poll`) without
 //! starving the broker. Timeouts here only stop a hung test; no assertion depends on timing.
+//!
+//! With `BROOK_TEST_BOOTSTRAP` set, [`TestBroker`] is that external cluster instead
+//! (`cluster.rs`); tests that need the broker itself (its configs, data directory, restarts)
+//! say so and fail there.
 
 #![allow(dead_code)]
 
 mod brook_process;
+pub mod cluster;
 mod example_bin;
 #[allow(unused_imports)]
 pub use brook_process::{brook_bin, BrokerProcess};
@@ -43,8 +48,11 @@ pub fn init_tracing() {
         .try_init();
 }
 
-/// A broker on its own runtime, in a temporary directory, listening on 127.0.0.1:0.
+/// A broker on its own runtime, in a temporary directory, listening on 127.0.0.1:0 — or the
+/// external cluster named by `BROOK_TEST_BOOTSTRAP`.
 pub struct TestBroker {
+    /// Set when this is an external cluster: nothing here is ours to configure or restart.
+    external: bool,
     rt: Option<tokio::runtime::Runtime>,
     handle: Option<BrokerHandle>,
     configs: Vec<(String, String)>,
@@ -73,12 +81,39 @@ impl TestBroker {
             .prefix("brook-test-")
             .tempdir()
             .expect("creating a temp dir");
+        if let Some(bootstrap) = cluster::external_bootstrap() {
+            assert!(
+                configs.is_empty() && advertised.is_none(),
+                "this test needs the embedded broker with configs {configs:?}: it cannot run against {}",
+                cluster::BOOTSTRAP_ENV
+            );
+            cluster::wipe(&bootstrap)
+                .await
+                .expect("cleaning the external cluster");
+            let first = bootstrap.split(',').next().unwrap_or_default();
+            let addr = tokio::net::lookup_host(first)
+                .await
+                .ok()
+                .and_then(|mut a| a.next())
+                .expect("resolving the first bootstrap server");
+            return TestBroker {
+                external: true,
+                rt: None,
+                handle: None,
+                configs: Vec::new(),
+                advertised: None,
+                bootstrap,
+                addr,
+                dir,
+            };
+        }
         let mut all = vec![(
             "group.initial.rebalance.delay.ms".to_string(),
             "0".to_string(),
         )];
         all.extend(configs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let mut b = TestBroker {
+            external: false,
             rt: None,
             handle: None,
             configs: all,
@@ -127,6 +162,20 @@ impl TestBroker {
         Ok(())
     }
 
+    /// Fails the test when the broker is an external cluster, which `what` cannot act on.
+    fn embedded_only(&self, what: &str) {
+        assert!(
+            !self.external,
+            "{what} needs the embedded broker: this test cannot run against {}",
+            cluster::BOOTSTRAP_ENV
+        );
+    }
+
+    /// Whether this is an external cluster (`BROOK_TEST_BOOTSTRAP`).
+    pub fn is_external(&self) -> bool {
+        self.external
+    }
+
     /// `bootstrap.servers` for clients.
     pub fn bootstrap(&self) -> String {
         self.bootstrap.clone()
@@ -139,16 +188,19 @@ impl TestBroker {
 
     /// The broker's data directory.
     pub fn data_dir(&self) -> &Path {
+        self.embedded_only("data_dir");
         self.dir.path()
     }
 
     /// `data_dir/<topic>-<partition>`.
     pub fn partition_dir(&self, topic: &str, partition: i32) -> PathBuf {
+        self.embedded_only("partition_dir");
         self.dir.path().join(format!("{topic}-{partition}"))
     }
 
     /// Clean shutdown; the data directory stays.
     pub async fn shutdown(&mut self) {
+        self.embedded_only("shutdown");
         if let Some(h) = self.handle.take() {
             self.rt
                 .as_ref()
@@ -163,6 +215,7 @@ impl TestBroker {
     /// Stops the broker without a shutdown: its runtime and every task are dropped, so nothing
     /// is flushed or marked clean (what was written is in the page cache, as after `kill -9`).
     pub fn crash(&mut self) {
+        self.embedded_only("crash");
         drop(self.handle.take());
         if let Some(rt) = self.rt.take() {
             rt.shutdown_background();
@@ -172,6 +225,7 @@ impl TestBroker {
     /// Starts the broker again on the same data directory (after [`TestBroker::shutdown`]),
     /// on a new port.
     pub async fn start_again(&mut self) {
+        self.embedded_only("start_again");
         assert!(self.handle.is_none(), "broker is still running");
         self.boot().await.expect("restarting the broker");
     }
@@ -184,6 +238,7 @@ impl TestBroker {
 
     /// Changes a broker config for the next start.
     pub fn set_config(&mut self, key: &str, value: &str) {
+        self.embedded_only("set_config");
         self.configs.push((key.to_string(), value.to_string()));
     }
 }
@@ -276,7 +331,8 @@ pub fn unique(prefix: &str) -> String {
 /// Creates a topic through the admin API and fails the test on any error.
 pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32, configs: &[(&str, &str)]) {
     let admin = admin(bootstrap);
-    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    // -1: the cluster's default.replication.factor (1 on Brook's broker).
+    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(-1));
     for (k, v) in configs {
         topic = topic.set(k, v);
     }

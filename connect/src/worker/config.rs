@@ -17,16 +17,25 @@ pub struct WorkerConfig {
     /// Compacted topic holding source offsets.
     #[serde(rename = "offset.storage.topic", default = "default_offset_topic")]
     pub offset_storage_topic: String,
-    /// Replication factor used when creating the offset topic.
+    /// Replication factor of the offset topic when the worker creates it; -1 means the
+    /// cluster's `default.replication.factor`.
     #[serde(
         rename = "offset.storage.replication.factor",
-        default = "one",
+        default = "broker_default",
         deserialize_with = "lenient::i64"
     )]
     pub offset_storage_replication_factor: i64,
     /// Compacted topic persisting connector configs and target states.
     #[serde(rename = "config.storage.topic", default = "default_config_topic")]
     pub config_storage_topic: String,
+    /// Replication factor of the config topic when the worker creates it; -1 means the
+    /// cluster's `default.replication.factor`.
+    #[serde(
+        rename = "config.storage.replication.factor",
+        default = "broker_default",
+        deserialize_with = "lenient::i64"
+    )]
+    pub config_storage_replication_factor: i64,
     /// REST API port; 0 picks a free port.
     #[serde(
         rename = "rest.port",
@@ -69,8 +78,10 @@ fn default_offset_topic() -> String {
 fn default_config_topic() -> String {
     "connect-configs".into()
 }
-fn one() -> i64 {
-    1
+/// Kafka Connect's default is 3, which a one-node cluster (Brook's own broker) refuses; -1
+/// (KIP-464) lets the cluster decide, so production clusters set `default.replication.factor`.
+fn broker_default() -> i64 {
+    -1
 }
 fn default_rest_port() -> u64 {
     8083
@@ -100,6 +111,18 @@ impl WorkerConfig {
                 config.rest_port
             ))
         })?;
+        for (name, rf) in [
+            (
+                "offset.storage.replication.factor",
+                config.offset_storage_replication_factor,
+            ),
+            (
+                "config.storage.replication.factor",
+                config.config_storage_replication_factor,
+            ),
+        ] {
+            replication_factor(name, rf)?;
+        }
         Ok(config)
     }
 
@@ -108,8 +131,9 @@ impl WorkerConfig {
         WorkerConfig {
             bootstrap_servers: bootstrap_servers.to_string(),
             offset_storage_topic: default_offset_topic(),
-            offset_storage_replication_factor: one(),
+            offset_storage_replication_factor: broker_default(),
             config_storage_topic: default_config_topic(),
+            config_storage_replication_factor: broker_default(),
             rest_port: default_rest_port(),
             key_converter: default_converter(),
             value_converter: default_converter(),
@@ -119,12 +143,39 @@ impl WorkerConfig {
         }
     }
 
+    /// The offset topic's replication factor, as CreateTopics takes it.
+    pub(super) fn offset_replication(&self) -> Result<i32, WorkerError> {
+        replication_factor(
+            "offset.storage.replication.factor",
+            self.offset_storage_replication_factor,
+        )
+    }
+
+    /// The config topic's replication factor, as CreateTopics takes it.
+    pub(super) fn config_replication(&self) -> Result<i32, WorkerError> {
+        replication_factor(
+            "config.storage.replication.factor",
+            self.config_storage_replication_factor,
+        )
+    }
+
     pub(super) fn converters(&self) -> (Converter, Converter) {
         let key =
             Converter::from_class(&self.key_converter, self.key_schemas_enable).unwrap_or_default();
         let value = Converter::from_class(&self.value_converter, self.value_schemas_enable)
             .unwrap_or_default();
         (key, value)
+    }
+}
+
+/// A replication factor: -1 (the cluster's default) or 1..=32767, as Kafka Connect accepts.
+fn replication_factor(name: &str, value: i64) -> Result<i32, WorkerError> {
+    if value == -1 || (1..=i64::from(i16::MAX)).contains(&value) {
+        Ok(value as i32)
+    } else {
+        Err(WorkerError::InvalidWorkerConfig(format!(
+            "{name}={value}: must be -1 (the cluster's default.replication.factor) or a positive number of replicas"
+        )))
     }
 }
 
@@ -152,6 +203,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("rest.port"), "{err}");
+        assert_eq!(c.offset_replication().unwrap(), -1);
+        assert_eq!(c.config_replication().unwrap(), -1);
+        let c = WorkerConfig::from_json(&json!({"bootstrap.servers": "b",
+            "offset.storage.replication.factor": "3", "config.storage.replication.factor": 2}))
+        .unwrap();
+        assert_eq!(c.offset_replication().unwrap(), 3);
+        assert_eq!(c.config_replication().unwrap(), 2);
+        let err = WorkerConfig::from_json(
+            &json!({"bootstrap.servers": "b", "config.storage.replication.factor": "0"}),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("config.storage.replication.factor=0"), "{err}");
         let c = WorkerConfig::from_json(
             &json!({"bootstrap.servers": "b", "value.converter.schemas.enable": "false"}),
         )

@@ -115,25 +115,21 @@ pub struct Worker {
 impl Worker {
     /// Connects to Kafka and prepares the offset store.
     pub async fn start(config: WorkerConfig) -> Result<Worker, WorkerError> {
-        let replication =
-            i32::try_from(config.offset_storage_replication_factor).map_err(|_| {
-                WorkerError::InvalidWorkerConfig(
-                    "offset.storage.replication.factor is too large".into(),
-                )
-            })?;
+        let (offset_replication, config_replication) =
+            (config.offset_replication()?, config.config_replication()?);
         let producer =
             crate::producer::producer(&config.bootstrap_servers).map_err(WorkerError::Kafka)?;
         let offsets = OffsetStore::open(
             &config.bootstrap_servers,
             &config.offset_storage_topic,
-            replication,
+            offset_replication,
             producer.clone(),
         )
         .await?;
         let configs = ConfigStore::open(
             &config.bootstrap_servers,
             &config.config_storage_topic,
-            replication,
+            config_replication,
             producer.clone(),
         )
         .await?;

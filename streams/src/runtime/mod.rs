@@ -2,6 +2,7 @@
 
 mod checkpoint;
 mod collector;
+mod metadata;
 mod purge;
 mod rebalance;
 mod restore;

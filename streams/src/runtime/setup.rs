@@ -110,6 +110,15 @@ pub(crate) fn prepare(
                 }
             }
         }
+        // On a cluster the other brokers learn of new topics a moment later.
+        let created: Vec<(String, i32)> = missing.iter().map(|(n, p, _)| (n.clone(), *p)).collect();
+        if !super::metadata::wait_for_topics(admin.inner(), &created, TIMEOUT)? {
+            return Err(StreamsError::Topology(format!(
+                "internal topics {:?} have no leaders {} s after they were created",
+                created.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+                TIMEOUT.as_secs()
+            )));
+        }
     }
     Ok(())
 }

@@ -47,6 +47,12 @@ pub(crate) fn ensure_topic(
             }
         }
     }
+    if !super::metadata::wait_for_topics(admin.inner(), &[(name.clone(), 1)], TIMEOUT)? {
+        return Err(StreamsError::Topology(format!(
+            "internal topic `{name}` has no leader {} s after it was created",
+            TIMEOUT.as_secs()
+        )));
+    }
     Ok(())
 }
 
@@ -75,7 +81,7 @@ impl Watch {
         app_id: &str,
     ) -> Result<Self, StreamsError> {
         let topic = topic(app_id);
-        let (_, start) = consumer.fetch_watermarks(&topic, 0, TIMEOUT)?;
+        let (_, start) = super::metadata::watermarks(consumer, &topic, 0, TIMEOUT)?;
         Ok(Watch { topic, start })
     }
 

@@ -347,7 +347,14 @@ impl StreamThread {
                     let collector = &c.collector;
                     let restoring = tasks.assign(
                         &ids,
-                        &|topic, p| Ok(consumer.fetch_watermarks(topic, p, CLIENT_TIMEOUT)?),
+                        &|topic, p| {
+                            Ok(super::metadata::watermarks(
+                                consumer,
+                                topic,
+                                p,
+                                CLIENT_TIMEOUT,
+                            )?)
+                        },
                         &|topic, p| collector.forget(topic, p),
                     )?;
                     let waiting = tasks.pending();
@@ -381,7 +388,14 @@ impl StreamThread {
         let consumer = &c.consumer;
         let collector = &c.collector;
         let opened = tasks.open_pending(
-            &|topic, p| Ok(consumer.fetch_watermarks(topic, p, CLIENT_TIMEOUT)?),
+            &|topic, p| {
+                Ok(super::metadata::watermarks(
+                    consumer,
+                    topic,
+                    p,
+                    CLIENT_TIMEOUT,
+                )?)
+            },
             &|topic, p| collector.forget(topic, p),
         )?;
         let mut running = Vec::new();
@@ -456,7 +470,14 @@ impl StreamThread {
         let collector = &c.collector;
         let opened = tasks.open_standbys(
             &wanted,
-            &|topic, p| Ok(consumer.fetch_watermarks(topic, p, CLIENT_TIMEOUT)?),
+            &|topic, p| {
+                Ok(super::metadata::watermarks(
+                    consumer,
+                    topic,
+                    p,
+                    CLIENT_TIMEOUT,
+                )?)
+            },
             &|topic, p| collector.forget(topic, p),
         )?;
         for id in opened {
