@@ -56,6 +56,19 @@ struct Clients {
     assigned: Vec<Tp>,
 }
 
+impl Clients {
+    /// A partition's watermarks for opening a task, retrying while a cluster's metadata
+    /// catches up (a new changelog, a moved leader).
+    fn watermarks(&self, topic: &str, p: i32) -> Result<(i64, i64), StreamsError> {
+        Ok(super::metadata::watermarks(
+            &self.consumer,
+            topic,
+            p,
+            CLIENT_TIMEOUT,
+        )?)
+    }
+}
+
 impl StreamThread {
     /// A client config: Brook's defaults for this client, then the user's
     /// `<kind>.*` overrides on top.
@@ -343,20 +356,11 @@ impl StreamThread {
                         self.drop_standby(c, tasks, id)?;
                     }
                     c.standby_due = Some(Instant::now() + STANDBY_SETTLE);
-                    let consumer = &c.consumer;
                     let collector = &c.collector;
-                    let restoring = tasks.assign(
-                        &ids,
-                        &|topic, p| {
-                            Ok(super::metadata::watermarks(
-                                consumer,
-                                topic,
-                                p,
-                                CLIENT_TIMEOUT,
-                            )?)
-                        },
-                        &|topic, p| collector.forget(topic, p),
-                    )?;
+                    let restoring =
+                        tasks.assign(&ids, &|topic, p| c.watermarks(topic, p), &|topic, p| {
+                            collector.forget(topic, p)
+                        })?;
                     let waiting = tasks.pending();
                     let held: Vec<TaskId> = restoring.iter().chain(&waiting).copied().collect();
                     if !held.is_empty() {
@@ -385,19 +389,10 @@ impl StreamThread {
 
     /// Opens assigned tasks another thread of this instance has released.
     fn open_pending(&self, c: &mut Clients, tasks: &mut Tasks) -> Result<(), StreamsError> {
-        let consumer = &c.consumer;
         let collector = &c.collector;
-        let opened = tasks.open_pending(
-            &|topic, p| {
-                Ok(super::metadata::watermarks(
-                    consumer,
-                    topic,
-                    p,
-                    CLIENT_TIMEOUT,
-                )?)
-            },
-            &|topic, p| collector.forget(topic, p),
-        )?;
+        let opened = tasks.open_pending(&|topic, p| c.watermarks(topic, p), &|topic, p| {
+            collector.forget(topic, p)
+        })?;
         let mut running = Vec::new();
         for (id, phase) in opened {
             if phase == Phase::Restoring {
@@ -466,20 +461,11 @@ impl StreamThread {
         for id in tasks.standbys_to_drop(Some(&wanted), &here) {
             self.drop_standby(c, tasks, id)?;
         }
-        let consumer = &c.consumer;
         let collector = &c.collector;
-        let opened = tasks.open_standbys(
-            &wanted,
-            &|topic, p| {
-                Ok(super::metadata::watermarks(
-                    consumer,
-                    topic,
-                    p,
-                    CLIENT_TIMEOUT,
-                )?)
-            },
-            &|topic, p| collector.forget(topic, p),
-        )?;
+        let opened =
+            tasks.open_standbys(&wanted, &|topic, p| c.watermarks(topic, p), &|topic, p| {
+                collector.forget(topic, p)
+            })?;
         for id in opened {
             tracing::info!(thread = %self.name, task = %id, "standby replica opened");
             let all = changelog_views(tasks);
