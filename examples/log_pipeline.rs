@@ -56,9 +56,10 @@ struct Args {
     /// Run one piece only.
     #[arg(long, value_enum)]
     only: Option<Only>,
-    /// Broker for `--only streams`.
-    #[arg(long, default_value = "127.0.0.1:9092")]
-    bootstrap_server: String,
+    /// Broker for `--only streams` (default 127.0.0.1:9092); without `--only`, run the whole
+    /// pipeline on this cluster (Kafka, Redpanda, `brook broker`) instead of an embedded broker.
+    #[arg(long)]
+    bootstrap_server: Option<String>,
     /// Log file for `--only generate`.
     #[arg(long, default_value = "access.log")]
     log_file: PathBuf,
@@ -399,12 +400,13 @@ async fn main() -> Result<()> {
                 .data_dir
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("brook-streams-state"));
-            let mut app = streams_app(&args.bootstrap_server, &dir, stats.clone())?;
+            let bootstrap = args
+                .bootstrap_server
+                .clone()
+                .unwrap_or_else(|| "127.0.0.1:9092".into());
+            let mut app = streams_app(&bootstrap, &dir, stats.clone())?;
             app.start()?;
-            println!(
-                "log-aggregation running against {}; Ctrl-C to stop",
-                args.bootstrap_server
-            );
+            println!("log-aggregation running against {bootstrap}; Ctrl-C to stop");
             tokio::signal::ctrl_c().await?;
             tokio::task::spawn_blocking(move || app.close()).await??;
             return Ok(());
@@ -424,26 +426,41 @@ async fn run_all(args: Args, stats: Arc<Stats>, stop: Arc<AtomicBool>) -> Result
     let log = dir.join("logs").join("access.log");
     let db = dir.join("aggregates.db");
 
-    // 1. Broker.
-    let broker = brook_broker::Broker::builder()
-        .data_dir(dir.join("broker"))
-        .listen("127.0.0.1:0")
-        .start()
-        .await
-        .context("could not start the embedded broker")?;
-    let bootstrap = broker.bootstrap_servers();
+    // 1. Broker: embedded, or the cluster named by --bootstrap-server.
+    let (broker, bootstrap) = match &args.bootstrap_server {
+        Some(b) => (None, b.clone()),
+        None => {
+            let broker = brook_broker::Broker::builder()
+                .data_dir(dir.join("broker"))
+                .listen("127.0.0.1:0")
+                .start()
+                .await
+                .context("could not start the embedded broker")?;
+            let bootstrap = broker.bootstrap_servers();
+            (Some(broker), bootstrap)
+        }
+    };
     println!("broker on {bootstrap}, data in {}", dir.display());
     let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
         rdkafka::ClientConfig::new()
             .set("bootstrap.servers", &bootstrap)
             .create()?;
+    // Replication -1: the cluster's default.replication.factor (1 on the embedded broker).
     let topics: Vec<_> = ["access-log", "access-log-dlq", "access-aggregates"]
         .iter()
-        .map(|t| rdkafka::admin::NewTopic::new(t, 1, rdkafka::admin::TopicReplication::Fixed(1)))
+        .map(|t| rdkafka::admin::NewTopic::new(t, 1, rdkafka::admin::TopicReplication::Fixed(-1)))
         .collect();
-    admin
+    for r in admin
         .create_topics(&topics, &rdkafka::admin::AdminOptions::new())
-        .await?;
+        .await?
+    {
+        if let Err((t, e)) = r {
+            // Records of an earlier run would spoil the totals check.
+            bail!(
+                "cannot create topic {t}: {e} (run against a cluster without this demo's topics)"
+            );
+        }
+    }
     drop(admin);
 
     // 2. Generator (a thread: plain blocking file writes).
@@ -486,12 +503,22 @@ async fn run_all(args: Args, stats: Arc<Stats>, stop: Arc<AtomicBool>) -> Result
     let mut generator = Some(generator);
     let deadline_after_gen = Duration::from_secs(60);
     let mut gen_done_at: Option<Instant> = None;
+    // The longest time the streams app, once reading, read nothing new while lines were written:
+    // what a broker failure or a rebalance costs.
+    let (mut last_consumed, mut last_progress, mut longest_pause) =
+        (0u64, Instant::now(), Duration::ZERO);
     let outcome = loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let (rows, requests) = sqlite_totals(&db);
         let generated = stats.generated.load(Ordering::Relaxed);
         let malformed = stats.malformed_written.load(Ordering::Relaxed);
         let consumed = stats.consumed.load(Ordering::Relaxed);
+        if consumed > last_consumed || consumed >= generated {
+            last_consumed = consumed;
+            last_progress = Instant::now();
+        } else if gen_done_at.is_none() && last_consumed > 0 {
+            longest_pause = longest_pause.max(last_progress.elapsed());
+        }
         bar.set_message(format!(
             "{:>4}s  lines {generated}  malformed {}  windows closed {}  rows in sqlite {rows}  lag {} lines",
             start.elapsed().as_secs(),
@@ -535,8 +562,14 @@ async fn run_all(args: Args, stats: Arc<Stats>, stop: Arc<AtomicBool>) -> Result
     })
     .await??;
     worker.shutdown().await;
-    broker.shutdown().await?;
+    if let Some(broker) = broker {
+        broker.shutdown().await?;
+    }
 
+    println!(
+        "longest pause without progress: {:.1} s",
+        longest_pause.as_secs_f64()
+    );
     match outcome {
         Ok((generated, malformed, requests)) => {
             print_last_windows(&db)?;

@@ -2,6 +2,7 @@
 # Installs the system packages the build and the tests need, with apt-get, only if missing:
 #   kcat          tests/kcat.rs drives the broker with it
 #   libclang-dev  bindgen (native dependencies)
+#   java, maven   scripts/test-on-kafka.sh runs Apache Kafka (fetched from Maven Central with mvn)
 #   kafkajs       (npm, into tests/clients/kafkajs) and kafka-python (pip): tests/other_clients.rs
 # Runs `apt-get update` only when something has to be installed.
 set -euo pipefail
@@ -9,6 +10,8 @@ set -euo pipefail
 missing=()
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)
 dpkg -s libclang-dev >/dev/null 2>&1 || missing+=(libclang-dev)
+command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
+command -v mvn >/dev/null 2>&1 || missing+=(maven)
 
 install_client_libraries() {
     local root

@@ -32,8 +32,9 @@ enum TopicCommand {
         /// Number of partitions (default: the broker's num.partitions)
         #[arg(long)]
         partitions: Option<i32>,
-        /// Replication factor
-        #[arg(long, default_value_t = 1)]
+        /// Replication factor (default -1: the cluster's default.replication.factor, as
+        /// kafka-topics.sh)
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
         replication_factor: i32,
         /// Topic config, e.g. retention.ms=60000; repeatable
         #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_val)]
