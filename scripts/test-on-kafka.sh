@@ -47,6 +47,8 @@ if [ -z "${BROOK_TEST_BOOTSTRAP:-}" ]; then
     --prop default.replication.factor=3 --prop min.insync.replicas=2 \
     --prop broker.session.timeout.ms=3000 --prop broker.heartbeat.interval.ms=500)
   started=$dir
+  # The failover test kills and restarts nodes of this cluster.
+  export BROOK_TEST_KAFKA_DIR=$dir
   trap 'scripts/kafka-cluster.sh stop --dir "$started" || true' EXIT
 fi
 export BROOK_TEST_BOOTSTRAP

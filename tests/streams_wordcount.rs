@@ -608,3 +608,77 @@ async fn a_standby_replica_takes_over_without_a_full_restore() {
     );
     second.stop();
 }
+
+/// Runs `scripts/kafka-cluster.sh ARGS --dir DIR` on the cluster the test runs against.
+fn kafka_cluster(dir: &std::ffi::OsStr, args: &[&str]) {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka-cluster.sh");
+    let status = Command::new("bash")
+        .arg(script)
+        .args(args)
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .status()
+        .expect("running scripts/kafka-cluster.sh");
+    assert!(status.success(), "kafka-cluster.sh {args:?} failed");
+}
+
+/// Failover on a Kafka cluster (RF 3, min.insync.replicas=2): one of three nodes is killed
+/// with -9 while the word count and the quick-start pipeline run with data flowing, then
+/// started again. Nothing is lost (at-least-once: counts may only exceed the truth), the
+/// pipeline's own totals check passes, and both report their longest pause without progress.
+/// Needs the cluster of `scripts/test-on-kafka.sh`, which sets BROOK_TEST_KAFKA_DIR.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kafka_node_killed_while_lines_flow_loses_nothing() {
+    let Some(cluster) = std::env::var_os("BROOK_TEST_KAFKA_DIR") else {
+        eprintln!(
+            "needs a Kafka cluster of scripts/kafka-cluster.sh (BROOK_TEST_KAFKA_DIR): skipped"
+        );
+        return;
+    };
+    let (_broker, b) = broker_with_topics(6).await;
+    let pipeline_dir = tempfile::tempdir().unwrap();
+    let pipeline = Command::new(example_bin("log_pipeline"))
+        .args(["--duration", "25", "--rate", "1000", "--quiet"])
+        .arg("--data-dir")
+        .arg(pipeline_dir.path())
+        .args(["--bootstrap-server", &b])
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn log_pipeline");
+    let state = tempfile::tempdir().unwrap();
+    let mut app = App::start(&b, "wcf", state.path(), 2);
+    let feeder = Feeder::start(&b, 2_000, 0);
+    let mut progress = Progress::new();
+    progress.watch(&b, Duration::from_secs(6)).await;
+    // The pause that counts is the failover's, not the start-up's.
+    progress.longest = Duration::ZERO;
+    let c = cluster.clone();
+    blocking(move || kafka_cluster(&c, &["kill-node", "2"])).await;
+    progress.watch(&b, Duration::from_secs(10)).await;
+    let c = cluster.clone();
+    blocking(move || kafka_cluster(&c, &["start-node", "2"])).await;
+    progress.watch(&b, Duration::from_secs(3)).await;
+    let expected = blocking(move || feeder.finish()).await;
+    wait_at_least(&b, &expected).await;
+    app.stop();
+    let out = blocking(move || pipeline.wait_with_output())
+        .await
+        .expect("log_pipeline");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("OK: "),
+        "the pipeline's totals check failed across the node failure\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!(
+        "node killed: word count's longest time without progress {:.1} s; pipeline: {}",
+        progress.longest.as_secs_f64(),
+        stdout
+            .lines()
+            .find(|l| l.starts_with("longest pause"))
+            .unwrap_or("no pause line")
+    );
+}

@@ -49,6 +49,12 @@ pub(crate) fn watermarks<C: ConsumerContext>(
             Err(e) if transient(&e) && Instant::now() + BACKOFF < deadline => {
                 tracing::debug!(topic, partition = p, "watermarks not available yet: {e}");
                 std::thread::sleep(BACKOFF);
+                // librdkafka answers from its metadata cache, refreshed only every few
+                // minutes: after a leader died it keeps saying "unknown partition" until a
+                // metadata request updates the cache. (A consumer's metadata request does not
+                // auto-create topics.)
+                let left = deadline.saturating_duration_since(Instant::now());
+                let _ = consumer.fetch_metadata(Some(topic), left.max(BACKOFF));
             }
             other => return other,
         }
