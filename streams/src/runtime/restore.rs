@@ -86,7 +86,7 @@ pub(crate) struct ChangelogReader {
     standbys: usize,
     listener: Option<Arc<dyn StateRestoreListener>>,
     metrics: Arc<Metrics>,
-    /// Last time any restoration made progress (for `task.timeout.ms`).
+    /// Last progress, or the last turn without a client error (for `task.timeout.ms`).
     progress_at: Instant,
     timeout: Duration,
 }
@@ -201,6 +201,7 @@ impl ChangelogReader {
         let deadline = Instant::now() + TURN_BUDGET;
         let mut batch: Vec<BorrowedMessage<'_>> = Vec::new();
         let mut eof: Vec<i32> = Vec::new();
+        let mut errored = false;
         while batch.len() < MAX_BATCH * self.owners.len() && Instant::now() < deadline {
             let wait = if batch.is_empty() && self.restoring() {
                 20
@@ -210,7 +211,13 @@ impl ChangelogReader {
             match self.consumer.poll(Duration::from_millis(wait)) {
                 None => break,
                 Some(Err(KafkaError::PartitionEOF(p))) => eof.push(p),
-                Some(Err(e)) => return Err(e.into()),
+                // A lost broker connection (a node failing over) is librdkafka's to retry,
+                // as on the main consumer; only a fatal error stops the thread.
+                Some(Err(e)) => {
+                    super::thread::consumer_error(e)?;
+                    errored = true;
+                    break;
+                }
                 Some(Ok(m)) => batch.push(m),
             }
         }
@@ -283,11 +290,14 @@ impl ChangelogReader {
                 }
             }
         }
-        if progressed || !self.restoring() {
+        // As Kafka's task.timeout.ms: only a stall spent in client errors counts. A turn
+        // that read nothing but hit no error is a slow broker or fetch, not a failure
+        // (a cluster's fetches of small batches can take longer than a short timeout).
+        if progressed || !self.restoring() || !errored {
             self.progress_at = Instant::now();
         } else if self.progress_at.elapsed() > self.timeout {
             return Err(StreamsError::Timeout(format!(
-                "restoration made no progress for {:?} (task.timeout.ms)",
+                "restoration failed for {:?} without progress (task.timeout.ms)",
                 self.timeout
             )));
         }

@@ -545,7 +545,7 @@ fn changelog_views(tasks: &Tasks) -> BTreeMap<TaskId, &[ChangelogPos]> {
 
 /// Consumer errors are mostly informational in librdkafka (a broker went
 /// away, a topic is briefly unknown): log them; only fatal ones stop the thread.
-fn consumer_error(e: KafkaError) -> Result<(), StreamsError> {
+pub(super) fn consumer_error(e: KafkaError) -> Result<(), StreamsError> {
     match e {
         KafkaError::MessageConsumptionFatal(_) => Err(e.into()),
         e => {
