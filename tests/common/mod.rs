@@ -48,11 +48,17 @@ pub fn init_tracing() {
         .try_init();
 }
 
+/// Numbers embedded test brokers in this process (see [`TestBroker::thread_name`]).
+static NEXT_BROKER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// A broker on its own runtime, in a temporary directory, listening on 127.0.0.1:0 — or the
 /// external cluster named by `BROOK_TEST_BOOTSTRAP`.
 pub struct TestBroker {
     /// Set when this is an external cluster: nothing here is ours to configure or restart.
     external: bool,
+    /// Names this broker's runtime threads: unique, so a test can tell its broker's panics
+    /// from those of other tests' brokers in the same process.
+    threads: String,
     rt: Option<tokio::runtime::Runtime>,
     handle: Option<BrokerHandle>,
     configs: Vec<(String, String)>,
@@ -98,6 +104,7 @@ impl TestBroker {
                 .expect("resolving the first bootstrap server");
             return TestBroker {
                 external: true,
+                threads: String::new(),
                 rt: None,
                 handle: None,
                 configs: Vec::new(),
@@ -114,6 +121,10 @@ impl TestBroker {
         all.extend(configs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let mut b = TestBroker {
             external: false,
+            threads: format!(
+                "brook-broker-{}",
+                NEXT_BROKER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ),
             rt: None,
             handle: None,
             configs: all,
@@ -126,10 +137,15 @@ impl TestBroker {
         b
     }
 
-    fn new_runtime() -> tokio::runtime::Runtime {
+    /// The name of this embedded broker's runtime threads (empty for an external cluster).
+    pub fn thread_name(&self) -> &str {
+        &self.threads
+    }
+
+    fn new_runtime(&self) -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
-            .thread_name("brook-broker")
+            .thread_name(&self.threads)
             .enable_all()
             .build()
             .expect("building the broker runtime")
@@ -137,7 +153,7 @@ impl TestBroker {
 
     async fn boot(&mut self) -> Result<()> {
         if self.rt.is_none() {
-            self.rt = Some(Self::new_runtime());
+            self.rt = Some(self.new_runtime());
         }
         let mut builder = Broker::builder()
             .data_dir(self.dir.path())
