@@ -12,6 +12,8 @@
 #   scripts/kafka-cluster.sh status [--dir DIR]      one line per node; exit 1 if a node is down
 #   scripts/kafka-cluster.sh kill-node K [--dir DIR] kill -9 node K (1-based), print its pid
 #   scripts/kafka-cluster.sh start-node K [--dir DIR] restart node K with its config and data
+#   scripts/kafka-cluster.sh restart [--dir DIR]     clean stop of every node, then start them all
+#                                                    again on the same ports and data; waits ready
 #   scripts/kafka-cluster.sh tool CLASS [ARGS...]    run a Kafka tool class, e.g.
 #       tool TopicCommand --bootstrap-server "$BOOTSTRAP" --create --topic t --partitions 3 --replication-factor 3
 #       (a CLASS without a dot means org.apache.kafka.tools.CLASS)
@@ -300,6 +302,22 @@ cmd_start_node() {
     cat "$DIR/bootstrap"
 }
 
+cmd_restart() {
+    load_cluster
+    local all k
+    mapfile -t all < <(seq "$NODES")
+    stop_nodes "${all[@]}"
+    fetch
+    declare -gA OFF=()
+    for k in "${all[@]}"; do OFF[$k]=$(stat -c %s "$DIR/node$k/server.log"); done
+    # All at once: with a static controller quorum, no node is ready until a majority is up.
+    for k in "${all[@]}"; do launch "$k" || exit 1; done
+    write_pids
+    wait_ready "${all[@]}" || die "the cluster did not come back"
+    log "restarted the cluster in $DIR"
+    cat "$DIR/bootstrap"
+}
+
 cmd_tool() {
     [ ${#ARGS[@]} -ge 1 ] || die "usage: $0 tool CLASS [ARGS...]"
     fetch
@@ -319,7 +337,7 @@ command=${1:-}
 case $command in
     tool) # everything after CLASS belongs to the tool
         ARGS=("$@"); cmd_tool ;;
-    start | stop | status | kill-node | start-node | fetch)
+    start | stop | status | kill-node | start-node | restart | fetch)
         parse "$@"
         case $command in
             start) [ ${#ARGS[@]} -eq 0 ] || die "unexpected arguments: ${ARGS[*]}"; cmd_start ;;
@@ -327,6 +345,7 @@ case $command in
             status) cmd_status ;;
             kill-node) cmd_kill_node ;;
             start-node) cmd_start_node ;;
+            restart) cmd_restart ;;
             fetch) fetch; echo "$CP" ;;
         esac ;;
     -h | --help | help) usage 0 ;;

@@ -90,11 +90,17 @@ async fn file_to_topic_to_file_survives_restart() {
     let status = worker.status("tail").unwrap();
     assert_eq!(status.kind, "source");
     assert_eq!(status.tasks[0].state, State::Running);
-    let offsets = worker.offsets("tail").await.unwrap();
-    assert_eq!(
-        offsets["offsets"][0]["offset"]["position"],
-        100 * "line 00\n".len() - 10
-    );
+    // The sink can write the lines before the source's next offset flush (200 ms) lands.
+    let want = 100 * "line 00\n".len() - 10;
+    wait_until("the source offset of the 100 lines", TIMEOUT, || {
+        let w = &worker;
+        async move {
+            let offsets = w.offsets("tail").await?;
+            Ok(offsets["offsets"][0]["offset"]["position"] == want)
+        }
+    })
+    .await
+    .unwrap();
     worker.shutdown().await;
 
     // Lines written while the worker is down, then more after it is back.

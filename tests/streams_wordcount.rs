@@ -179,12 +179,62 @@ async fn wait_counts(bootstrap: &str, expected: &BTreeMap<String, i64>, at_least
         if off.is_empty() && (at_least || got.len() == expected.len()) {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "counts off the truth (at least: {at_least}): {off:?}\n got {got:?}"
-        );
+        if Instant::now() >= deadline {
+            let b = bootstrap.to_string();
+            let lag = blocking(move || group_lag(&b)).await;
+            panic!(
+                "counts off the truth (at least: {at_least}): {off:?}\n got {got:?}\n\
+                 committed offsets / end offsets per group (a stuck partition or a lagging \
+                 one):\n{lag}"
+            );
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// For every group, its committed offset against the end offset of each partition it
+/// committed: tells a partition left behind from an application that is only slow.
+fn group_lag(bootstrap: &str) -> String {
+    let q = query_consumer(bootstrap);
+    let groups = match q.fetch_group_list(None, Duration::from_secs(10)) {
+        Ok(list) => list
+            .groups()
+            .iter()
+            .map(|g| g.name().to_string())
+            .collect::<Vec<_>>(),
+        Err(e) => return format!("listing groups: {e}"),
+    };
+    let topics = list_topics(bootstrap).unwrap_or_default();
+    let mut out = String::new();
+    for group in groups.iter().filter(|g| !g.starts_with("query")) {
+        let c: rdkafka::consumer::BaseConsumer = match consumer_config(bootstrap, group).create() {
+            Ok(c) => c,
+            Err(e) => return format!("{out}{group}: {e}"),
+        };
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for t in topics.iter().filter(|t| !t.starts_with("__")) {
+            for p in 0..partition_count(bootstrap, t).ok().flatten().unwrap_or(0) as i32 {
+                tpl.add_partition(t, p);
+            }
+        }
+        let committed = match c.committed_offsets(tpl, Duration::from_secs(10)) {
+            Ok(c) => c,
+            Err(e) => return format!("{out}{group}: {e}"),
+        };
+        for e in committed.elements() {
+            if let rdkafka::Offset::Offset(at) = e.offset() {
+                let end = watermarks(bootstrap, e.topic(), e.partition())
+                    .map(|(_, h)| h.to_string())
+                    .unwrap_or_else(|e| e.to_string());
+                out.push_str(&format!(
+                    "  {group} {}-{}: {at} / {end}\n",
+                    e.topic(),
+                    e.partition()
+                ));
+            }
+        }
+    }
+    out
 }
 
 async fn wait_for_counts(bootstrap: &str, expected: &BTreeMap<String, i64>) {
@@ -609,20 +659,6 @@ async fn a_standby_replica_takes_over_without_a_full_restore() {
     second.stop();
 }
 
-/// Runs `scripts/kafka-cluster.sh ARGS --dir DIR` on the cluster the test runs against.
-fn kafka_cluster(dir: &std::ffi::OsStr, args: &[&str]) {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka-cluster.sh");
-    let status = Command::new("bash")
-        .arg(script)
-        .args(args)
-        .arg("--dir")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .status()
-        .expect("running scripts/kafka-cluster.sh");
-    assert!(status.success(), "kafka-cluster.sh {args:?} failed");
-}
-
 /// Failover on a Kafka cluster (RF 3, min.insync.replicas=2): one of three nodes is killed
 /// with -9 while the word count and the quick-start pipeline run with data flowing, then
 /// started again. Nothing is lost (at-least-once: counts may only exceed the truth), the
@@ -630,7 +666,7 @@ fn kafka_cluster(dir: &std::ffi::OsStr, args: &[&str]) {
 /// Needs the cluster of `scripts/test-on-kafka.sh`, which sets BROOK_TEST_KAFKA_DIR.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kafka_node_killed_while_lines_flow_loses_nothing() {
-    let Some(cluster) = std::env::var_os("BROOK_TEST_KAFKA_DIR") else {
+    let Some(cluster) = cluster::kafka_dir() else {
         eprintln!(
             "needs a Kafka cluster of scripts/kafka-cluster.sh (BROOK_TEST_KAFKA_DIR): skipped"
         );
@@ -656,10 +692,10 @@ async fn a_kafka_node_killed_while_lines_flow_loses_nothing() {
     // The pause that counts is the failover's, not the start-up's.
     progress.longest = Duration::ZERO;
     let c = cluster.clone();
-    blocking(move || kafka_cluster(&c, &["kill-node", "2"])).await;
+    blocking(move || cluster::script(&c, &["kill-node", "2"])).await;
     progress.watch(&b, Duration::from_secs(10)).await;
     let c = cluster.clone();
-    blocking(move || kafka_cluster(&c, &["start-node", "2"])).await;
+    blocking(move || cluster::script(&c, &["start-node", "2"])).await;
     progress.watch(&b, Duration::from_secs(3)).await;
     let expected = blocking(move || feeder.finish()).await;
     wait_at_least(&b, &expected).await;

@@ -8,6 +8,8 @@
 //!
 //! [`TestBroker`]: super::TestBroker
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
@@ -24,6 +26,32 @@ pub fn external_bootstrap() -> Option<String> {
         .ok()
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
+}
+
+/// The environment variable naming the directory of the external cluster when
+/// `scripts/kafka-cluster.sh` runs it (set by `scripts/test-on-kafka.sh`): then tests may
+/// kill, start and restart its nodes.
+pub const KAFKA_DIR_ENV: &str = "BROOK_TEST_KAFKA_DIR";
+
+/// The directory of the external cluster's `scripts/kafka-cluster.sh`, when known.
+pub fn kafka_dir() -> Option<PathBuf> {
+    std::env::var_os(KAFKA_DIR_ENV)
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Runs `scripts/kafka-cluster.sh ARGS --dir DIR` (blocking) and panics when it fails.
+pub fn script(dir: &Path, args: &[&str]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka-cluster.sh");
+    let status = Command::new("bash")
+        .arg(script)
+        .args(args)
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .status()
+        .expect("running scripts/kafka-cluster.sh");
+    assert!(status.success(), "kafka-cluster.sh {args:?} failed");
 }
 
 /// Whether the tests run against an external cluster.

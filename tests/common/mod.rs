@@ -246,8 +246,20 @@ impl TestBroker {
         self.boot().await.expect("restarting the broker");
     }
 
-    /// Clean shutdown, then a new broker on the same data directory (new port).
+    /// Clean shutdown, then a new broker on the same data directory (new port). On an external
+    /// cluster of `scripts/kafka-cluster.sh` (its directory in `BROOK_TEST_KAFKA_DIR`), every
+    /// node stops cleanly and starts again on the same ports.
     pub async fn restart(&mut self) {
+        if self.external {
+            let dir = cluster::kafka_dir().unwrap_or_else(|| {
+                panic!(
+                    "restarting an external cluster needs {} (scripts/test-on-kafka.sh sets it)",
+                    cluster::KAFKA_DIR_ENV
+                )
+            });
+            blocking(move || cluster::script(&dir, &["restart"])).await;
+            return;
+        }
         self.shutdown().await;
         self.start_again().await;
     }

@@ -30,6 +30,29 @@ fn partitions_of(
         .filter(|&n| n > 0))
 }
 
+/// How long a source topic may be missing from the metadata before the application fails:
+/// on a Kafka cluster a topic just created through one broker reaches the others' metadata a
+/// moment later, and an application started right after its topics must not die of that.
+const SOURCE_TOPIC_GRACE: Duration = Duration::from_secs(5);
+
+/// Partition count of a user source topic, waiting out [`SOURCE_TOPIC_GRACE`] before calling
+/// it missing.
+fn source_partitions(
+    admin: &AdminClient<DefaultClientContext>,
+    topic: &str,
+) -> Result<i32, StreamsError> {
+    let deadline = std::time::Instant::now() + SOURCE_TOPIC_GRACE;
+    loop {
+        if let Some(n) = partitions_of(admin, topic)? {
+            return Ok(n);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(StreamsError::MissingSourceTopic(topic.to_string()));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Works out task counts, checks co-partitioning and creates the repartition and changelog
 /// topics that do not exist yet; existing ones must already have the needed counts.
 pub(crate) fn prepare(
@@ -42,8 +65,7 @@ pub(crate) fn prepare(
     for sub in &topology.subtopologies {
         for t in &sub.source_topics {
             if let TopicRef::User(name) = t {
-                let n = partitions_of(admin, name)?
-                    .ok_or_else(|| StreamsError::MissingSourceTopic(name.clone()))?;
+                let n = source_partitions(admin, name)?;
                 counts.insert(t.clone(), n);
             }
         }
