@@ -166,21 +166,6 @@ fn worker_config(bootstrap: &str) -> WorkerConfig {
     .unwrap()
 }
 
-async fn wait_for_state(worker: &Worker, name: &str, state: State) {
-    let start = Instant::now();
-    loop {
-        let s = worker.status(name);
-        if s.as_ref().and_then(|s| s.tasks.first()).map(|t| t.state) == Some(state) {
-            return;
-        }
-        assert!(
-            start.elapsed() < TIMEOUT,
-            "{name} never got to {state:?}: {s:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn values(bs: &str, topic: &str) -> Vec<String> {
     read_all(bs, topic)
         .unwrap()

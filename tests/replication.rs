@@ -1,8 +1,8 @@
 //! Internal topics honour their replication settings, as in Kafka: streams `replication.factor`
 //! (changelogs, the shutdown-signal topic) and connect `offset.storage.replication.factor` /
-//! `config.storage.replication.factor`, where -1 (the default) means the cluster's
-//! `default.replication.factor`. On Brook's one-node broker every factor is 1; against the
-//! 3-node Kafka cluster of `scripts/test-on-kafka.sh` they are 3.
+//! `config.storage.replication.factor` / `status.storage.replication.factor`, where -1 (the
+//! default) means the cluster's `default.replication.factor`. On Brook's one-node broker every
+//! factor is 1; against the 3-node Kafka cluster of `scripts/test-on-kafka.sh` they are 3.
 
 mod common;
 
@@ -126,19 +126,26 @@ async fn internal_topics_get_the_configured_replication_factor() {
     .await;
     drop_blocking(app).await;
 
-    // Connect: the offset topic's factor explicit, the config topic's left at -1.
+    // Connect: the offset and status topics' factors explicit, the config topic's left at -1.
     let config = WorkerConfig::from_json(&json!({
         "bootstrap.servers": b, "rest.port": 0,
         "offset.storage.topic": "rf-offsets", "config.storage.topic": "rf-configs",
+        "status.storage.topic": "rf-status",
         "offset.storage.replication.factor": brokers,
+        "status.storage.replication.factor": brokers,
     }))
     .unwrap();
     let worker = Worker::start(config).await.unwrap();
-    let (b1, b2) = (b.clone(), b.clone());
+    let (b1, b2, b3) = (b.clone(), b.clone(), b.clone());
     assert_eq!(
         blocking(move || replicas_of(&b1, "rf-offsets")).await,
         brokers,
         "offset.storage.replication.factor={brokers}"
+    );
+    assert_eq!(
+        blocking(move || replicas_of(&b3, "rf-status")).await,
+        brokers,
+        "status.storage.replication.factor={brokers}"
     );
     assert_eq!(
         blocking(move || replicas_of(&b2, "rf-configs")).await,

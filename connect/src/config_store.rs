@@ -53,7 +53,8 @@ impl ConfigStore {
             topic: topic.to_string(),
             message,
         };
-        ensure_compacted_topic(bootstrap, topic, replication)
+        // One partition, as Kafka Connect requires: one order for all configs.
+        ensure_compacted_topic(bootstrap, topic, 1, replication)
             .await
             .map_err(err)?;
         Ok(ConfigStore {

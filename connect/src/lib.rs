@@ -2,7 +2,9 @@
 //!
 //! Connectors implement the traits in this crate and register their typed
 //! configuration by class name with `typetag`; a [`Worker`] runs them, keeping
-//! source offsets in a compacted topic and sink progress in consumer groups.
+//! source offsets in a compacted topic and sink progress in consumer groups,
+//! and writing connector and task statuses to a compacted topic as Kafka
+//! Connect does.
 
 mod config;
 mod config_file;
@@ -15,6 +17,7 @@ mod offsets;
 mod produce_batch;
 mod producer;
 mod rest;
+mod status_store;
 mod worker;
 
 pub use config::{

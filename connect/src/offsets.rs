@@ -42,7 +42,8 @@ impl OffsetStore {
             topic: topic.to_string(),
             message: m,
         };
-        ensure_compacted_topic(bootstrap, topic, replication)
+        // Kafka Connect's `offset.storage.partitions` is not taken (yet): one partition.
+        ensure_compacted_topic(bootstrap, topic, 1, replication)
             .await
             .map_err(err)?;
         Ok(OffsetStore {
@@ -104,17 +105,20 @@ impl OffsetStore {
     }
 }
 
-/// Creates `topic` with `cleanup.policy=compact` unless it exists.
+/// Creates `topic` with `cleanup.policy=compact` unless it exists (an
+/// existing one is left as it is, as Kafka Connect does). -1 partitions or
+/// replicas: the cluster's `num.partitions` / `default.replication.factor`.
 pub(crate) async fn ensure_compacted_topic(
     bootstrap: &str,
     topic: &str,
+    partitions: i32,
     replication: i32,
 ) -> Result<(), String> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .map_err(|e| e.to_string())?;
-    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(replication))
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication))
         .set("cleanup.policy", "compact");
     let results = admin
         .create_topics([&new], &AdminOptions::new())

@@ -13,9 +13,12 @@
 
 mod brook_process;
 pub mod cluster;
+mod connect;
 mod example_bin;
 #[allow(unused_imports)]
 pub use brook_process::{brook_bin, BrokerProcess};
+#[allow(unused_imports)]
+pub use connect::wait_for_state;
 #[allow(unused_imports)]
 pub use example_bin::example_bin;
 

@@ -36,6 +36,25 @@ pub struct WorkerConfig {
         deserialize_with = "lenient::i64"
     )]
     pub config_storage_replication_factor: i64,
+    /// Compacted topic receiving connector and task statuses.
+    #[serde(rename = "status.storage.topic", default = "default_status_topic")]
+    pub status_storage_topic: String,
+    /// Replication factor of the status topic when the worker creates it; -1 means the
+    /// cluster's `default.replication.factor`.
+    #[serde(
+        rename = "status.storage.replication.factor",
+        default = "broker_default",
+        deserialize_with = "lenient::i64"
+    )]
+    pub status_storage_replication_factor: i64,
+    /// Partitions of the status topic when the worker creates it; -1 means the cluster's
+    /// `num.partitions`.
+    #[serde(
+        rename = "status.storage.partitions",
+        default = "default_status_partitions",
+        deserialize_with = "lenient::i64"
+    )]
+    pub status_storage_partitions: i64,
     /// REST API port; 0 picks a free port.
     #[serde(
         rename = "rest.port",
@@ -78,6 +97,13 @@ fn default_offset_topic() -> String {
 fn default_config_topic() -> String {
     "connect-configs".into()
 }
+fn default_status_topic() -> String {
+    "connect-status".into()
+}
+/// Kafka Connect's default.
+fn default_status_partitions() -> i64 {
+    5
+}
 /// Kafka Connect's default is 3, which a one-node cluster (Brook's own broker) refuses; -1
 /// (KIP-464) lets the cluster decide, so production clusters set `default.replication.factor`.
 fn broker_default() -> i64 {
@@ -111,18 +137,8 @@ impl WorkerConfig {
                 config.rest_port
             ))
         })?;
-        for (name, rf) in [
-            (
-                "offset.storage.replication.factor",
-                config.offset_storage_replication_factor,
-            ),
-            (
-                "config.storage.replication.factor",
-                config.config_storage_replication_factor,
-            ),
-        ] {
-            replication_factor(name, rf)?;
-        }
+        config.replication_factors()?;
+        config.status_partitions()?;
         Ok(config)
     }
 
@@ -134,6 +150,9 @@ impl WorkerConfig {
             offset_storage_replication_factor: broker_default(),
             config_storage_topic: default_config_topic(),
             config_storage_replication_factor: broker_default(),
+            status_storage_topic: default_status_topic(),
+            status_storage_replication_factor: broker_default(),
+            status_storage_partitions: default_status_partitions(),
             rest_port: default_rest_port(),
             key_converter: default_converter(),
             value_converter: default_converter(),
@@ -143,19 +162,35 @@ impl WorkerConfig {
         }
     }
 
-    /// The offset topic's replication factor, as CreateTopics takes it.
-    pub(super) fn offset_replication(&self) -> Result<i32, WorkerError> {
-        replication_factor(
-            "offset.storage.replication.factor",
-            self.offset_storage_replication_factor,
-        )
+    /// The replication factors of the offset, config and status topics, in that order, as
+    /// CreateTopics takes them.
+    pub(super) fn replication_factors(&self) -> Result<[i32; 3], WorkerError> {
+        let mut factors = [0; 3];
+        for (factor, (name, value)) in factors.iter_mut().zip([
+            (
+                "offset.storage.replication.factor",
+                self.offset_storage_replication_factor,
+            ),
+            (
+                "config.storage.replication.factor",
+                self.config_storage_replication_factor,
+            ),
+            (
+                "status.storage.replication.factor",
+                self.status_storage_replication_factor,
+            ),
+        ]) {
+            *factor = minus_one_or_positive(name, value, REPLICAS)?;
+        }
+        Ok(factors)
     }
 
-    /// The config topic's replication factor, as CreateTopics takes it.
-    pub(super) fn config_replication(&self) -> Result<i32, WorkerError> {
-        replication_factor(
-            "config.storage.replication.factor",
-            self.config_storage_replication_factor,
+    /// The status topic's partition count, as CreateTopics takes it.
+    pub(super) fn status_partitions(&self) -> Result<i32, WorkerError> {
+        minus_one_or_positive(
+            "status.storage.partitions",
+            self.status_storage_partitions,
+            PARTITIONS,
         )
     }
 
@@ -168,14 +203,23 @@ impl WorkerConfig {
     }
 }
 
-/// A replication factor: -1 (the cluster's default) or 1..=32767, as Kafka Connect accepts.
-fn replication_factor(name: &str, value: i64) -> Result<i32, WorkerError> {
-    if value == -1 || (1..=i64::from(i16::MAX)).contains(&value) {
-        Ok(value as i32)
-    } else {
-        Err(WorkerError::InvalidWorkerConfig(format!(
-            "{name}={value}: must be -1 (the cluster's default.replication.factor) or a positive number of replicas"
-        )))
+/// `(what is counted, the cluster config that -1 stands for, the largest count)`.
+type Count = (&'static str, &'static str, i32);
+const REPLICAS: Count = ("replicas", "default.replication.factor", i16::MAX as i32);
+const PARTITIONS: Count = ("partitions", "num.partitions", i32::MAX);
+
+/// A replication factor or partition count, or -1 for the cluster's default (KIP-464), as
+/// Kafka Connect accepts them.
+fn minus_one_or_positive(
+    name: &str,
+    value: i64,
+    (what, default, max): Count,
+) -> Result<i32, WorkerError> {
+    match i32::try_from(value) {
+        Ok(v) if v == -1 || (1..=max).contains(&v) => Ok(v),
+        _ => Err(WorkerError::InvalidWorkerConfig(format!(
+            "{name}={value}: must be -1 (the cluster's {default}) or a positive number of {what} up to {max}"
+        ))),
     }
 }
 
@@ -183,6 +227,56 @@ fn replication_factor(name: &str, value: i64) -> Result<i32, WorkerError> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The status topic's settings: Kafka Connect's names and defaults (but -1 replicas, as
+    /// for the other internal topics), -1 or a positive count.
+    #[test]
+    fn status_storage_configs_are_validated() {
+        let c = WorkerConfig::new("b");
+        assert_eq!(c.status_storage_topic, "connect-status");
+        assert_eq!(c.status_partitions().unwrap(), 5);
+        assert_eq!(c.replication_factors().unwrap()[2], -1);
+        let parsed = |extra: Value| {
+            let mut config = json!({"bootstrap.servers": "b"});
+            config
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            WorkerConfig::from_json(&config)
+        };
+        assert_eq!(parsed(json!({})).unwrap(), c);
+        let c = parsed(
+            json!({"status.storage.topic": "st", "status.storage.partitions": "-1",
+            "status.storage.replication.factor": "1"}),
+        )
+        .unwrap();
+        assert_eq!(c.status_storage_topic, "st");
+        assert_eq!(c.status_partitions().unwrap(), -1);
+        assert_eq!(c.replication_factors().unwrap()[2], 1);
+        assert_eq!(
+            parsed(json!({"status.storage.partitions": 2147483647}))
+                .unwrap()
+                .status_partitions()
+                .unwrap(),
+            i32::MAX
+        );
+        for (key, bad) in [
+            ("status.storage.partitions", json!(0)),
+            ("status.storage.partitions", json!(-2)),
+            ("status.storage.partitions", json!(2147483648_i64)),
+            ("status.storage.replication.factor", json!(0)),
+            ("status.storage.replication.factor", json!(-5)),
+            ("status.storage.replication.factor", json!(32768)),
+        ] {
+            let extra = Value::Object([(key.to_string(), bad.clone())].into_iter().collect());
+            let err = parsed(extra).unwrap_err().to_string();
+            assert!(err.contains(&format!("{key}={bad}")), "{err}");
+        }
+        let err = parsed(json!({"status.storage.partitions": "many"}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"many\""), "{err}");
+    }
 
     #[test]
     fn worker_config_defaults_and_errors() {
@@ -203,13 +297,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("rest.port"), "{err}");
-        assert_eq!(c.offset_replication().unwrap(), -1);
-        assert_eq!(c.config_replication().unwrap(), -1);
+        assert_eq!(c.replication_factors().unwrap(), [-1, -1, -1]);
         let c = WorkerConfig::from_json(&json!({"bootstrap.servers": "b",
-            "offset.storage.replication.factor": "3", "config.storage.replication.factor": 2}))
+            "offset.storage.replication.factor": "3", "config.storage.replication.factor": 2,
+            "status.storage.replication.factor": 32767}))
         .unwrap();
-        assert_eq!(c.offset_replication().unwrap(), 3);
-        assert_eq!(c.config_replication().unwrap(), 2);
+        assert_eq!(c.replication_factors().unwrap(), [3, 2, 32767]);
         let err = WorkerConfig::from_json(
             &json!({"bootstrap.servers": "b", "config.storage.replication.factor": "0"}),
         )

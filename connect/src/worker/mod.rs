@@ -22,6 +22,7 @@ use crate::config::{ConfigError, ConnectorDefinition};
 use crate::config_store::{ConfigStore, ConfigStoreError};
 use crate::connector::{ConnectError, Connector};
 use crate::offsets::{OffsetStore, OffsetStoreError};
+use crate::status_store::StatusStore;
 use tasks::{join_all, TaskHandle};
 
 /// Errors returned by worker operations.
@@ -64,6 +65,10 @@ pub enum WorkerError {
     BadRequest(String),
 }
 
+/// How long a shutdown waits for the last status records (the broker may be
+/// gone: statuses are not worth a hang).
+const STATUS_CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 struct RunningConnector {
     /// The config exactly as given.
     raw: Map<String, Value>,
@@ -101,7 +106,9 @@ struct Inner {
     worker_id: String,
     offsets: OffsetStore,
     configs: ConfigStore,
-    /// Source records, DLQ records (offsets and configs share it too).
+    /// Where connector and task state changes are written.
+    statuses: StatusStore,
+    /// Source records, DLQ records (offsets, configs and statuses share it too).
     producer: crate::producer::Producer,
     connectors: Mutex<BTreeMap<String, RunningConnector>>,
 }
@@ -113,10 +120,11 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Connects to Kafka and prepares the offset store.
+    /// Connects to Kafka and prepares the offset, config and status stores.
     pub async fn start(config: WorkerConfig) -> Result<Worker, WorkerError> {
-        let (offset_replication, config_replication) =
-            (config.offset_replication()?, config.config_replication()?);
+        let [offset_replication, config_replication, status_replication] =
+            config.replication_factors()?;
+        let status_partitions = config.status_partitions()?;
         let producer =
             crate::producer::producer(&config.bootstrap_servers).map_err(WorkerError::Kafka)?;
         let offsets = OffsetStore::open(
@@ -134,12 +142,23 @@ impl Worker {
         )
         .await?;
         let worker_id = format!("standalone:{}", config.rest_port);
+        let statuses = StatusStore::open(
+            &config.bootstrap_servers,
+            &config.status_storage_topic,
+            status_partitions,
+            status_replication,
+            producer.clone(),
+            &worker_id,
+        )
+        .await
+        .map_err(WorkerError::Kafka)?;
         let worker = Worker {
             inner: Arc::new(Inner {
                 config,
                 worker_id,
                 offsets,
                 configs,
+                statuses,
                 producer,
                 connectors: Mutex::new(BTreeMap::new()),
             }),
@@ -165,14 +184,21 @@ impl Worker {
                 }
                 Err(e) => {
                     tracing::error!(connector = %name, error = %e, "stored connector cannot start");
-                    self.inner
-                        .connectors
-                        .lock()
-                        .insert(name, RunningConnector::failed(raw, &e));
+                    self.insert_failed(&name, raw, &e);
                 }
             }
         }
         Ok(())
+    }
+
+    /// Lists a connector that could not start as FAILED, with the error.
+    fn insert_failed(&self, name: &str, raw: Map<String, Value>, error: &WorkerError) {
+        let failed = RunningConnector::failed(raw, error);
+        let mut connectors = self.inner.connectors.lock();
+        self.inner
+            .statuses
+            .connector(name, failed.state, failed.trace.as_deref());
+        connectors.insert(name.to_string(), failed);
     }
 
     /// Persists a connector's config and target state.
@@ -215,7 +241,9 @@ impl Worker {
         let name = self.start_connector(config, initial).await?;
         if let Err(e) = self.persist(&name).await {
             // Not stored means it would not survive a restart: undo.
-            let _ = self.remove_running(&name).await;
+            if self.remove_running(&name).await.is_ok() {
+                self.inner.statuses.remove(&name);
+            }
             return Err(e);
         }
         Ok(name)
@@ -260,6 +288,9 @@ impl Worker {
             }
             return Err(WorkerError::AlreadyExists(name));
         }
+        // Under the lock, as every connector status write, so the topic
+        // gets them in the order the states changed.
+        self.inner.statuses.connector(&name, state, None);
         connectors.insert(
             name.clone(),
             RunningConnector {
@@ -352,7 +383,7 @@ impl Worker {
             .iter()
             .enumerate()
             .map(|(id, t)| {
-                let (state, trace) = t.status.lock().clone();
+                let (state, trace) = t.status.get();
                 TaskStatus {
                     id,
                     state,
@@ -404,7 +435,10 @@ impl Worker {
         if matches!(c.state, State::Stopped | State::Failed) {
             return Ok(());
         }
-        c.state = state;
+        if c.state != state {
+            c.state = state;
+            self.inner.statuses.connector(name, state, None);
+        }
         for t in &c.tasks {
             let _ = t.control.send(target);
         }
@@ -423,7 +457,10 @@ impl Worker {
             let c = connectors
                 .get_mut(name)
                 .ok_or_else(|| WorkerError::NotFound(name.to_string()))?;
-            c.state = State::Stopped;
+            if c.state != State::Stopped {
+                c.state = State::Stopped;
+                self.inner.statuses.connector(name, State::Stopped, None);
+            }
             std::mem::take(&mut c.tasks)
         };
         join_all(tasks).await;
@@ -446,10 +483,7 @@ impl Worker {
             .start_connector(&Value::Object(raw.clone()), state)
             .await;
         if let Err(e) = &result {
-            self.inner
-                .connectors
-                .lock()
-                .insert(name.to_string(), RunningConnector::failed(raw, e));
+            self.insert_failed(name, raw, e);
         }
         self.persist(name).await?;
         result.map(|_| ())
@@ -496,9 +530,11 @@ impl Worker {
         Ok(!existed)
     }
 
-    /// Stops and removes a connector, and forgets its stored config.
+    /// Stops and removes a connector, and forgets its stored config and
+    /// statuses.
     pub async fn delete(&self, name: &str) -> Result<(), WorkerError> {
         self.remove_running(name).await?;
+        self.inner.statuses.remove(name);
         self.persist(name).await
     }
 
@@ -510,18 +546,29 @@ impl Worker {
             .lock()
             .remove(name)
             .ok_or_else(|| WorkerError::NotFound(name.to_string()))?;
-        join_all(removed.tasks).await;
-        Ok(removed.state)
+        Ok(self.stop_connector(name, removed).await)
     }
 
-    /// Stops every connector, letting tasks flush and commit.
-    pub async fn shutdown(&self) {
-        let all: Vec<RunningConnector> = std::mem::take(&mut *self.inner.connectors.lock())
-            .into_values()
-            .collect();
-        for c in all {
-            join_all(c.tasks).await;
+    /// Stops a removed connector's tasks (each writes its UNASSIGNED), then
+    /// writes the connector's own UNASSIGNED, as Kafka Connect does when a
+    /// connector shuts down; a STOPPED or FAILED one keeps that state.
+    async fn stop_connector(&self, name: &str, removed: RunningConnector) -> State {
+        join_all(removed.tasks).await;
+        if matches!(removed.state, State::Running | State::Paused) {
+            // No lock to take: the connector is no longer listed.
+            self.inner.statuses.connector(name, State::Unassigned, None);
         }
+        removed.state
+    }
+
+    /// Stops every connector, letting tasks flush and commit, and waits a
+    /// little for the last status records.
+    pub async fn shutdown(&self) {
+        let all = std::mem::take(&mut *self.inner.connectors.lock());
+        for (name, c) in all {
+            self.stop_connector(&name, c).await;
+        }
+        self.inner.statuses.close(STATUS_CLOSE_TIMEOUT).await;
     }
 }
 

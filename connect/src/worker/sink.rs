@@ -392,11 +392,11 @@ impl SinkRunner {
                             tracing::warn!(connector = %self.decoder.connector, error = %e, "resuming partitions");
                         }
                     }
-                    self.status.lock().0 = super::State::Running;
+                    self.status.set(super::State::Running, None);
                     return Ok(true);
                 }
                 Target::Pause => {
-                    self.status.lock().0 = super::State::Paused;
+                    self.status.set(super::State::Paused, None);
                     // The assignment can change during a pause.
                     if let Ok(assigned) = consumer.assignment() {
                         if assigned.count() > 0 && consumer.pause(&assigned).is_ok() {

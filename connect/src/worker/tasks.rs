@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use super::{sink, sink_decode, source, Inner, State, WorkerError};
 use crate::config::ConnectorDefinition;
 use crate::connector::{Connector, TaskConfig};
+use crate::status_store::StatusStore;
 
 /// What the user asked a task to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,8 +23,79 @@ pub(crate) enum Target {
     Stop,
 }
 
-/// Shared between a running task and the worker.
-pub(crate) type SharedStatus = Arc<Mutex<(State, Option<String>)>>;
+/// A task's state and error, shared between the task and the worker (which
+/// answers the REST API from it); each change is also written to the status
+/// topic.
+#[derive(Clone)]
+pub(crate) struct SharedStatus {
+    current: Arc<Mutex<TaskState>>,
+    store: StatusStore,
+    connector: Arc<str>,
+    id: usize,
+}
+
+struct TaskState {
+    state: State,
+    trace: Option<String>,
+    /// Whether `state` was written to the status topic.
+    written: bool,
+}
+
+impl SharedStatus {
+    /// A task's status before its thread starts: shown, but not written (the
+    /// task writes RUNNING or PAUSED once it runs, as Kafka Connect's do).
+    fn new(store: StatusStore, connector: &str, id: usize, initial: State) -> Self {
+        SharedStatus {
+            current: Arc::new(Mutex::new(TaskState {
+                state: initial,
+                trace: None,
+                written: false,
+            })),
+            store,
+            connector: connector.into(),
+            id,
+        }
+    }
+
+    /// The state and error shown by the REST API.
+    pub fn get(&self) -> (State, Option<String>) {
+        let current = self.current.lock();
+        (current.state, current.trace.clone())
+    }
+
+    /// Moves to `state` (`trace`: why it FAILED); a change is written to the
+    /// status topic, a repeat is not (a paused sink task re-asserts PAUSED
+    /// every 100 ms).
+    pub fn set(&self, state: State, trace: Option<String>) {
+        let mut current = self.current.lock();
+        if current.written && current.state == state && current.trace == trace {
+            return;
+        }
+        // Queued while the lock is held (queueing never blocks), so the
+        // topic gets the changes in the order they were made.
+        self.store
+            .task(&self.connector, self.id, state, trace.as_deref());
+        *current = TaskState {
+            state,
+            trace,
+            written: true,
+        };
+    }
+
+    /// The task's run ended: UNASSIGNED unless it FAILED, as in Kafka Connect.
+    /// A task stopped before it ever ran writes nothing: it may have lost a
+    /// race with another connector of the same name, whose task it would
+    /// overwrite.
+    fn finished(&self) {
+        let ran = {
+            let current = self.current.lock();
+            current.written && current.state != State::Failed
+        };
+        if ran {
+            self.set(State::Unassigned, None);
+        }
+    }
+}
 
 /// Runs a task on a thread of its own, as Kafka Connect does: a busy task
 /// (a file read as fast as the producer takes it) or a blocking call (a
@@ -75,11 +147,11 @@ pub(crate) async fn wait_until_running(
         match target {
             Target::Stop => return false,
             Target::Run => {
-                status.lock().0 = State::Running;
+                status.set(State::Running, None);
                 return true;
             }
             Target::Pause => {
-                status.lock().0 = State::Paused;
+                status.set(State::Paused, None);
                 if control.changed().await.is_err() {
                     return false;
                 }
@@ -109,7 +181,7 @@ pub(super) async fn join_all(tasks: Vec<TaskHandle>) {
 /// Marks a task FAILED with its error; the worker keeps running.
 pub(crate) fn mark_failed(status: &SharedStatus, connector: &str, error: &str) {
     tracing::error!(connector, error, "task failed");
-    *status.lock() = (State::Failed, Some(error.to_string()));
+    status.set(State::Failed, Some(error.to_string()));
 }
 
 /// Starts the tasks of a connector on threads of their own, each in the
@@ -140,9 +212,14 @@ pub(super) async fn spawn_tasks(
     let mut start =
         |config: TaskConfig, run: &dyn Fn(SharedStatus, watch::Receiver<Target>) -> TaskFuture| {
             let (control, control_rx) = watch::channel(initial);
-            let status: SharedStatus = Arc::new(Mutex::new((initial_state, None)));
-            let task = run(status.clone(), control_rx);
-            let join = on_own_thread(format!("{name}-{}", handles.len()), task, &status);
+            let id = handles.len();
+            let status = SharedStatus::new(inner.statuses.clone(), &name, id, initial_state);
+            let (task, ended) = (run(status.clone(), control_rx), status.clone());
+            let task = async move {
+                task.await;
+                ended.finished();
+            };
+            let join = on_own_thread(format!("{name}-{id}"), task, &status);
             handles.push(TaskHandle {
                 status,
                 control,
