@@ -260,7 +260,8 @@ impl TestBroker {
                     cluster::KAFKA_DIR_ENV
                 )
             });
-            blocking(move || cluster::script(&dir, &["restart"])).await;
+            // Recovery of every log after a full stop can take a while on a loaded machine.
+            blocking(move || cluster::script(&dir, &["restart", "--timeout", "180"])).await;
             return;
         }
         self.shutdown().await;
@@ -420,6 +421,38 @@ pub fn partition_count(bootstrap: &str, topic: &str) -> Result<Option<usize>> {
         .find(|t| t.name() == topic)
         .filter(|t| t.error().is_none())
         .map(|t| t.partitions().len()))
+}
+
+/// The address of the broker leading `topic`-`partition`: raw requests that only a leader
+/// answers (Produce, DeleteRecords) go there, on Brook's one node and on a Kafka cluster alike.
+pub async fn leader_addr(bootstrap: &str, topic: &str, partition: i32) -> std::net::SocketAddr {
+    let (b, t) = (bootstrap.to_string(), topic.to_string());
+    let (host, port) = blocking(move || -> Result<(String, i32)> {
+        let c = query_consumer(&b);
+        let md = c
+            .fetch_metadata(None, Duration::from_secs(20))
+            .context("Metadata request")?;
+        let leader = md
+            .topics()
+            .iter()
+            .find(|x| x.name() == t)
+            .and_then(|x| x.partitions().iter().find(|p| p.id() == partition))
+            .map(|p| p.leader())
+            .ok_or_else(|| anyhow!("{t}-{partition} is not in the metadata"))?;
+        let broker = md
+            .brokers()
+            .iter()
+            .find(|br| br.id() == leader)
+            .ok_or_else(|| anyhow!("leader {leader} of {t}-{partition} is not listed"))?;
+        Ok((broker.host().to_string(), broker.port()))
+    })
+    .await
+    .expect("looking up the partition leader");
+    tokio::net::lookup_host((host.as_str(), port as u16))
+        .await
+        .ok()
+        .and_then(|mut a| a.next())
+        .unwrap_or_else(|| panic!("resolving the leader {host}:{port}"))
 }
 
 /// (low, high) watermarks of one partition.
