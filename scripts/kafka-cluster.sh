@@ -12,8 +12,8 @@
 #   scripts/kafka-cluster.sh status [--dir DIR]      one line per node; exit 1 if a node is down
 #   scripts/kafka-cluster.sh kill-node K [--dir DIR] kill -9 node K (1-based), print its pid
 #   scripts/kafka-cluster.sh start-node K [--dir DIR] restart node K with its config and data
-#   scripts/kafka-cluster.sh restart [--dir DIR]     clean stop of every node, then start them all
-#                                                    again on the same ports and data; waits ready
+#   scripts/kafka-cluster.sh restart [--dir DIR]     rolling restart: each node in turn stops cleanly
+#                                                    and starts again on its port and data
 #   scripts/kafka-cluster.sh tool CLASS [ARGS...]    run a Kafka tool class, e.g.
 #       tool TopicCommand --bootstrap-server "$BOOTSTRAP" --create --topic t --partitions 3 --replication-factor 3
 #       (a CLASS without a dot means org.apache.kafka.tools.CLASS)
@@ -304,17 +304,20 @@ cmd_start_node() {
 
 cmd_restart() {
     load_cluster
-    local all k
-    mapfile -t all < <(seq "$NODES")
-    stop_nodes "${all[@]}"
+    local k
     fetch
     declare -gA OFF=()
-    for k in "${all[@]}"; do OFF[$k]=$(stat -c %s "$DIR/node$k/server.log"); done
-    # All at once: with a static controller quorum, no node is ready until a majority is up.
-    for k in "${all[@]}"; do launch "$k" || exit 1; done
-    write_pids
-    wait_ready "${all[@]}" || die "the cluster did not come back"
-    log "restarted the cluster in $DIR"
+    # Rolling, as operators restart Kafka: one node at a time, each back and listing every
+    # broker before the next stops, so the controller quorum never loses its majority. (Stopping
+    # all nodes at once left one node not ready after 180 s in CI.)
+    for ((k = 1; k <= NODES; k++)); do
+        stop_nodes "$k"
+        OFF[$k]=$(stat -c %s "$DIR/node$k/server.log")
+        launch "$k" || exit 1
+        write_pids
+        wait_ready "$k" || die "node $k did not come back"
+    done
+    log "restarted every node of the cluster in $DIR"
     cat "$DIR/bootstrap"
 }
 

@@ -250,8 +250,8 @@ impl TestBroker {
     }
 
     /// Clean shutdown, then a new broker on the same data directory (new port). On an external
-    /// cluster of `scripts/kafka-cluster.sh` (its directory in `BROOK_TEST_KAFKA_DIR`), every
-    /// node stops cleanly and starts again on the same ports.
+    /// cluster of `scripts/kafka-cluster.sh` (its directory in `BROOK_TEST_KAFKA_DIR`), a
+    /// rolling restart: each node in turn stops cleanly and starts again on its port.
     pub async fn restart(&mut self) {
         if self.external {
             let dir = cluster::kafka_dir().unwrap_or_else(|| {
@@ -260,7 +260,7 @@ impl TestBroker {
                     cluster::KAFKA_DIR_ENV
                 )
             });
-            // Recovery of every log after a full stop can take a while on a loaded machine.
+            // Each node recovers its logs and catches up before the next stops.
             blocking(move || cluster::script(&dir, &["restart", "--timeout", "180"])).await;
             return;
         }
