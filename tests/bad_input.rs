@@ -710,3 +710,78 @@ async fn queued_request_bytes_are_a_broker_wide_budget() {
     let sizes: Vec<usize> = recs.iter().map(|r| r.value_str().len()).collect();
     assert_eq!(sizes, vec![700 << 10, 300 << 10]);
 }
+
+/// A request header (v2, flexible) for `api_key` v`version`, without the frame's length.
+fn header_v2(api_key: i16, version: i16, correlation_id: i32) -> BytesMut {
+    let mut buf = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(api_key)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("bad-input-test")))
+        .encode(&mut buf, 2)
+        .unwrap();
+    buf
+}
+
+/// DescribeGroups v5 naming 40 million empty groups: every element it claims is there (a byte
+/// each), so only the decoded size gives it away — 40 MB decoding to 1.3 GB of string handles.
+/// The broker refuses it before decoding, its peak RSS grows by no more than the frame plus
+/// 64 MB, and it carries on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_that_would_decode_to_gigabytes_is_refused_before_decoding() {
+    if cluster::external_bootstrap().is_some() {
+        eprintln!("skipped: measures the RSS of Brook's own broker process");
+        return;
+    }
+    const API_DESCRIBE_GROUPS: i16 = 15;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::spawn(dir.path(), &[]);
+    let bootstrap = broker.addr.to_string();
+    create_topic(&bootstrap, "health", 1, &[]).await;
+    assert_round_trip(&bootstrap, "health").await;
+
+    let groups: u32 = 40_000_000;
+    let mut frame = header_v2(API_DESCRIBE_GROUPS, 5, 9);
+    // Compact array count (n + 1), n empty compact strings (length + 1 = 1), then
+    // include_authorized_operations and an empty tagged-field section.
+    let mut count = groups + 1;
+    while count >= 0x80 {
+        frame.extend_from_slice(&[count as u8 | 0x80]);
+        count >>= 7;
+    }
+    frame.extend_from_slice(&[count as u8]);
+    frame.resize(frame.len() + groups as usize, 1);
+    frame.extend_from_slice(&[0, 0]);
+    let mut bytes = (frame.len() as i32).to_be_bytes().to_vec();
+    bytes.extend_from_slice(&frame);
+    drop(frame);
+
+    let baseline_kib = broker.status_kib("VmRSS");
+    let mut s = TcpStream::connect(broker.addr).await.unwrap();
+    s.write_all(&bytes).await.unwrap();
+    assert_closed(&mut s, "a DescribeGroups frame decoding to 1.3 GB").await;
+    let peak_kib = broker.status_kib("VmHWM");
+    let frame_kib = bytes.len() as u64 / 1024;
+    eprintln!(
+        "broker RSS {baseline_kib} KiB before, peak {peak_kib} KiB after a {frame_kib} KiB frame"
+    );
+    assert!(
+        peak_kib < baseline_kib + 64 * 1024 + frame_kib,
+        "broker peak RSS {peak_kib} KiB vs {baseline_kib} KiB before a {frame_kib} KiB frame"
+    );
+
+    // A small DescribeGroups is still answered, and real clients still work.
+    let mut s = TcpStream::connect(broker.addr).await.unwrap();
+    let mut small = header_v2(API_DESCRIBE_GROUPS, 5, 10);
+    small.extend_from_slice(&[2, 2, b'g', 0, 0]);
+    let mut bytes = (small.len() as i32).to_be_bytes().to_vec();
+    bytes.extend_from_slice(&small);
+    s.write_all(&bytes).await.unwrap();
+    let mut resp = read_frame(&mut s)
+        .await
+        .expect("a one-group DescribeGroups was not answered");
+    let h = ResponseHeader::decode(&mut resp, 1).unwrap();
+    assert_eq!(h.correlation_id, 10);
+    assert_round_trip(&bootstrap, "health").await;
+}

@@ -48,7 +48,11 @@ pub(crate) fn head(frame: &mut Bytes) -> Result<Head, String> {
             "{api_key:?} v{version} is not supported (supported {min}..={max})"
         ));
     }
-    let header = RequestHeader::decode(frame, api_key.request_header_version(version))
+    let header_version = api_key.request_header_version(version);
+    // The codec decodes header v2's tagged fields into a map: bound them as the body's.
+    bounds::check_header(header_version, frame)
+        .map_err(|e| format!("malformed {api_key:?} v{version} request header: {e}"))?;
+    let header = RequestHeader::decode(frame, header_version)
         .map_err(|e| format!("malformed {api_key:?} v{version} request header: {e}"))?;
     Ok(Head::Request {
         api_key,

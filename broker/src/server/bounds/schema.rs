@@ -2,9 +2,10 @@
 //!
 //! Written from the Kafka protocol definitions (the `*Request.json` message specs, as generated
 //! into kafka-protocol 0.18's `messages/*_request.rs`). Only what the walk needs is kept: each
-//! field's wire type and the versions it is present in. Names are for error messages. Nullable
-//! is not recorded: the walker accepts a null length anywhere and the decoder refuses it where
-//! the protocol does not allow it. Whether a string, bytes or array length is a fixed-width int
+//! field's wire type and the versions it is present in, and for an array of structs the size of
+//! the codec's struct it decodes to (`structs::<T>`), for the decoded-size estimate. Names are
+//! for error messages. Nullable is not recorded: the walker accepts a null length anywhere and
+//! the decoder refuses it where the protocol does not allow it. Whether a string, bytes or array length is a fixed-width int
 //! or a compact varint, and whether structs end in a tagged-field section, follows from the
 //! API's first flexible version.
 //!
@@ -15,9 +16,22 @@
 //! The tables are laid out by hand (`rustfmt::skip`): one field a line, nested structs
 //! indented under the array that holds them.
 
+use std::mem::size_of;
 use std::ops::RangeInclusive;
 
-use kafka_protocol::messages::ApiKey;
+use bytes::Bytes;
+use kafka_protocol::messages::{
+    alter_configs_request as alter_configs, create_partitions_request as create_partitions,
+    create_topics_request as create_topics, delete_records_request as delete_records,
+    delete_topics_request as delete_topics, describe_configs_request as describe_configs,
+    fetch_request as fetch, incremental_alter_configs_request as incremental,
+    join_group_request as join_group, leave_group_request as leave_group,
+    list_offsets_request as list_offsets, metadata_request as metadata,
+    offset_commit_request as offset_commit, offset_delete_request as offset_delete,
+    offset_fetch_request as offset_fetch, offset_for_leader_epoch_request as epoch,
+    produce_request as produce, sync_group_request as sync_group, ApiKey,
+};
+use kafka_protocol::protocol::StrBytes;
 
 /// A field's wire type.
 #[derive(Debug, Clone, Copy)]
@@ -31,7 +45,35 @@ pub(super) enum Ty {
     /// An array of scalars (Int32, String): an Int32 count, or compact when flexible.
     Array(&'static Ty),
     /// An array of structs; in flexible versions each element ends with tagged fields.
-    Structs(&'static [Field]),
+    /// `size` is what one element takes in memory once decoded: `size_of` the codec's struct
+    /// (its strings, bytes and arrays inline as handles; what arrays hold is counted apart).
+    Structs {
+        size: usize,
+        fields: &'static [Field],
+    },
+}
+
+impl Ty {
+    /// What one element of an array of this type takes in memory once decoded. Strings and
+    /// bytes are handles into the frame (the codec slices the frame's `Bytes`, it does not
+    /// copy), so their contents cost nothing more.
+    pub(super) const fn decoded_size(&self) -> usize {
+        match self {
+            Ty::Fixed(n) => *n as usize,
+            Ty::Str => size_of::<StrBytes>(),
+            Ty::Bytes => size_of::<Bytes>(),
+            Ty::Array(_) => size_of::<Vec<u8>>(),
+            Ty::Structs { size, .. } => *size,
+        }
+    }
+}
+
+/// An array of structs decoded as the codec's `T`.
+const fn structs<T>(fields: &'static [Field]) -> Ty {
+    Ty::Structs {
+        size: size_of::<T>(),
+        fields,
+    }
 }
 
 /// One field of a struct and the versions it is present in (inclusive).
@@ -143,9 +185,9 @@ static PRODUCE: Body = body(3..=9, 9, &[
     f("transactional_id", STR),
     f("acks", I16),
     f("timeout_ms", I32),
-    f("topic_data", Ty::Structs(&[
+    f("topic_data", structs::<produce::TopicProduceData>(&[
         f("name", STR).until(12),
-        f("partition_data", Ty::Structs(&[
+        f("partition_data", structs::<produce::PartitionProduceData>(&[
             f("index", I32),
             f("records", BYTES),
         ])),
@@ -162,9 +204,9 @@ static FETCH: Body = body(4..=12, 12, &[
     f("isolation_level", I8),
     f("session_id", I32).since(7),
     f("session_epoch", I32).since(7),
-    f("topics", Ty::Structs(&[
+    f("topics", structs::<fetch::FetchTopic>(&[
         f("topic", STR).until(12),
-        f("partitions", Ty::Structs(&[
+        f("partitions", structs::<fetch::FetchPartition>(&[
             f("partition", I32),
             f("current_leader_epoch", I32).since(9),
             f("fetch_offset", I64),
@@ -173,7 +215,7 @@ static FETCH: Body = body(4..=12, 12, &[
             f("partition_max_bytes", I32),
         ])),
     ])),
-    f("forgotten_topics_data", Ty::Structs(&[
+    f("forgotten_topics_data", structs::<fetch::ForgottenTopic>(&[
         f("topic", STR).until(12),
         f("partitions", I32S),
     ])).since(7),
@@ -185,9 +227,9 @@ static FETCH: Body = body(4..=12, 12, &[
 static LIST_OFFSETS: Body = body(1..=7, 6, &[
     f("replica_id", I32),
     f("isolation_level", I8).since(2),
-    f("topics", Ty::Structs(&[
+    f("topics", structs::<list_offsets::ListOffsetsTopic>(&[
         f("name", STR),
-        f("partitions", Ty::Structs(&[
+        f("partitions", structs::<list_offsets::ListOffsetsPartition>(&[
             f("partition_index", I32),
             f("current_leader_epoch", I32).since(4),
             f("timestamp", I64),
@@ -198,7 +240,7 @@ static LIST_OFFSETS: Body = body(1..=7, 6, &[
 // Metadata (3).
 #[rustfmt::skip]
 static METADATA: Body = body(0..=12, 9, &[
-    f("topics", Ty::Structs(&[
+    f("topics", structs::<metadata::MetadataRequestTopic>(&[
         f("topic_id", UUID).since(10),
         f("name", STR),
     ])),
@@ -215,9 +257,9 @@ static OFFSET_COMMIT: Body = body(2..=8, 8, &[
     f("member_id", STR),
     f("group_instance_id", STR).since(7),
     f("retention_time_ms", I64).until(4),
-    f("topics", Ty::Structs(&[
+    f("topics", structs::<offset_commit::OffsetCommitRequestTopic>(&[
         f("name", STR),
-        f("partitions", Ty::Structs(&[
+        f("partitions", structs::<offset_commit::OffsetCommitRequestPartition>(&[
             f("partition_index", I32),
             f("committed_offset", I64),
             f("committed_leader_epoch", I32).since(6),
@@ -230,15 +272,15 @@ static OFFSET_COMMIT: Body = body(2..=8, 8, &[
 #[rustfmt::skip]
 static OFFSET_FETCH: Body = body(1..=8, 6, &[
     f("group_id", STR).until(7),
-    f("topics", Ty::Structs(&[
+    f("topics", structs::<offset_fetch::OffsetFetchRequestTopic>(&[
         f("name", STR),
         f("partition_indexes", I32S),
     ])).until(7),
-    f("groups", Ty::Structs(&[
+    f("groups", structs::<offset_fetch::OffsetFetchRequestGroup>(&[
         f("group_id", STR),
         f("member_id", STR).since(9),
         f("member_epoch", I32).since(9),
-        f("topics", Ty::Structs(&[
+        f("topics", structs::<offset_fetch::OffsetFetchRequestTopics>(&[
             f("name", STR),
             f("partition_indexes", I32S),
         ])),
@@ -263,7 +305,7 @@ static JOIN_GROUP: Body = body(0..=7, 6, &[
     f("member_id", STR),
     f("group_instance_id", STR).since(5),
     f("protocol_type", STR),
-    f("protocols", Ty::Structs(&[
+    f("protocols", structs::<join_group::JoinGroupRequestProtocol>(&[
         f("name", STR),
         f("metadata", BYTES),
     ])),
@@ -284,7 +326,7 @@ static HEARTBEAT: Body = body(0..=4, 4, &[
 static LEAVE_GROUP: Body = body(0..=4, 4, &[
     f("group_id", STR),
     f("member_id", STR).until(2),
-    f("members", Ty::Structs(&[
+    f("members", structs::<leave_group::MemberIdentity>(&[
         f("member_id", STR),
         f("group_instance_id", STR),
         f("reason", STR).since(5),
@@ -300,7 +342,7 @@ static SYNC_GROUP: Body = body(0..=5, 4, &[
     f("group_instance_id", STR).since(3),
     f("protocol_type", STR).since(5),
     f("protocol_name", STR).since(5),
-    f("assignments", Ty::Structs(&[
+    f("assignments", structs::<sync_group::SyncGroupRequestAssignment>(&[
         f("member_id", STR),
         f("assignment", BYTES),
     ])),
@@ -330,15 +372,15 @@ static API_VERSIONS: Body = body(0..=3, 3, &[
 // CreateTopics (19).
 #[rustfmt::skip]
 static CREATE_TOPICS: Body = body(2..=7, 5, &[
-    f("topics", Ty::Structs(&[
+    f("topics", structs::<create_topics::CreatableTopic>(&[
         f("name", STR),
         f("num_partitions", I32),
         f("replication_factor", I16),
-        f("assignments", Ty::Structs(&[
+        f("assignments", structs::<create_topics::CreatableReplicaAssignment>(&[
             f("partition_index", I32),
             f("broker_ids", I32S),
         ])),
-        f("configs", Ty::Structs(&[
+        f("configs", structs::<create_topics::CreatableTopicConfig>(&[
             f("name", STR),
             f("value", STR),
         ])),
@@ -350,7 +392,7 @@ static CREATE_TOPICS: Body = body(2..=7, 5, &[
 // DeleteTopics (20). v6 replaced the names with (name, id) structs.
 #[rustfmt::skip]
 static DELETE_TOPICS: Body = body(1..=6, 4, &[
-    f("topics", Ty::Structs(&[
+    f("topics", structs::<delete_topics::DeleteTopicState>(&[
         f("name", STR),
         f("topic_id", UUID),
     ])).since(6),
@@ -361,9 +403,9 @@ static DELETE_TOPICS: Body = body(1..=6, 4, &[
 // DeleteRecords (21).
 #[rustfmt::skip]
 static DELETE_RECORDS: Body = body(0..=2, 2, &[
-    f("topics", Ty::Structs(&[
+    f("topics", structs::<delete_records::DeleteRecordsTopic>(&[
         f("name", STR),
-        f("partitions", Ty::Structs(&[
+        f("partitions", structs::<delete_records::DeleteRecordsPartition>(&[
             f("partition_index", I32),
             f("offset", I64),
         ])),
@@ -384,9 +426,9 @@ static INIT_PRODUCER_ID: Body = body(0..=4, 2, &[
 #[rustfmt::skip]
 static OFFSET_FOR_LEADER_EPOCH: Body = body(2..=4, 4, &[
     f("replica_id", I32).since(3),
-    f("topics", Ty::Structs(&[
+    f("topics", structs::<epoch::OffsetForLeaderTopic>(&[
         f("topic", STR),
-        f("partitions", Ty::Structs(&[
+        f("partitions", structs::<epoch::OffsetForLeaderPartition>(&[
             f("partition", I32),
             f("current_leader_epoch", I32),
             f("leader_epoch", I32),
@@ -397,7 +439,7 @@ static OFFSET_FOR_LEADER_EPOCH: Body = body(2..=4, 4, &[
 // DescribeConfigs (32).
 #[rustfmt::skip]
 static DESCRIBE_CONFIGS: Body = body(1..=4, 4, &[
-    f("resources", Ty::Structs(&[
+    f("resources", structs::<describe_configs::DescribeConfigsResource>(&[
         f("resource_type", I8),
         f("resource_name", STR),
         f("configuration_keys", STRS),
@@ -409,10 +451,10 @@ static DESCRIBE_CONFIGS: Body = body(1..=4, 4, &[
 // AlterConfigs (33).
 #[rustfmt::skip]
 static ALTER_CONFIGS: Body = body(0..=2, 2, &[
-    f("resources", Ty::Structs(&[
+    f("resources", structs::<alter_configs::AlterConfigsResource>(&[
         f("resource_type", I8),
         f("resource_name", STR),
-        f("configs", Ty::Structs(&[
+        f("configs", structs::<alter_configs::AlterableConfig>(&[
             f("name", STR),
             f("value", STR),
         ])),
@@ -423,10 +465,10 @@ static ALTER_CONFIGS: Body = body(0..=2, 2, &[
 // CreatePartitions (37).
 #[rustfmt::skip]
 static CREATE_PARTITIONS: Body = body(0..=3, 2, &[
-    f("topics", Ty::Structs(&[
+    f("topics", structs::<create_partitions::CreatePartitionsTopic>(&[
         f("name", STR),
         f("count", I32),
-        f("assignments", Ty::Structs(&[
+        f("assignments", structs::<create_partitions::CreatePartitionsAssignment>(&[
             f("broker_ids", I32S),
         ])),
     ])),
@@ -443,10 +485,10 @@ static DELETE_GROUPS: Body = body(0..=2, 2, &[
 // IncrementalAlterConfigs (44).
 #[rustfmt::skip]
 static INCREMENTAL_ALTER_CONFIGS: Body = body(0..=1, 1, &[
-    f("resources", Ty::Structs(&[
+    f("resources", structs::<incremental::AlterConfigsResource>(&[
         f("resource_type", I8),
         f("resource_name", STR),
-        f("configs", Ty::Structs(&[
+        f("configs", structs::<incremental::AlterableConfig>(&[
             f("name", STR),
             f("config_operation", I8),
             f("value", STR),
@@ -459,9 +501,9 @@ static INCREMENTAL_ALTER_CONFIGS: Body = body(0..=1, 1, &[
 #[rustfmt::skip]
 static OFFSET_DELETE: Body = body(0..=0, NEVER, &[
     f("group_id", STR),
-    f("topics", Ty::Structs(&[
+    f("topics", structs::<offset_delete::OffsetDeleteRequestTopic>(&[
         f("name", STR),
-        f("partitions", Ty::Structs(&[
+        f("partitions", structs::<offset_delete::OffsetDeleteRequestPartition>(&[
             f("partition_index", I32),
         ])),
     ])),

@@ -27,7 +27,10 @@ use kafka_protocol::protocol::{Encodable, StrBytes};
 use uuid::Uuid;
 
 use super::schema::{body_of, Field, Ty};
-use super::{check, walk};
+use super::{
+    check, check_header, decoded_budget, walk, walk_estimating, DECODED_FLOOR,
+    DECODED_PER_BODY_BYTE,
+};
 use crate::server::versions::SUPPORTED;
 
 fn s(text: &'static str) -> StrBytes {
@@ -400,7 +403,7 @@ fn min_size(fields: &[Field], v: i16, flexible: bool) -> usize {
             Ty::Fixed(n) => n as usize,
             Ty::Str => length(false),
             Ty::Bytes | Ty::Array(_) => length(true),
-            Ty::Structs(inner) => {
+            Ty::Structs { fields: inner, .. } => {
                 assert!(min_size(inner, v, flexible) >= 1, "{} at v{v}", f.name);
                 length(true)
             }
@@ -668,4 +671,346 @@ fn walker_cost_on_a_one_mebibyte_produce() {
             assert!(per.as_micros() < 500, "{what} v{v}: {per:?}");
         }
     }
+}
+
+/// `n` empty strings, compact or not, as an array's elements.
+fn empty_strings(n: usize, compact: bool) -> Vec<u8> {
+    let mut body = if compact {
+        varint(n as u32 + 1)
+    } else {
+        (n as i32).to_be_bytes().to_vec()
+    };
+    body.extend(std::iter::repeat_n(
+        if compact { 1 } else { 0 },
+        n * if compact { 1 } else { 2 },
+    ));
+    body
+}
+
+#[test]
+fn arrays_that_decode_past_the_budget_are_refused() {
+    // DescribeGroups v5: one byte per empty group name, 32 once decoded. A hundred thousand
+    // fit in the floor; a million (1 MB of body, 32 MB decoded) do not.
+    for (n, accepted) in [(100_000, true), (1_000_000, false)] {
+        let mut body = empty_strings(n, true);
+        body.extend_from_slice(&[0, 0]); // include_authorized_operations, tagged fields
+        assert_eq!(
+            check(ApiKey::DescribeGroups, 5, &body).is_ok(),
+            accepted,
+            "{n}"
+        );
+        if !accepted {
+            assert_refused(ApiKey::DescribeGroups, 5, &body, "in memory");
+        }
+    }
+    // DescribeGroups v4: two bytes per empty name, 16x.
+    let mut body = empty_strings(1_000_000, false);
+    body.push(0);
+    assert_refused(ApiKey::DescribeGroups, 4, &body, "groups at byte 0");
+    // Fetch v12: three-byte topics (empty name, no partitions, no tags), ~100 bytes decoded.
+    // replica_id, max_wait_ms, min_bytes, max_bytes, isolation_level, session id and epoch.
+    let mut body = vec![0xff; 4];
+    body.extend_from_slice(&[0; 21]);
+    let n = 1_000_000;
+    body.extend(varint(n + 1));
+    for _ in 0..n {
+        body.extend_from_slice(&[1, 1, 0]);
+    }
+    body.extend_from_slice(&[1, 1, 0]);
+    assert_refused(ApiKey::Fetch, 12, &body, "topics at byte 25");
+    // Unknown tagged fields, each two to four bytes: a map entry of ~80 bytes once decoded.
+    let mut body = vec![1, 0, 0, 0];
+    let n = 1_000_000;
+    body.extend(varint(n));
+    for tag in 0..n {
+        body.extend(varint(tag));
+        body.push(0);
+    }
+    assert_refused(ApiKey::Metadata, 9, &body, "tagged fields of body");
+}
+
+#[test]
+fn header_tagged_fields_past_the_budget_are_refused() {
+    // Header v2: key, version, correlation id, a non-compact client id, tagged fields.
+    let mut frame = vec![0, 3, 0, 12, 0, 0, 0, 1, 0, 4, b't', b'e', b's', b't'];
+    let fixed = frame.clone();
+    frame.push(0);
+    assert_eq!(check_header(2, &frame), Ok(()));
+    let mut frame = fixed.clone();
+    let n = 1_000_000;
+    frame.extend(varint(n));
+    for tag in 0..n {
+        frame.extend(varint(tag));
+        frame.push(0);
+    }
+    let err = check_header(2, &frame).unwrap_err();
+    assert!(err.contains("tagged fields of header"), "{err}");
+    // Too many claimed for the bytes, and a truncated client id.
+    let mut frame = fixed.clone();
+    frame.extend(varint(u32::MAX));
+    assert!(check_header(2, &frame).is_err());
+    assert!(check_header(2, &fixed[..12]).is_err());
+    // Header v1 has no counts.
+    assert_eq!(check_header(1, &fixed), Ok(()));
+}
+
+/// `topics` topics named `topic-N` of `per_topic` partitions each: `topic(name, partitions)`
+/// builds a topic, `partition(index)` a partition.
+fn topics_of<T, P>(
+    topics: usize,
+    per_topic: i32,
+    topic: impl Fn(TopicName, Vec<P>) -> T,
+    partition: impl Fn(i32) -> P,
+) -> Vec<T> {
+    (0..topics)
+        .map(|t| {
+            let name = TopicName(StrBytes::from_string(format!("topic-{t}")));
+            topic(name, (0..per_topic).map(&partition).collect())
+        })
+        .collect()
+}
+
+/// Large requests as clients build them, in the oldest and newest supported versions: each
+/// decodes to less than `DECODED_PER_BODY_BYTE` times its body without the floor's help.
+#[test]
+fn legitimate_requests_decode_within_the_budget() {
+    let name = |prefix: &str, i: usize| StrBytes::from_string(format!("{prefix}-{i}"));
+    let requests: Vec<(&str, ApiKey, RequestKind)> = vec![
+        (
+            "Produce, 1000 partitions of 1 KiB",
+            ApiKey::Produce,
+            RequestKind::Produce(ProduceRequest::default().with_acks(-1).with_topic_data(
+                topics_of(
+                    100,
+                    10,
+                    |n, p| {
+                        produce::TopicProduceData::default()
+                            .with_name(n)
+                            .with_partition_data(p)
+                    },
+                    |i| {
+                        produce::PartitionProduceData::default()
+                            .with_index(i)
+                            .with_records(Some(Bytes::from(vec![0u8; 1024])))
+                    },
+                ),
+            )),
+        ),
+        (
+            "Fetch, 10000 partitions",
+            ApiKey::Fetch,
+            RequestKind::Fetch(FetchRequest::default().with_topics(topics_of(
+                1000,
+                10,
+                |n, p| {
+                    fetch::FetchTopic::default()
+                        .with_topic(n)
+                        .with_partitions(p)
+                },
+                |i| fetch::FetchPartition::default().with_partition(i),
+            ))),
+        ),
+        (
+            "ListOffsets, 10000 partitions",
+            ApiKey::ListOffsets,
+            RequestKind::ListOffsets(ListOffsetsRequest::default().with_topics(topics_of(
+                1000,
+                10,
+                |n, p| {
+                    list_offsets::ListOffsetsTopic::default()
+                        .with_name(n)
+                        .with_partitions(p)
+                },
+                |i| list_offsets::ListOffsetsPartition::default().with_partition_index(i),
+            ))),
+        ),
+        (
+            "Metadata, 10000 topics",
+            ApiKey::Metadata,
+            RequestKind::Metadata(
+                MetadataRequest::default().with_topics(Some(
+                    (0..10_000)
+                        .map(|t| {
+                            metadata::MetadataRequestTopic::default()
+                                .with_name(Some(TopicName(name("topic", t))))
+                        })
+                        .collect(),
+                )),
+            ),
+        ),
+        (
+            "OffsetCommit, 10000 partitions",
+            ApiKey::OffsetCommit,
+            RequestKind::OffsetCommit(
+                OffsetCommitRequest::default()
+                    .with_group_id(group("consumers"))
+                    .with_topics(topics_of(
+                        1000,
+                        10,
+                        |n, p| {
+                            offset_commit::OffsetCommitRequestTopic::default()
+                                .with_name(n)
+                                .with_partitions(p)
+                        },
+                        |i| {
+                            offset_commit::OffsetCommitRequestPartition::default()
+                                .with_partition_index(i)
+                                .with_committed_offset(1000)
+                        },
+                    )),
+            ),
+        ),
+        (
+            "DeleteRecords, 10000 partitions",
+            ApiKey::DeleteRecords,
+            RequestKind::DeleteRecords(DeleteRecordsRequest::default().with_topics(topics_of(
+                1000,
+                10,
+                |n, p| {
+                    delete_records::DeleteRecordsTopic::default()
+                        .with_name(n)
+                        .with_partitions(p)
+                },
+                |i| delete_records::DeleteRecordsPartition::default().with_partition_index(i),
+            ))),
+        ),
+        (
+            "OffsetDelete, 10000 partitions",
+            ApiKey::OffsetDelete,
+            RequestKind::OffsetDelete(
+                OffsetDeleteRequest::default()
+                    .with_group_id(group("consumers"))
+                    .with_topics(topics_of(
+                        1,
+                        10_000,
+                        |n, p| {
+                            offset_delete::OffsetDeleteRequestTopic::default()
+                                .with_name(n)
+                                .with_partitions(p)
+                        },
+                        |i| {
+                            offset_delete::OffsetDeleteRequestPartition::default()
+                                .with_partition_index(i)
+                        },
+                    )),
+            ),
+        ),
+        (
+            "DescribeGroups, 10000 groups",
+            ApiKey::DescribeGroups,
+            RequestKind::DescribeGroups(
+                DescribeGroupsRequest::default()
+                    .with_groups((0..10_000).map(|g| GroupId(name("group", g))).collect()),
+            ),
+        ),
+        (
+            "CreateTopics, 100 topics of 100 partitions on one broker",
+            ApiKey::CreateTopics,
+            RequestKind::CreateTopics(CreateTopicsRequest::default().with_topics(topics_of(
+                100,
+                100,
+                |n, p| {
+                    create_topics::CreatableTopic::default()
+                        .with_name(n)
+                        .with_num_partitions(-1)
+                        .with_replication_factor(-1)
+                        .with_assignments(p)
+                },
+                |i| {
+                    create_topics::CreatableReplicaAssignment::default()
+                        .with_partition_index(i)
+                        .with_broker_ids(vec![BrokerId(0)])
+                },
+            ))),
+        ),
+        (
+            "CreatePartitions, 100 topics of 100 new partitions on one broker",
+            ApiKey::CreatePartitions,
+            RequestKind::CreatePartitions(CreatePartitionsRequest::default().with_topics(
+                topics_of(
+                    100,
+                    100,
+                    |n, p| {
+                        create_partitions::CreatePartitionsTopic::default()
+                            .with_name(n)
+                            .with_count(200)
+                            .with_assignments(Some(p))
+                    },
+                    |_| {
+                        create_partitions::CreatePartitionsAssignment::default()
+                            .with_broker_ids(vec![BrokerId(0)])
+                    },
+                ),
+            )),
+        ),
+    ];
+    for (what, api, request) in requests {
+        // Explicit replica assignments, one broker id per partition, are the densest layouts
+        // clients send: up to 13x, within the budget thanks to the floor up to ~130,000
+        // partitions in one request.
+        let assignments = matches!(api, ApiKey::CreateTopics | ApiKey::CreatePartitions);
+        let (min, max) = crate::server::versions::supported_range(api).unwrap();
+        for v in if min == max {
+            vec![min]
+        } else {
+            vec![min, max]
+        } {
+            let mut buf = BytesMut::new();
+            request.encode(&mut buf, v).unwrap();
+            let (walked, decoded) = walk_estimating(api, v, &buf).unwrap();
+            assert_eq!(walked, buf.len(), "{what} v{v}");
+            let ratio = decoded as f64 / buf.len() as f64;
+            eprintln!(
+                "{what} v{v}: {} bytes decode to ~{decoded} ({ratio:.2}x)",
+                buf.len()
+            );
+            assert!(
+                assignments || decoded <= buf.len() * DECODED_PER_BODY_BYTE,
+                "{what} v{v}: {ratio:.2}x"
+            );
+            assert!(decoded < decoded_budget(buf.len()), "{what} v{v}");
+            if assignments {
+                assert!(ratio < 14.0, "{what} v{v}: {ratio:.2}x");
+                // A thousand times as many partitions as above would not be refused before
+                // ~100x as many: the floor covers 1 MiB / (ratio - 8) bytes of body.
+                let covered =
+                    DECODED_FLOOR as f64 / (ratio - DECODED_PER_BODY_BYTE as f64).max(0.1);
+                assert!(covered > 250_000.0, "{what} v{v}: {covered}");
+            }
+        }
+    }
+}
+
+/// The estimate of a struct array element is the codec's own struct: checked on a few.
+#[test]
+fn struct_sizes_are_the_codecs() {
+    let size_of_first =
+        |api: ApiKey| match body_of(api)
+            .unwrap()
+            .fields
+            .iter()
+            .find_map(|f| match f.ty {
+                Ty::Structs { size, .. } => Some(size),
+                _ => None,
+            }) {
+            Some(size) => size,
+            None => panic!("{api:?} has no struct array"),
+        };
+    assert_eq!(
+        size_of_first(ApiKey::Produce),
+        std::mem::size_of::<produce::TopicProduceData>()
+    );
+    assert_eq!(
+        size_of_first(ApiKey::Fetch),
+        std::mem::size_of::<fetch::FetchTopic>()
+    );
+    assert_eq!(
+        size_of_first(ApiKey::Metadata),
+        std::mem::size_of::<metadata::MetadataRequestTopic>()
+    );
+    assert_eq!(Ty::Str.decoded_size(), std::mem::size_of::<GroupId>());
+    assert_eq!(
+        Ty::Bytes.decoded_size(),
+        std::mem::size_of::<Option<Bytes>>()
+    );
 }
