@@ -528,31 +528,35 @@ async fn random_bodies_for_every_api_never_panic() {
     );
 }
 
+/// A Fetch v11 frame (header v1) of partition 0 of `topic` from offset 0, asking for 2 GiB.
+fn fetch_everything(topic: &'static str, correlation_id: i32) -> Vec<u8> {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::FetchRequest;
+    const API_FETCH: i16 = 1;
+    let req = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_max_bytes(i32::MAX)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str(topic)))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(i32::MAX)])]);
+    frame(API_FETCH, 11, 1, correlation_id, &req)
+}
+
 /// A Fetch asking for 2 GiB gets at most the broker's `fetch.max.bytes`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fetch_is_capped_by_the_broker_fetch_max_bytes() {
-    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-    use kafka_protocol::messages::{FetchRequest, FetchResponse};
-    const API_FETCH: i16 = 1;
+    use kafka_protocol::messages::FetchResponse;
     let b = TestBroker::start_with(&[("fetch.max.bytes", "20000")]).await;
     create_topic(&b.bootstrap(), "big", 1, &[]).await;
     for i in 0..10 {
         let one = batch(&[record(Bytes::from(vec![b'f'; 5000]))]);
         assert_eq!(produce_raw(&b, "big", one.freeze(), i).await, 0);
     }
-    let req = FetchRequest::default()
-        .with_max_wait_ms(0)
-        .with_max_bytes(i32::MAX)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(TopicName(StrBytes::from_static_str("big")))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(0)
-                .with_fetch_offset(0)
-                .with_partition_max_bytes(i32::MAX)])]);
     let mut s = connect(&b).await;
-    s.write_all(&frame(API_FETCH, 11, 1, 99, &req))
-        .await
-        .unwrap();
+    s.write_all(&fetch_everything("big", 99)).await.unwrap();
     let mut resp = read_frame(&mut s).await.expect("no Fetch response");
     ResponseHeader::decode(&mut resp, 0).unwrap();
     let body = FetchResponse::decode(&mut resp, 11).unwrap();
@@ -784,4 +788,140 @@ async fn a_frame_that_would_decode_to_gigabytes_is_refused_before_decoding() {
     let h = ResponseHeader::decode(&mut resp, 1).unwrap();
     assert_eq!(h.correlation_id, 10);
     assert_round_trip(&bootstrap, "health").await;
+}
+
+/// `connections.max.idle.ms`: a connection that sends nothing for that long is closed; one that
+/// keeps sending requests is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_closed_after_connections_max_idle_ms() {
+    use std::time::{Duration, Instant};
+    if cluster::external_bootstrap().is_some() {
+        eprintln!("skipped: sets connections.max.idle.ms on the broker");
+        return;
+    }
+    let b = TestBroker::start_with(&[("connections.max.idle.ms", "1000")]).await;
+    let started = Instant::now();
+    let mut idle = connect(&b).await;
+    let mut busy = connect(&b).await;
+    assert!(answers(&mut idle, TIMEOUT).await);
+    // The busy one sends a request every 250 ms for 2.5 idle periods.
+    while started.elapsed() < Duration::from_millis(2500) {
+        assert!(
+            answers(&mut busy, TIMEOUT).await,
+            "a connection with a request every 250 ms was closed"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_closed(&mut idle, "connections.max.idle.ms (1 s)").await;
+    let closed_after = started.elapsed();
+    assert!(
+        closed_after >= Duration::from_millis(1000),
+        "closed after {closed_after:?}"
+    );
+    // A raw connection that never sends anything is closed too.
+    let mut silent = connect(&b).await;
+    let opened = Instant::now();
+    assert_closed(&mut silent, "connections.max.idle.ms (1 s), nothing sent").await;
+    let silent_for = opened.elapsed();
+    assert!(
+        (Duration::from_millis(900)..Duration::from_secs(10)).contains(&silent_for),
+        "a silent connection was closed after {silent_for:?}"
+    );
+    assert!(answers(&mut busy, TIMEOUT).await);
+    assert_still_serving(&b).await;
+}
+
+/// A connection with a receive buffer of a few KiB: a large response fills the broker's send
+/// buffer quickly and then moves only as fast as the test reads.
+async fn connect_small_window(b: &TestBroker) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(8 << 10).unwrap();
+    let s = socket.connect(b.addr()).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+/// The write timeout (connections.max.idle.ms without progress): a client that asks for 12 MB
+/// and never reads is disconnected while everyone else is served; a client that reads the same
+/// response slowly, for several times the timeout, gets all of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_cut_off_and_a_slow_reader_is_not() {
+    use kafka_protocol::messages::FetchResponse;
+    use std::time::{Duration, Instant};
+    const IDLE: Duration = Duration::from_millis(1500);
+    if cluster::external_bootstrap().is_some() {
+        eprintln!("skipped: sets connections.max.idle.ms on the broker");
+        return;
+    }
+    let b = TestBroker::start_with(&[("connections.max.idle.ms", "1500")]).await;
+    create_topic(&b.bootstrap(), "health", 1, &[]).await;
+    create_topic(&b.bootstrap(), "big", 1, &[]).await;
+    let records = 14;
+    for i in 0..records {
+        let one = batch(&[record(Bytes::from(vec![b'b'; 900_000]))]);
+        assert_eq!(produce_raw(&b, "big", one.freeze(), i).await, 0);
+    }
+    // Never reads: the broker gives up on the write once it has made no progress for IDLE.
+    let mut stalled = connect_small_window(&b).await;
+    stalled
+        .write_all(&fetch_everything("big", 1))
+        .await
+        .unwrap();
+    let stalled_since = Instant::now();
+    assert_still_serving(&b).await;
+    tokio::time::sleep((IDLE * 4).saturating_sub(stalled_since.elapsed())).await;
+    // What the kernel buffered still arrives, then the end of the stream: short of the frame.
+    let mut len = [0u8; 4];
+    stalled.read_exact(&mut len).await.unwrap();
+    let size = i32::from_be_bytes(len) as usize;
+    assert!(size > 12_000_000, "the Fetch response is only {size} bytes");
+    let mut got = 0;
+    let mut buf = vec![0u8; 1 << 16];
+    let eof = tokio::time::timeout(TIMEOUT, async {
+        loop {
+            match stalled.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got += n,
+            }
+        }
+    })
+    .await;
+    assert!(eof.is_ok(), "the stalled connection was never closed");
+    assert!(
+        got < size,
+        "the client that stopped reading got the whole {size}-byte response"
+    );
+    eprintln!("stalled client: {got} of {size} bytes, then closed");
+
+    // Reads 128 KiB every 50 ms: ~2.5 MB/s, so the response takes several times IDLE.
+    let mut slow = connect_small_window(&b).await;
+    slow.write_all(&fetch_everything("big", 2)).await.unwrap();
+    let started = Instant::now();
+    let mut response = Vec::new();
+    let mut len = [0u8; 4];
+    slow.read_exact(&mut len).await.unwrap();
+    let size = i32::from_be_bytes(len) as usize;
+    while response.len() < size {
+        let chunk = (size - response.len()).min(128 << 10);
+        let at = response.len();
+        response.resize(at + chunk, 0);
+        tokio::time::timeout(TIMEOUT, slow.read_exact(&mut response[at..]))
+            .await
+            .expect("the slow reader's response stopped")
+            .unwrap_or_else(|e| {
+                panic!("the slow reader was cut off after {at} of {size} bytes: {e}")
+            });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let took = started.elapsed();
+    eprintln!("slow reader: {size} bytes in {took:?}");
+    assert!(took > IDLE * 2, "the slow read took only {took:?}");
+    let mut response = Bytes::from(response);
+    let h = ResponseHeader::decode(&mut response, 0).unwrap();
+    assert_eq!(h.correlation_id, 2);
+    let body = FetchResponse::decode(&mut response, 11).unwrap();
+    let p = &body.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    assert!(p.records.as_ref().map_or(0, |r| r.len()) > 12_000_000);
+    assert_still_serving(&b).await;
 }

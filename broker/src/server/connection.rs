@@ -6,11 +6,12 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::Encodable;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
@@ -62,15 +63,7 @@ pub(crate) async fn run(
         drop(held);
         match processed {
             Ok(true) => {
-                // A client that stops reading must not pin the response (and this task)
-                // forever: a write that makes no progress for connections.max.idle.ms fails.
-                let written = match tokio::time::timeout(idle, wr.write_all(&out)).await {
-                    Ok(w) => w,
-                    Err(_) => Err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "client did not read its response within connections.max.idle.ms",
-                    )),
-                };
+                let written = write_all_progressing(&mut wr, &out, idle).await;
                 // Keep the buffer for the next response (fresh megabyte buffers cost page
                 // faults on every fetch), unless one huge response inflated it.
                 out.clear();
@@ -91,6 +84,35 @@ pub(crate) async fn run(
     }
     reader.abort();
     let _ = wr.shutdown().await;
+}
+
+/// Writes all of `buf`, failing once a write makes no progress for `timeout`
+/// (connections.max.idle.ms): a client that stops reading must not pin the response (and this
+/// task) forever. The limit is on progress, not on the whole response: a slow client that keeps
+/// reading a large Fetch response gets all of it however long that takes.
+async fn write_all_progressing<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    mut buf: &[u8],
+    timeout: Duration,
+) -> std::io::Result<()> {
+    use std::io::{Error, ErrorKind};
+    while !buf.is_empty() {
+        // Each write returns as soon as the socket took some bytes; only a full send buffer
+        // that the client does not drain for `timeout` makes it time out.
+        match tokio::time::timeout(timeout, wr.write(buf)).await {
+            Ok(Ok(0)) => return Err(ErrorKind::WriteZero.into()),
+            Ok(Ok(n)) => buf = &buf[n..],
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                let unsent = buf.len();
+                let message = format!(
+                    "no progress for {timeout:?} (connections.max.idle.ms), {unsent} bytes unsent"
+                );
+                return Err(Error::new(ErrorKind::TimedOut, message));
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn read_frames(
