@@ -22,6 +22,11 @@ impl IoThreads {
 
     /// Runs `job` on a blocking thread once a slot is free; a panic in `job` resumes here, in
     /// the connection's task, as it would have had the job run inline.
+    ///
+    /// If the runtime shuts down before the job starts (it was queued, or submitted while the
+    /// blocking pool was already closing), the job is dropped unrun and this future never
+    /// completes: the caller's task is being torn down with the runtime, so there is no one to
+    /// answer, and it is dropped where it waits.
     pub async fn run<R: Send + 'static>(&self, job: impl FnOnce() -> R + Send + 'static) -> R {
         let permit = Arc::clone(&self.permits)
             .acquire_owned()
@@ -35,7 +40,9 @@ impl IoThreads {
             Ok(r) => r,
             Err(e) => match e.try_into_panic() {
                 Ok(panic) => std::panic::resume_unwind(panic),
-                Err(e) => panic!("I/O job did not finish: {e}"),
+                // Cancelled, which only a runtime shutdown does (I/O jobs are never aborted):
+                // park until the shutdown drops this task rather than panic in it.
+                Err(_) => std::future::pending().await,
             },
         }
     }
@@ -70,6 +77,30 @@ mod tests {
             j.await.unwrap();
         }
         assert_eq!(peak.load(Ordering::SeqCst), 2);
+    }
+
+    /// A job submitted once the runtime is shutting down is cancelled unrun: the caller waits
+    /// to be dropped with its task instead of panicking.
+    #[test]
+    fn a_job_cancelled_by_runtime_shutdown_parks_the_caller() {
+        use std::future::Future;
+        use std::task::{Context, Poll, Waker};
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let handle = rt.handle().clone();
+        drop(rt);
+        let _context = handle.enter();
+        let pool = IoThreads::new(1);
+        let ran = Arc::new(AtomicUsize::new(0));
+        let counter = ran.clone();
+        let mut run = std::pin::pin!(pool.run(move || counter.fetch_add(1, Ordering::SeqCst)));
+        let mut cx = Context::from_waker(Waker::noop());
+        for _ in 0..3 {
+            assert!(matches!(run.as_mut().poll(&mut cx), Poll::Pending));
+        }
+        assert_eq!(ran.load(Ordering::SeqCst), 0, "the job ran after shutdown");
     }
 
     #[tokio::test]
