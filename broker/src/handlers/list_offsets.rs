@@ -12,7 +12,15 @@ use kafka_protocol::messages::{
     OffsetForLeaderEpochResponse,
 };
 
+use crate::log::TimestampLookup;
 use crate::state::BrokerState;
+
+/// What a ListOffsets partition gets under the partition lock: the offset itself, or the
+/// timestamp lookup to scan once the lock is released.
+enum Lookup {
+    Known(i64),
+    Scan(TimestampLookup),
+}
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -45,20 +53,28 @@ pub(crate) fn handle(
                     if let Err(e) = partition.check_leader_epoch(p.current_leader_epoch) {
                         return out.with_error_code(e.code());
                     }
-                    let log = partition.log.lock();
-                    let found = match p.timestamp {
-                        LATEST => Ok(Some((log.next_offset(), -1))),
-                        EARLIEST => Ok(Some((log.log_start_offset(), -1))),
-                        MAX_TIMESTAMP => log.max_timestamp_offset(),
-                        ts if ts >= 0 => log.offset_for_timestamp(ts),
-                        _ => return out.with_error_code(ResponseError::InvalidRequest.code()),
+                    let lookup = {
+                        let log = partition.log.lock();
+                        match p.timestamp {
+                            LATEST => Lookup::Known(log.next_offset()),
+                            EARLIEST => Lookup::Known(log.log_start_offset()),
+                            MAX_TIMESTAMP => Lookup::Scan(log.max_timestamp_lookup()),
+                            ts if ts >= 0 => Lookup::Scan(log.timestamp_lookup(ts)),
+                            _ => return out.with_error_code(ResponseError::InvalidRequest.code()),
+                        }
+                    };
+                    let found = match lookup {
+                        Lookup::Known(offset) => Ok(Some((offset, -1))),
+                        // Reads and decodes batches: outside the partition lock, so that
+                        // appends to the partition are not held up by it.
+                        Lookup::Scan(scan) => scan.find(),
                     };
                     match found {
                         // The codec refuses non-default values for fields a version lacks.
                         Ok(Some((offset, ts))) if version >= 4 => out
                             .with_offset(offset)
                             .with_timestamp(ts)
-                            .with_leader_epoch(log.epoch_for_offset(offset)),
+                            .with_leader_epoch(partition.log.lock().epoch_for_offset(offset)),
                         Ok(Some((offset, ts))) => out.with_offset(offset).with_timestamp(ts),
                         Ok(None) => out,
                         Err(e) => {

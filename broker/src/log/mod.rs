@@ -38,9 +38,9 @@ use batch::{assign_offset, offset_prefix, set_log_append_time, BatchHeader};
 use leader_epoch::LeaderEpochCache;
 use producer_state::ProducerStateMap;
 pub(crate) use producer_state::SequenceCheck;
-pub(crate) use read::{ReadPlan, SegmentView};
+pub(crate) use read::{ReadPlan, SegmentView, TimestampLookup};
 use recovery::Stop;
-use segment::{header_at, read_at, Recovery, Segment};
+use segment::{header_at, Recovery, Segment};
 use validator::BatchError;
 
 /// A closed segment as the cleaner sees it.
@@ -632,45 +632,48 @@ impl Log {
         ReadPlan { views }
     }
 
-    /// First offset at or above the log start whose record timestamp is ≥ `ts`, with that
-    /// timestamp.
-    pub fn offset_for_timestamp(&self, ts: i64) -> io::Result<Option<(i64, i64)>> {
+    /// The lookup of the first offset at or above the log start whose record timestamp is
+    /// ≥ `ts`: the segments that may hold it, each from where its time index points. Taken under
+    /// the partition lock; [`TimestampLookup::find`] reads and decodes the batches without it.
+    pub fn timestamp_lookup(&self, ts: i64) -> TimestampLookup {
         let start = self.start_offset;
-        for seg in self.segments.values() {
-            if seg.max_timestamp < ts || seg.next_offset <= start {
-                continue;
-            }
-            let mut pos = seg.position_for_timestamp(ts);
-            while let Some(h) = header_at(&seg.file, pos, seg.size)? {
-                if h.max_timestamp >= ts && h.last_offset() >= start {
-                    if let Some(found) = first_record_at_or_after(&seg.file, pos, &h, ts, start)? {
-                        return Ok(Some(found));
-                    }
-                }
-                pos += h.size() as u64;
-            }
+        let views = self
+            .segments
+            .values()
+            .filter(|seg| seg.max_timestamp >= ts && seg.next_offset > start)
+            .map(|seg| SegmentView {
+                file: Arc::clone(&seg.file),
+                start: seg.position_for_timestamp(ts),
+                limit: seg.size,
+            })
+            .collect();
+        TimestampLookup {
+            target: ts,
+            min_offset: start,
+            views,
         }
-        Ok(None)
     }
 
-    /// Offset and timestamp of the record with the largest timestamp.
-    pub fn max_timestamp_offset(&self) -> io::Result<Option<(i64, i64)>> {
-        let Some(seg) = self
+    /// The lookup of the record with the largest timestamp: the first batch reaching the
+    /// largest segment maximum, in the segment holding it. Scanned as [`Log::timestamp_lookup`].
+    pub fn max_timestamp_lookup(&self) -> TimestampLookup {
+        let seg = self
             .segments
             .values()
             .filter(|s| s.max_timestamp >= 0)
-            .max_by_key(|s| s.max_timestamp)
-        else {
-            return Ok(None);
-        };
-        let mut pos = 0;
-        while let Some(h) = header_at(&seg.file, pos, seg.size)? {
-            if h.max_timestamp == seg.max_timestamp {
-                return first_record_at_or_after(&seg.file, pos, &h, seg.max_timestamp, i64::MIN);
-            }
-            pos += h.size() as u64;
+            .max_by_key(|s| s.max_timestamp);
+        TimestampLookup {
+            target: seg.map_or(i64::MAX, |s| s.max_timestamp),
+            min_offset: i64::MIN,
+            views: seg
+                .map(|s| SegmentView {
+                    file: Arc::clone(&s.file),
+                    start: 0,
+                    limit: s.size,
+                })
+                .into_iter()
+                .collect(),
         }
-        Ok(None)
     }
 
     /// The closed segments and the active segment's base, for a compaction pass.
@@ -750,41 +753,6 @@ fn replay_producers(
     }
     Ok(replayed)
 }
-
-/// Decodes the batch at `pos` and finds its first record at or after offset `min_offset`
-/// with timestamp ≥ `ts`.
-fn first_record_at_or_after(
-    file: &File,
-    pos: u64,
-    h: &BatchHeader,
-    ts: i64,
-    min_offset: i64,
-) -> io::Result<Option<(i64, i64)>> {
-    if h.is_log_append_time() {
-        // Every record of the batch carries the batch timestamp.
-        return Ok(Some((h.base_offset.max(min_offset), h.max_timestamp)));
-    }
-    let raw = read_at(file, pos, h.size())?;
-    let records = record::batch_records(h, &raw, LOOKUP_SECTION_MAX).map(|(_, records)| records);
-    match records {
-        Ok(records) => Ok(records
-            .iter()
-            .map(|r| {
-                (
-                    h.base_offset + r.offset_delta as i64,
-                    h.base_timestamp + r.timestamp_delta,
-                )
-            })
-            .find(|(offset, timestamp)| *timestamp >= ts && *offset >= min_offset)),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read a batch for a timestamp lookup");
-            Ok(Some((h.base_offset.max(min_offset), h.max_timestamp)))
-        }
-    }
-}
-
-/// Largest decompressed batch a timestamp lookup reads; past it the batch's own timestamp is used.
-const LOOKUP_SECTION_MAX: u64 = 256 << 20;
 
 /// The checkpointed log start offset of the partition in `dir`, or -1 when none was written.
 #[cfg(test)]

@@ -103,12 +103,26 @@ fn timestamp_lookup_and_log_append_time() {
     append(&mut log, 5, 0);
     append(&mut log, 5, 0);
     assert_eq!(
-        log.offset_for_timestamp(1_700_000_000_003).unwrap(),
+        log.timestamp_lookup(1_700_000_000_003).find().unwrap(),
         Some((3, 1_700_000_000_003))
     );
-    assert_eq!(log.offset_for_timestamp(1_800_000_000_000).unwrap(), None);
     assert_eq!(
-        log.max_timestamp_offset().unwrap(),
+        log.timestamp_lookup(1_800_000_000_000).find().unwrap(),
+        None
+    );
+    assert_eq!(
+        log.max_timestamp_lookup().find().unwrap(),
+        Some((4, 1_700_000_000_004))
+    );
+    // A lookup holds no borrow of the log (it is scanned without the partition lock): appends
+    // made after it was taken are not seen, and the log keeps taking them.
+    let before = log.timestamp_lookup(1_700_000_000_000);
+    let max_before = log.max_timestamp_lookup();
+    append(&mut log, 5, 0);
+    assert_eq!(before.find().unwrap(), Some((0, 1_700_000_000_000)));
+    assert_eq!(max_before.find().unwrap(), Some((4, 1_700_000_000_004)));
+    assert_eq!(
+        log.timestamp_lookup(1_700_000_000_004).find().unwrap(),
         Some((4, 1_700_000_000_004))
     );
     let dir = tempfile::tempdir().unwrap();
@@ -169,7 +183,7 @@ fn delete_records_moves_the_start_deletes_segments_and_persists() {
     // Timestamp lookups never answer below the start (timestamps are 1_700_000_000_000 + i
     // within each batch of 5, so every batch has a record at +0).
     assert_eq!(
-        log.offset_for_timestamp(0).unwrap(),
+        log.timestamp_lookup(0).find().unwrap(),
         Some((72, 1_700_000_000_002))
     );
     assert!(matches!(
