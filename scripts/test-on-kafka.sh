@@ -32,14 +32,14 @@ subset=(
   "connect_source_tasks|"   # source delivery failures, restarts
   "connect_status|"         # status.storage.topic records
   # Differential: the broker-facing tests against Kafka itself. Left out: tests that set broker
-  # configs (message.max.bytes, fetch.max.bytes, connection and request-memory limits,
-  # num.partitions, auto.create.topics.enable) or read Brook's data directory.
+  # configs (message.max.bytes, fetch.max.bytes, connection, idle and request-memory limits,
+  # num.partitions, auto.create.topics.enable), read Brook's data directory or measure its RSS.
   "roundtrip|--skip idempotent_retry_after_dropped_connection --skip topic_compression_type_recompresses_batches"
   "groups|"                 # assignors, static membership and fencing, offsets across a restart
   "admin|--skip create_describe_alter_extend_delete --skip produce_auto_creates_topics --skip no_auto_create_when_disabled"
   "timestamps|"             # ListOffsets by timestamp, LogAppendTime, across a restart
   "delete_records|--skip delete_records_moves_the_log_start"
-  "bad_input|--skip connection_limits --skip fetch_is_capped --skip produce_larger_than --skip queued_request_bytes"
+  "bad_input|--skip connection_limits --skip fetch_is_capped --skip produce_larger_than --skip queued_request_bytes --skip a_frame_that_would_decode --skip idle_connections_are_closed --skip a_client_that_stops_reading"
 )
 if [ $# -gt 0 ]; then
   subset=("$1|${*:2}")

@@ -734,10 +734,6 @@ fn header_v2(api_key: i16, version: i16, correlation_id: i32) -> BytesMut {
 /// 64 MB, and it carries on serving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frame_that_would_decode_to_gigabytes_is_refused_before_decoding() {
-    if cluster::external_bootstrap().is_some() {
-        eprintln!("skipped: measures the RSS of Brook's own broker process");
-        return;
-    }
     const API_DESCRIBE_GROUPS: i16 = 15;
     let dir = tempfile::tempdir().unwrap();
     let broker = BrokerProcess::spawn(dir.path(), &[]);
@@ -795,10 +791,6 @@ async fn a_frame_that_would_decode_to_gigabytes_is_refused_before_decoding() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_are_closed_after_connections_max_idle_ms() {
     use std::time::{Duration, Instant};
-    if cluster::external_bootstrap().is_some() {
-        eprintln!("skipped: sets connections.max.idle.ms on the broker");
-        return;
-    }
     let b = TestBroker::start_with(&[("connections.max.idle.ms", "1000")]).await;
     let started = Instant::now();
     let mut idle = connect(&b).await;
@@ -849,10 +841,6 @@ async fn a_client_that_stops_reading_is_cut_off_and_a_slow_reader_is_not() {
     use kafka_protocol::messages::FetchResponse;
     use std::time::{Duration, Instant};
     const IDLE: Duration = Duration::from_millis(1500);
-    if cluster::external_bootstrap().is_some() {
-        eprintln!("skipped: sets connections.max.idle.ms on the broker");
-        return;
-    }
     let b = TestBroker::start_with(&[("connections.max.idle.ms", "1500")]).await;
     create_topic(&b.bootstrap(), "health", 1, &[]).await;
     create_topic(&b.bootstrap(), "big", 1, &[]).await;
