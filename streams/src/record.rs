@@ -17,9 +17,10 @@ pub struct Header {
     pub value: Option<Vec<u8>>,
 }
 
-/// Record headers, cheap to clone (shared until modified).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Headers(Arc<Vec<Header>>);
+/// Record headers, cheap to clone (shared until modified). Most records have none, and
+/// then nothing is allocated: a record's headers are created on every input record.
+#[derive(Debug, Clone, Default)]
+pub struct Headers(Option<Arc<Vec<Header>>>);
 
 impl Headers {
     /// No headers.
@@ -28,28 +29,39 @@ impl Headers {
     }
     /// Appends a header.
     pub fn add(&mut self, key: impl Into<String>, value: Option<Vec<u8>>) {
-        Arc::make_mut(&mut self.0).push(Header {
+        Arc::make_mut(self.0.get_or_insert_with(Default::default)).push(Header {
             key: key.into(),
             value,
         });
     }
     /// The last value of `key`, if present.
     pub fn last(&self, key: &str) -> Option<&Header> {
-        self.0.iter().rev().find(|h| h.key == key)
+        self.all().iter().rev().find(|h| h.key == key)
     }
     /// All headers in order.
     pub fn iter(&self) -> impl Iterator<Item = &Header> {
-        self.0.iter()
+        self.all().iter()
     }
     /// Number of headers.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.all().len()
     }
     /// True when there are none.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.all().is_empty()
+    }
+    fn all(&self) -> &[Header] {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
     }
 }
+
+impl PartialEq for Headers {
+    fn eq(&self, other: &Self) -> bool {
+        self.all() == other.all()
+    }
+}
+
+impl Eq for Headers {}
 
 /// A typed record: key, value, event timestamp (ms) and headers.
 #[derive(Debug, Clone, PartialEq)]

@@ -377,6 +377,7 @@ impl Task {
                     timestamp: c.timestamp,
                     headers: Headers::new(),
                     partition: Some(partition),
+                    changelog: true,
                 }));
             }
         }

@@ -332,6 +332,7 @@ impl<K: 'static, V: 'static> Node for SinkNode<K, V> {
             timestamp: rec.timestamp,
             headers: rec.headers,
             partition: None,
+            changelog: false,
         });
         Ok(())
     }

@@ -5,6 +5,7 @@ use indexmap::IndexMap;
 use crate::error::StreamsError;
 use crate::processor::Ctx;
 use crate::record::{Change, Data, Headers, Record};
+use crate::state::cache::FastState;
 use crate::state::StoreRef;
 
 /// Holds back table updates until commit when caching is on, so a key updated
@@ -13,7 +14,7 @@ use crate::state::StoreRef;
 pub(crate) struct Emitter<K, V> {
     max_bytes: usize,
     bytes: usize,
-    pending: IndexMap<Vec<u8>, Pending<K, V>>,
+    pending: IndexMap<Vec<u8>, Pending<K, V>, FastState>,
 }
 
 struct Pending<K, V> {
@@ -31,7 +32,7 @@ impl<K: Data, V: Data> Emitter<K, V> {
         Emitter {
             max_bytes,
             bytes: 0,
-            pending: IndexMap::new(),
+            pending: IndexMap::default(),
         }
     }
 

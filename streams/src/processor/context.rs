@@ -34,6 +34,8 @@ pub(crate) struct OutRecord {
     pub timestamp: i64,
     pub headers: Headers,
     pub partition: Option<i32>,
+    /// A store's changelog record: the collector tracks its acknowledged offset.
+    pub changelog: bool,
 }
 
 pub(crate) struct Schedule {

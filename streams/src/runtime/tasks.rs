@@ -2,14 +2,14 @@
 //! processing in timestamp order, commits, checkpoints, suspension across a
 //! rebalance and clean or dirty close.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Headers as _, Message, OwnedMessage};
+use rdkafka::message::{BorrowedMessage, Headers as _, Message, OwnedMessage};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -78,6 +78,9 @@ pub(crate) struct TaskFactory {
     pub cache_bytes: usize,
     /// Input topic → sub-topology.
     pub topic_sub: HashMap<String, u32>,
+    /// Sub-topologies with one source topic: their tasks have one input partition, so
+    /// there is no timestamp order to choose and a polled record can be processed at once.
+    pub single_input: HashSet<u32>,
 }
 
 /// Every task of a thread, their uncommitted offsets and fetched records.
@@ -453,15 +456,36 @@ impl Tasks {
         Ok(())
     }
 
-    /// Keeps a fetched record until its task processes it.
-    pub fn buffer(&mut self, m: OwnedMessage) {
+    /// Takes a polled record: with `now`, a running task with one input partition and
+    /// nothing buffered processes it at once (no copy of the record); otherwise it is
+    /// buffered until its task processes it.
+    pub fn accept(
+        &mut self,
+        m: BorrowedMessage<'_>,
+        now: bool,
+        collector: &Collector,
+        out: &mut Vec<OutRecord>,
+    ) -> Result<(), StreamsError> {
         let Some(&sub) = self.factory.topic_sub.get(m.topic()) else {
-            return;
+            return Ok(());
         };
         let id = TaskId {
             subtopology: sub,
             partition: m.partition(),
         };
+        if now && self.factory.single_input.contains(&sub) && !self.buffered.contains_key(&id) {
+            if let Some(at) = self.active.get_mut(&id) {
+                if at.phase == Phase::Running {
+                    return process_record(at, &mut self.offsets, &m, collector, out);
+                }
+            }
+        }
+        self.buffer(id, m.detach());
+        Ok(())
+    }
+
+    /// Keeps a fetched record until its task processes it.
+    fn buffer(&mut self, id: TaskId, m: OwnedMessage) {
         // Records of a task not opened yet are kept too: librdkafka moved its
         // position past them, so dropping them would skip them.
         if !self.active.contains_key(&id) && !self.pending.contains(&id) {
@@ -508,20 +532,7 @@ impl Tasks {
                 let Some(m) = queues[i].records.pop_front() else {
                     break;
                 };
-                process_one(&mut at.task, &m)?;
-                at.task.drain_outputs(&mut out);
-                collector.send(std::mem::take(&mut out))?;
-                at.since_checkpoint += 1;
-                let (topic, partition) = (&queues[i].topic, queues[i].partition);
-                match self.offsets.get_mut(topic.as_str()) {
-                    Some(parts) => {
-                        parts.insert(partition, m.offset() + 1);
-                    }
-                    None => {
-                        let parts = HashMap::from([(partition, m.offset() + 1)]);
-                        self.offsets.insert(topic.clone(), parts);
-                    }
-                }
+                process_record(at, &mut self.offsets, &m, collector, &mut out)?;
             }
         }
         self.buffered
@@ -543,7 +554,7 @@ impl Tasks {
             t.task.drain_outputs(&mut out);
         }
         if !out.is_empty() {
-            collector.send(out)?;
+            collector.send(&mut out)?;
         }
         Ok(())
     }
@@ -569,7 +580,7 @@ impl Tasks {
             t.task.flush()?;
             t.task.drain_outputs(&mut out);
         }
-        collector.send(out)?;
+        collector.send(&mut out)?;
         match collector.flush(CLIENT_TIMEOUT) {
             Ok(()) => {}
             Err(StreamsError::Timeout(e)) => return self.retriable(e),
@@ -718,7 +729,33 @@ fn write_checkpoint(t: &mut ActiveTask, collector: &Collector) -> Result<(), Str
     Ok(())
 }
 
-fn process_one(task: &mut Task, m: &OwnedMessage) -> Result<(), StreamsError> {
+/// Processes one input record, hands its outputs to the producer and only then makes its
+/// offset committable.
+fn process_record(
+    at: &mut ActiveTask,
+    offsets: &mut HashMap<String, HashMap<i32, i64>>,
+    m: &impl Message,
+    collector: &Collector,
+    out: &mut Vec<OutRecord>,
+) -> Result<(), StreamsError> {
+    process_one(&mut at.task, m)?;
+    at.task.drain_outputs(out);
+    collector.send(out)?;
+    at.since_checkpoint += 1;
+    let (topic, partition) = (m.topic(), m.partition());
+    match offsets.get_mut(topic) {
+        Some(parts) => {
+            parts.insert(partition, m.offset() + 1);
+        }
+        None => {
+            let parts = HashMap::from([(partition, m.offset() + 1)]);
+            offsets.insert(topic.to_string(), parts);
+        }
+    }
+    Ok(())
+}
+
+fn process_one(task: &mut Task, m: &impl Message) -> Result<(), StreamsError> {
     let mut headers = Headers::new();
     if let Some(h) = m.headers() {
         for hd in h.iter() {

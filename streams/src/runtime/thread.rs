@@ -125,14 +125,7 @@ impl StreamThread {
                 ("enable.idempotence", "true"),
             ],
         );
-        let changelogs: HashSet<String> = self
-            .topology
-            .stores
-            .keys()
-            .filter_map(|s| self.topology.changelog_of(s))
-            .map(|cl| format!("{app_id}-{cl}"))
-            .collect();
-        let collector = Collector::new(&pc, changelogs)?;
+        let collector = Collector::new(&pc)?;
         let mut cc = self.client_config(
             "consumer",
             &[
@@ -205,6 +198,13 @@ impl StreamThread {
                     .map(move |t| (t.resolve(app_id), s.id))
             })
             .collect();
+        let single_input = self
+            .topology
+            .subtopologies
+            .iter()
+            .filter(|s| s.source_topics.len() == 1)
+            .map(|s| s.id)
+            .collect();
         let factory = TaskFactory {
             topology: self.topology.clone(),
             app_id: app_id.clone(),
@@ -217,6 +217,7 @@ impl StreamThread {
             },
             cache_bytes: cfg.cache_max_bytes()? / self.shared.threads.max(1),
             topic_sub,
+            single_input,
         };
         let mut tasks = Tasks::new(
             factory,
@@ -259,6 +260,8 @@ impl StreamThread {
         let poll = self.shared.config.poll_interval();
         let mut last_commit = Instant::now();
         let replicas = self.shared.config.num_standby_replicas()?;
+        // Outputs of one record on their way to the producer (kept for its allocation).
+        let mut out = Vec::new();
         loop {
             if self.stop.load(Ordering::Relaxed) {
                 return Ok(());
@@ -274,7 +277,12 @@ impl StreamThread {
             let mut taken = 0;
             while let Some(m) = next {
                 match m {
-                    Ok(m) => tasks.buffer(m.detach()),
+                    // Once a rebalance is pending the record waits in the buffer until the
+                    // rebalance has been handled, as every record did before inline processing.
+                    Ok(m) => {
+                        let now = !c.consumer.context().pending();
+                        tasks.accept(m, now, &c.collector, &mut out)?
+                    }
                     Err(e) => consumer_error(e)?,
                 }
                 taken += 1;

@@ -4,6 +4,10 @@
 
 use std::collections::HashMap;
 
+/// Keys are short and many lookups per record hit these maps: foldhash, seeded per map
+/// (std's SipHash showed in profiles), not an unseeded hash a hostile key set could flood.
+pub(crate) type FastState = foldhash::fast::RandomState;
+
 /// A pending write.
 pub(crate) struct Dirty {
     pub value: Option<Vec<u8>>,
@@ -11,7 +15,7 @@ pub(crate) struct Dirty {
 }
 
 pub(crate) struct WriteCache {
-    dirty: HashMap<Vec<u8>, Dirty>,
+    dirty: HashMap<Vec<u8>, Dirty, FastState>,
     bytes: usize,
     max_bytes: usize,
 }
@@ -24,7 +28,7 @@ impl WriteCache {
     /// `None` when `max_bytes` is 0 (caching off).
     pub fn new(max_bytes: usize) -> Option<Self> {
         (max_bytes > 0).then(|| WriteCache {
-            dirty: HashMap::new(),
+            dirty: HashMap::default(),
             bytes: 0,
             max_bytes,
         })
@@ -53,7 +57,7 @@ impl WriteCache {
     }
 
     /// Everything pending, emptying the cache.
-    pub fn take(&mut self) -> HashMap<Vec<u8>, Dirty> {
+    pub fn take(&mut self) -> HashMap<Vec<u8>, Dirty, FastState> {
         self.bytes = 0;
         std::mem::take(&mut self.dirty)
     }
