@@ -219,6 +219,7 @@ impl Log {
             dir,
             &bases,
             stop,
+            snapshot_at,
             config.index_interval_bytes,
             now_ms,
             &mut |h| {

@@ -1,11 +1,13 @@
 //! Opening a partition's segments after a clean or an unclean stop.
 //!
-//! After a clean shutdown every segment was fsynced: headers are walked (producer state needs
-//! them) and only the active segment's tail is CRC-checked. After an unclean stop, every
-//! segment at or past the recovery point — the offset below which everything was fsynced —
-//! is read whole and CRC-checked, as Kafka's `LogLoader` recovers unflushed segments; the
-//! first damaged batch ends the log, and later segments are deleted, since their offsets
-//! would no longer follow on.
+//! After a clean shutdown every segment was fsynced: a closed segment's indexes are trusted
+//! (only the headers after its last index entry are read, for its end) unless producer state
+//! must be replayed from its batches (they are past the newest producer snapshot), then its
+//! headers are walked; only the active segment's tail is CRC-checked. After an unclean stop,
+//! segments wholly below the recovery point — the offset below which everything was fsynced —
+//! are opened the same way, and every segment at or past it is read whole and CRC-checked, as
+//! Kafka's `LogLoader` recovers unflushed segments; the first damaged batch ends the log, and
+//! later segments are deleted, since their offsets would no longer follow on.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,10 +27,12 @@ pub(crate) enum Stop {
 }
 
 /// Opens the segments with these base offsets (sorted), recovering as `stop` requires.
+/// `on_batch` must see every batch at or after `replay_from` (the newest producer snapshot).
 pub(crate) fn open_segments(
     dir: &Path,
     bases: &[i64],
     stop: Stop,
+    replay_from: i64,
     index_interval: u32,
     now_ms: i64,
     on_batch: &mut dyn FnMut(&BatchHeader),
@@ -50,12 +54,18 @@ pub(crate) fn open_segments(
             continue;
         }
         let next_base = bases.get(i + 1).copied();
+        // A closed segment none of whose batches producer state needs.
+        let settled = if next_base.is_some_and(|n| n <= replay_from) {
+            Recovery::Indexed
+        } else {
+            Recovery::Headers
+        };
         let recovery = match stop {
             Stop::Clean if next_base.is_none() => Recovery::Tail,
-            Stop::Clean => Recovery::Headers,
+            Stop::Clean => settled,
             // Wholly below the recovery point: fsynced before the stop.
             Stop::Unclean { recovery_point } if next_base.is_some_and(|n| n <= recovery_point) => {
-                Recovery::Headers
+                settled
             }
             Stop::Unclean { .. } => Recovery::Full,
         };

@@ -19,6 +19,11 @@ pub(crate) fn file_name(base_offset: i64, ext: &str) -> String {
 pub(crate) enum Recovery {
     /// Walk batch headers; truncate an incomplete tail.
     Headers,
+    /// A closed segment known to be fsynced whose batches nobody needs to see (producer state
+    /// comes from a later snapshot): trust its indexes, as Kafka does after a clean stop, and
+    /// walk only the headers after the last index entry, for the segment's end. Falls back to
+    /// `Headers` when the indexes are missing or do not fit the file.
+    Indexed,
     /// Walk headers and check the CRCs of the last `TAIL_CHECK_BYTES`: the active segment
     /// after a clean shutdown, where a torn or damaged write would be.
     Tail,
@@ -90,12 +95,39 @@ impl Segment {
         // O_APPEND matters here: without it, appends after a restart would start at byte 0.
         let file = OpenOptions::new().read(true).append(true).open(&log_path)?;
         let file_len = file.metadata()?.len();
+        let offset_path = dir.join(file_name(base_offset, "index"));
+        let time_path = dir.join(file_name(base_offset, "timeindex"));
+        let file = Arc::new(file);
+        if recovery == Recovery::Indexed {
+            if let Some(index) =
+                Self::load_fitting_index(&file, &offset_path, &time_path, index_interval)?
+            {
+                let mut seg = Segment {
+                    base_offset,
+                    file: Arc::clone(&file),
+                    size: file_len,
+                    next_offset: base_offset,
+                    max_timestamp: -1,
+                    created_ms: now_ms,
+                    index,
+                    bytes_since_index: 0,
+                    log_path: log_path.clone(),
+                    unflushed: 0,
+                };
+                if seg.walk_after_last_entry(file_len, index_interval)? {
+                    return Ok((seg, false));
+                }
+            }
+            tracing::debug!(segment = %log_path.display(), "indexes do not fit the segment; walking its headers");
+        }
         let mut headers: Vec<(u64, BatchHeader)> = Vec::new();
         let valid_len = match recovery {
             Recovery::Full => scan_full(&file, base_offset, &mut headers)?,
-            Recovery::Headers => scan_headers(&file, file_len, base_offset, &mut headers)?,
+            Recovery::Headers | Recovery::Indexed => {
+                scan_headers(&file, file_len, 0, base_offset, &mut headers)?
+            }
             Recovery::Tail => {
-                let len = scan_headers(&file, file_len, base_offset, &mut headers)?;
+                let len = scan_headers(&file, file_len, 0, base_offset, &mut headers)?;
                 check_tail_crcs(&file, len, &mut headers)?
             }
         };
@@ -108,19 +140,22 @@ impl Segment {
             );
             file.set_len(valid_len)?;
         }
-        let offset_path = dir.join(file_name(base_offset, "index"));
-        let time_path = dir.join(file_name(base_offset, "timeindex"));
         let mut index = SegmentIndex::open(&offset_path, &time_path, true)?;
         let loaded_ok = valid_len == file_len
             && offset_path.exists()
             && entries_look_valid(index.entries(), valid_len)
-            && (!index.entries().is_empty() || valid_len <= index_interval as u64);
+            && (!index.entries().is_empty() || valid_len <= index_interval as u64)
+            && index.entries().last().is_none_or(|e| {
+                // The last entry must name a batch that is there (a stale index is rebuilt).
+                let at = headers.binary_search_by_key(&(e.position as u64), |(pos, _)| *pos);
+                at.is_ok_and(|i| headers[i].1.base_offset == base_offset + e.rel_offset as i64)
+            });
         if !loaded_ok {
             index = SegmentIndex::open(&offset_path, &time_path, false)?;
         }
         let mut seg = Segment {
             base_offset,
-            file: Arc::new(file),
+            file,
             size: 0,
             next_offset: base_offset,
             max_timestamp: -1,
@@ -139,6 +174,51 @@ impl Segment {
             seg.index.flush(false)?;
         }
         Ok((seg, valid_len < file_len))
+    }
+
+    /// `Recovery::Indexed`: the segment's indexes as written, if they look like its file's.
+    fn load_fitting_index(
+        file: &File,
+        offset_path: &Path,
+        time_path: &Path,
+        index_interval: u32,
+    ) -> io::Result<Option<SegmentIndex>> {
+        let file_len = file.metadata()?.len();
+        if !offset_path.exists() {
+            return Ok(None);
+        }
+        let index = SegmentIndex::open(offset_path, time_path, true)?;
+        let entries = index.entries();
+        let fits = entries_look_valid(entries, file_len)
+            && (!entries.is_empty() || file_len <= index_interval as u64);
+        Ok(fits.then_some(index))
+    }
+
+    /// `Recovery::Indexed`: sets the end offset and largest timestamp from the last index entry
+    /// and the headers after it. False when the entry does not point at a batch of its offset
+    /// or the walk does not reach the end of the file: the index is stale (or the file
+    /// damaged), and walking every header decides.
+    fn walk_after_last_entry(&mut self, file_len: u64, index_interval: u32) -> io::Result<bool> {
+        let (from, first_offset) = match self.index.entries().last() {
+            Some(e) => {
+                self.max_timestamp = e.max_timestamp_before;
+                (e.position as u64, self.base_offset + e.rel_offset as i64)
+            }
+            None => (0, self.base_offset),
+        };
+        let mut headers = Vec::new();
+        let end = scan_headers(&self.file, file_len, from, first_offset, &mut headers)?;
+        let starts_right = match headers.first() {
+            Some((_, h)) => h.base_offset == first_offset,
+            None => file_len == 0,
+        };
+        if !starts_right || end != file_len {
+            return Ok(false);
+        }
+        for (pos, h) in &headers {
+            self.account(*pos, h, index_interval, false)?;
+        }
+        Ok(true)
     }
 
     /// Records a batch written at `pos` in the in-memory state, adding an index entry when due.
@@ -317,19 +397,28 @@ fn check_tail_crcs(
     Ok(len)
 }
 
-/// Walks headers only (one small read per batch); returns the length of the valid prefix.
+#[cfg(test)]
+thread_local! {
+    /// Batch headers this thread's segment opens walked (tests check what start-up reads).
+    pub(crate) static HEADERS_WALKED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Walks headers only (one small read per batch) from `pos`, where a batch at or after
+/// offset `next` starts; returns the length of the valid prefix.
 fn scan_headers(
     file: &File,
     file_len: u64,
-    base_offset: i64,
+    mut pos: u64,
+    mut next: i64,
     out: &mut Vec<(u64, BatchHeader)>,
 ) -> io::Result<u64> {
-    let mut pos = 0u64;
-    let mut next = base_offset;
+    let base_offset = next;
     while let Some(h) = header_at(file, pos, file_len)? {
         if !plausible_successor(&h, base_offset, next) {
             break;
         }
+        #[cfg(test)]
+        HEADERS_WALKED.with(|n| n.set(n.get() + 1));
         next = h.last_offset() + 1;
         out.push((pos, h));
         pos += h.size() as u64;

@@ -102,3 +102,84 @@ fn flush_moves_the_recovery_point_to_the_end() {
         Some(5)
     );
 }
+
+/// What a reopen finds of each segment: base, end, size, largest timestamp.
+fn summary(log: &Log) -> Vec<(i64, i64, u64, i64)> {
+    log.segments
+        .values()
+        .map(|s| (s.base_offset, s.next_offset, s.size, s.max_timestamp))
+        .collect()
+}
+
+/// After a clean stop, closed segments covered by the producer snapshot open from their
+/// indexes: start-up walks only the headers after each one's last index entry (and the active
+/// segment's), not every batch, and opens the same log a full walk opens. A closed segment
+/// whose index is missing or stale is walked instead, and its index rebuilt.
+#[test]
+fn a_clean_start_trusts_the_indexes_of_closed_segments() {
+    use segment::HEADERS_WALKED;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&[("segment.bytes", "20000"), ("index.interval.bytes", "1000")]);
+    let mut log = Log::open(dir.path(), cfg.clone(), true, 0).unwrap();
+    let batches = 600;
+    for _ in 0..batches {
+        append(&mut log, 3, 0);
+    }
+    let segs = bases(&log);
+    assert!(segs.len() >= 4, "{segs:?}");
+    log.flush(true).unwrap();
+    log.checkpoint_recovery_point().unwrap();
+    let expected = summary(&log);
+    let active_batches = ((log.next_offset() - segs.last().unwrap()) / 3) as usize;
+    drop(log);
+
+    let reopen = |dir: &Path| {
+        HEADERS_WALKED.with(|n| n.set(0));
+        let log = Log::open(dir, cfg.clone(), true, 0).unwrap();
+        (log, HEADERS_WALKED.with(|n| n.get()))
+    };
+    let (log, walked) = reopen(dir.path());
+    assert_eq!(summary(&log), expected);
+    // Batches here are ~100 bytes: at most ~11 follow an index entry every 1000 bytes.
+    let closed = segs.len() - 1;
+    assert!(
+        walked <= active_batches + closed * 12,
+        "walked {walked} headers of {batches} (active segment {active_batches}, {closed} closed)"
+    );
+    for offset in [0, 1, 299, 900, 1500, log.next_offset() - 1] {
+        let data = log.read_plan(offset).read(offset, 1).unwrap();
+        let h = batch::BatchHeader::parse(&data).unwrap();
+        assert!(
+            h.base_offset <= offset && offset <= h.last_offset(),
+            "{offset}"
+        );
+    }
+    drop(log);
+
+    // A missing index, and one whose last entry names an offset its batch does not have
+    // (stale): both segments are walked, their indexes rebuilt, and the log is the same.
+    fs::remove_file(dir.path().join(segment::file_name(segs[0], "index"))).unwrap();
+    let idx1 = dir.path().join(segment::file_name(segs[1], "index"));
+    let mut bytes = fs::read(&idx1).unwrap();
+    let last = bytes.len() - 8;
+    let rel = u32::from_be_bytes(bytes[last..last + 4].try_into().unwrap());
+    bytes[last..last + 4].copy_from_slice(&(rel + 1).to_be_bytes());
+    fs::write(&idx1, &bytes).unwrap();
+    let (log, walked_again) = reopen(dir.path());
+    assert_eq!(summary(&log), expected);
+    assert!(walked_again > walked, "{walked_again} vs {walked}");
+    for offset in [0, segs[1], segs[1] + 7] {
+        let data = log.read_plan(offset).read(offset, 1).unwrap();
+        let h = batch::BatchHeader::parse(&data).unwrap();
+        assert!(
+            h.base_offset <= offset && offset <= h.last_offset(),
+            "{offset}"
+        );
+    }
+    drop(log);
+    let (_, walked_rebuilt) = reopen(dir.path());
+    assert_eq!(
+        walked_rebuilt, walked,
+        "rebuilt indexes are trusted at the next start"
+    );
+}
