@@ -57,9 +57,10 @@ pub(crate) async fn handle(
         RequestKind::ListOffsets(r) => {
             ResponseKind::ListOffsets(io(state, move |s| list_offsets::handle(s, v, r)).await)
         }
-        RequestKind::OffsetForLeaderEpoch(r) => {
-            ResponseKind::OffsetForLeaderEpoch(list_offsets::offset_for_leader_epoch(state, r))
-        }
+        // The partition lock it takes may be held through an fsync (a roll, flush.messages).
+        RequestKind::OffsetForLeaderEpoch(r) => ResponseKind::OffsetForLeaderEpoch(
+            io(state, move |s| list_offsets::offset_for_leader_epoch(s, r)).await,
+        ),
         RequestKind::CreateTopics(r) => {
             ResponseKind::CreateTopics(io(state, move |s| admin::create_topics(s, v, r)).await)
         }
