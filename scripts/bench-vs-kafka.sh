@@ -5,9 +5,13 @@
 # broker's CPU seconds per workload and its RSS at the end of the round.
 #
 #   scripts/bench-vs-kafka.sh BROOK_BIN [rounds]
+#
+# Each broker first gets an unmeasured warm-up (WARMUP_RECORDS × 100 B produced and consumed,
+# default 1000000; 0 skips it), so Kafka's JIT compiles its hot paths there rather than during
+# the first measured workload.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-brook=$1 rounds=${2:-2}
+brook=$1 rounds=${2:-2} warmup=${WARMUP_RECORDS:-1000000}
 work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/brook-vs-kafka.XXXXXX")
 cleanup() {
   [ -n "${bpid:-}" ] && kill "$bpid" 2>/dev/null || true
@@ -42,6 +46,11 @@ for round in $(seq 1 "$rounds"); do
     else
       addr=$(scripts/kafka-cluster.sh start --nodes 1 --dir "$work/kafka" 2>/dev/null)
       pid=$(awk '{ print $2 }' "$work/kafka/pids")
+    fi
+    if [ "$warmup" -gt 0 ]; then
+      "$brook" bench produce -b "$addr" --topic warmup --num-records "$warmup" --record-size 100 \
+        --acks 1 >/dev/null 2>&1 || true
+      "$brook" bench consume -b "$addr" --topic warmup --num-records "$warmup" >/dev/null 2>&1 || true
     fi
     for w in "${workloads[@]}"; do
       name=${w%%|*} rest=${w#*|}

@@ -80,8 +80,21 @@ pub async fn wipe(bootstrap: &str) -> Result<()> {
     let b = bootstrap.to_string();
     let groups: Vec<String> = blocking(move || -> Result<Vec<String>> {
         let c = query_consumer(&b);
-        let list = c.fetch_group_list(None, Duration::from_secs(20))?;
-        Ok(list.groups().iter().map(|g| g.name().to_string()).collect())
+        // Right after a (re)start a Kafka node answers CoordinatorLoadInProgress while it
+        // loads __consumer_offsets: retry, as clients do.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match c.fetch_group_list(None, Duration::from_secs(20)) {
+                Ok(list) => {
+                    return Ok(list.groups().iter().map(|g| g.name().to_string()).collect())
+                }
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("listing groups to clean the cluster: {e}; retrying");
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     })
     .await?;
     if !groups.is_empty() {
