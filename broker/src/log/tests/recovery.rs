@@ -111,6 +111,18 @@ fn summary(log: &Log) -> Vec<(i64, i64, u64, i64)> {
         .collect()
 }
 
+/// A read at each offset returns the batch holding it (index look-ups point at the right place).
+fn assert_reads_find(log: &Log, offsets: &[i64]) {
+    for &offset in offsets {
+        let data = log.read_plan(offset).read(offset, 1).unwrap();
+        let h = batch::BatchHeader::parse(&data).unwrap();
+        assert!(
+            h.base_offset <= offset && offset <= h.last_offset(),
+            "{offset}"
+        );
+    }
+}
+
 /// After a clean stop, closed segments covered by the producer snapshot open from their
 /// indexes: start-up walks only the headers after each one's last index entry (and the active
 /// segment's), not every batch, and opens the same log a full walk opens. A closed segment
@@ -146,14 +158,7 @@ fn a_clean_start_trusts_the_indexes_of_closed_segments() {
         walked <= active_batches + closed * 12,
         "walked {walked} headers of {batches} (active segment {active_batches}, {closed} closed)"
     );
-    for offset in [0, 1, 299, 900, 1500, log.next_offset() - 1] {
-        let data = log.read_plan(offset).read(offset, 1).unwrap();
-        let h = batch::BatchHeader::parse(&data).unwrap();
-        assert!(
-            h.base_offset <= offset && offset <= h.last_offset(),
-            "{offset}"
-        );
-    }
+    assert_reads_find(&log, &[0, 1, 299, 900, 1500, log.next_offset() - 1]);
     drop(log);
 
     // A missing index, and one whose last entry names an offset its batch does not have
@@ -168,14 +173,7 @@ fn a_clean_start_trusts_the_indexes_of_closed_segments() {
     let (log, walked_again) = reopen(dir.path());
     assert_eq!(summary(&log), expected);
     assert!(walked_again > walked, "{walked_again} vs {walked}");
-    for offset in [0, segs[1], segs[1] + 7] {
-        let data = log.read_plan(offset).read(offset, 1).unwrap();
-        let h = batch::BatchHeader::parse(&data).unwrap();
-        assert!(
-            h.base_offset <= offset && offset <= h.last_offset(),
-            "{offset}"
-        );
-    }
+    assert_reads_find(&log, &[0, segs[1], segs[1] + 7]);
     drop(log);
     let (_, walked_rebuilt) = reopen(dir.path());
     assert_eq!(
